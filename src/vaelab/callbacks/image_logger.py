@@ -1,0 +1,76 @@
+"""Logs reconstructions, prior samples and (2-D latent) the manifold to TensorBoard and PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+from torchvision.utils import save_image
+
+from vaelab.plots.grids import latent_manifold_grid, prior_sample_grid, reconstruction_grid
+
+RECONSTRUCTIONS = "images/reconstructions"
+PRIOR_SAMPLES = "images/prior_samples"
+LATENT_MANIFOLD = "images/latent_manifold"
+
+
+class ImageLogger(L.Callback):
+    """Every ``every_n_epochs`` validation epochs (rank 0 only): a grid of validation inputs
+    above their reconstructions, a grid of prior samples and, when latent_dim == 2, the
+    decoded latent manifold over [−span, span]². Images go to every TensorBoard logger and,
+    if ``png_dir`` is set, to ``<png_dir>/<tag>_epoch<NNN>.png``.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, num_reconstructions: int = 16,
+                 num_samples: int = 64, manifold_points: int = 20, manifold_span: float = 3.0,
+                 png_dir: str | None = None) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.every_n_epochs = every_n_epochs
+        self.num_reconstructions = num_reconstructions
+        self.num_samples = num_samples
+        self.manifold_points = manifold_points
+        self.manifold_span = manifold_span
+        self.png_dir = Path(png_dir) if png_dir else None
+        self._inputs: Tensor | None = None
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+                                dataloader_idx=0) -> None:
+        if batch_idx == 0 and self._inputs is None:
+            self._inputs = batch[0][: self.num_reconstructions].detach().clone()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        due = (trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.fast_dev_run
+        if trainer.sanity_checking or not due or not trainer.is_global_zero:
+            return
+        if self._inputs is None:
+            return
+        vae = pl_module.vae
+        grids = {
+            RECONSTRUCTIONS: reconstruction_grid(vae, self._inputs.to(pl_module.device)),
+            PRIOR_SAMPLES: prior_sample_grid(vae, self.num_samples),
+        }
+        if vae.latent_dim == 2:
+            grids[LATENT_MANIFOLD] = latent_manifold_grid(vae, self.manifold_points,
+                                                          self.manifold_span)
+        self._write(trainer, {tag: grid.float().cpu() for tag, grid in grids.items()})
+
+    def _write(self, trainer: L.Trainer, grids: dict[str, Tensor]) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                for tag, grid in grids.items():
+                    logger.experiment.add_image(tag, grid, global_step=trainer.global_step)
+        if self.png_dir is not None:
+            self.png_dir.mkdir(parents=True, exist_ok=True)
+            for tag, grid in grids.items():
+                name = f"{tag.split('/')[-1]}_epoch{trainer.current_epoch:03d}.png"
+                save_image(grid, self.png_dir / name)
+
+    def state_dict(self) -> dict:
+        return {}
+
+
+__all__ = ["ImageLogger"]

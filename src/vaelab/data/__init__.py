@@ -1,0 +1,1 @@
+"""LightningDataModules, one per dataset; each exposes ``dims`` (C, H, W) and ``num_classes``."""

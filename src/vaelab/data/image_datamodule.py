@@ -1,0 +1,165 @@
+"""Shared machinery of the image datamodules: in-memory uint8 tensors, splits, binarization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+from vaelab.errors import VaelabError
+
+Binarize = Literal["none", "dynamic", "static"]
+PIXEL_MAX = 255
+
+
+@dataclass
+class ImageSplit:
+    """Images as uint8 [N, C, H, W] in 0..255 and integer labels [N] (−1 if unlabelled)."""
+
+    images: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Holds each split as one uint8 tensor in memory; batches are scaled to [0, 1] (and
+    binarized) after they reach the device, in :meth:`on_after_batch_transfer`.
+
+    ``binarize``: ``none`` keeps grey levels; ``dynamic`` draws x ~ Bernoulli(grey level)
+    every time a batch is drawn; ``static`` draws one fixed, seeded sample per split
+    (the two protocols of the literature, e.g. Burda et al. 2015 use dynamic).
+    """
+
+    #: (C, H, W) of the stored images; subclasses set it
+    image_shape: tuple[int, int, int]
+    num_classes: int | None = None
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 100,
+        val_size: int | float = 5000,
+        binarize: Binarize = "none",
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        split_seed: int = 0,
+        download: bool = True,
+        eval_batch_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        if binarize not in ("none", "dynamic", "static"):
+            raise ValueError(f"data.binarize must be none, dynamic or static, got {binarize!r}")
+        if int(batch_size) < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        if isinstance(val_size, float) and not 0.0 < val_size < 1.0:
+            raise ValueError(f"data.val_size as a fraction must lie in (0, 1), got {val_size}")
+        self.data_dir = data_dir
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.val_size = val_size
+        self.binarize = binarize
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.split_seed = int(split_seed)
+        self.download = bool(download)
+        self.splits: dict[str, ImageSplit] = {}
+
+    # -- what a subclass provides -------------------------------------------------------
+    def load_train(self) -> ImageSplit:
+        """The pool that train and val are split from."""
+        raise NotImplementedError
+
+    def load_test(self) -> ImageSplit | None:
+        """The official test split, or None to use the validation split as test."""
+        raise NotImplementedError
+
+    def transform_images(self, images: Tensor) -> Tensor:
+        """A fixed uint8 → uint8 transform applied once at setup (e.g. padding)."""
+        return images
+
+    # -- shapes ---------------------------------------------------------------------------
+    @property
+    def dims(self) -> tuple[int, int, int]:
+        """(C, H, W) of the batches the model sees."""
+        probe = torch.zeros(1, *self.image_shape, dtype=torch.uint8)
+        return tuple(self.transform_images(probe).shape[1:])
+
+    # -- setup ----------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Download (rank 0 only) by loading once; loading checks the files."""
+        self.load_train()
+        self.load_test()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        pool = self._checked(self.load_train(), "train")
+        num_val = self._num_val(len(pool))
+        if num_val >= len(pool):
+            raise VaelabError(f"data.val_size={self.val_size} leaves no training data "
+                              f"({len(pool)} examples); use a smaller data.val_size")
+        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = order[:num_val], order[num_val:]
+        self.splits["train"] = ImageSplit(pool.images[train_idx], pool.labels[train_idx])
+        self.splits["val"] = ImageSplit(pool.images[val_idx], pool.labels[val_idx])
+        test = self.load_test()
+        self.splits["test"] = self._checked(test, "test") if test is not None else self.splits["val"]
+        for name, split in self.splits.items():
+            split.images = self.transform_images(split.images)
+            if self.binarize == "static":
+                split.images = self._static_binarization(split.images, name)
+        if self.batch_size > len(self.splits["train"]):
+            raise VaelabError(f"data.batch_size={self.batch_size} is larger than the training "
+                              f"split ({len(self.splits['train'])} examples); lower it")
+
+    def _num_val(self, pool_size: int) -> int:
+        if isinstance(self.val_size, float):
+            return max(1, round(self.val_size * pool_size))
+        return int(self.val_size)
+
+    @staticmethod
+    def _checked(split: ImageSplit, name: str) -> ImageSplit:
+        if split.images.dtype != torch.uint8:
+            images = split.images.float()
+            if not torch.isfinite(images).all():
+                raise VaelabError(f"the {name} images contain NaN or Inf values; clean the "
+                                  "data files (pixels must be finite grey levels)")
+        return split
+
+    def _static_binarization(self, images: Tensor, split_name: str) -> Tensor:
+        """One fixed Bernoulli sample per split, seeded so every run sees the same bits."""
+        offset = {"train": 1, "val": 2, "test": 3}[split_name]
+        generator = torch.Generator().manual_seed(self.split_seed * 1000 + offset)
+        probs = images.float() / PIXEL_MAX
+        return (torch.bernoulli(probs, generator=generator) * PIXEL_MAX).to(torch.uint8)
+
+    # -- loaders ----------------------------------------------------------------------------
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.splits[split]
+        batch_size = self.batch_size if split == "train" else self.eval_batch_size
+        return DataLoader(TensorDataset(data.images, data.labels), batch_size=batch_size,
+                          shuffle=shuffle, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> list[Tensor]:
+        """uint8 → float in [0, 1] on the device; dynamic binarization draws fresh bits."""
+        images, labels = batch
+        x = images.float() / PIXEL_MAX
+        if self.binarize == "dynamic":
+            x = torch.bernoulli(x)
+        return [x, labels]

@@ -1,0 +1,45 @@
+"""Interface of an observation model p_θ(x|z)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution, Independent
+
+EVENT_DIMS = 3  # an image event is (C, H, W): log-probs are summed over all three
+
+
+class Likelihood(nn.Module):
+    """p_θ(x|z) for images of shape (C, H, W).
+
+    The decoder outputs ``params_per_channel · C`` channels; :meth:`distribution` turns them
+    into an :class:`~torch.distributions.Independent` distribution whose event is the whole
+    image, so ``log_prob`` is a true log-density/mass in nats summed over pixels.
+    Subclasses may hold learnable parameters (e.g. a global σ), hence ``nn.Module``.
+    """
+
+    #: how many decoder channels one image channel needs (1: mean only, 2: mean and scale)
+    params_per_channel: int = 1
+    #: True for densities over continuous pixel values (bits/dim is then a density too)
+    is_continuous: bool = False
+
+    def pixel_distribution(self, decoder_output: Tensor) -> Distribution:
+        """The per-pixel distribution (batch shape [..., C, H, W])."""
+        raise NotImplementedError
+
+    def distribution(self, decoder_output: Tensor) -> Distribution:
+        """p(x|z) as one distribution over whole images (event shape (C, H, W))."""
+        return Independent(self.pixel_distribution(decoder_output), EVENT_DIMS)
+
+    def log_prob(self, decoder_output: Tensor, x: Tensor) -> Tensor:
+        """log p(x|z) summed over pixels, computed in float32 even under autocast."""
+        return self.distribution(decoder_output.float()).log_prob(x.float())
+
+    def mean(self, decoder_output: Tensor) -> Tensor:
+        """E[x|z], the picture shown for reconstructions and samples."""
+        return self.pixel_distribution(decoder_output.float()).mean
+
+    @staticmethod
+    def split_channels(decoder_output: Tensor, parts: int) -> tuple[Tensor, ...]:
+        """Split [..., parts·C, H, W] into ``parts`` tensors of [..., C, H, W]."""
+        return torch.chunk(decoder_output, parts, dim=-EVENT_DIMS)

@@ -1,0 +1,66 @@
+"""Fully connected encoder/decoder pair (Kingma & Welling 2014, App. C; seed 000's VAE)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from vaelab.nets.activations import make_activation
+from vaelab.nets.networks import EncoderDecoder
+
+
+def _mlp(sizes: Sequence[int], activation: str, negative_slope: float) -> list[nn.Module]:
+    """Linear layers between consecutive sizes, an activation after each."""
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(fan_in, fan_out), make_activation(activation, negative_slope)]
+    return layers
+
+
+class MLPEncoder(nn.Sequential):
+    """Flatten (C, H, W) → hidden layers → a linear head of ``out_features`` numbers."""
+
+    def __init__(self, input_shape: Sequence[int], hidden_dims: Sequence[int], out_features: int,
+                 activation: str, negative_slope: float) -> None:
+        sizes = [math.prod(input_shape), *hidden_dims]
+        super().__init__(nn.Flatten(), *_mlp(sizes, activation, negative_slope),
+                         nn.Linear(sizes[-1], out_features))
+
+
+class MLPDecoder(nn.Module):
+    """z → hidden layers (the encoder's, mirrored) → a linear layer reshaped to the image."""
+
+    def __init__(self, latent_dim: int, hidden_dims: Sequence[int], output_shape: Sequence[int],
+                 activation: str, negative_slope: float) -> None:
+        super().__init__()
+        self.output_shape = tuple(output_shape)
+        sizes = [latent_dim, *hidden_dims]
+        self.net = nn.Sequential(*_mlp(sizes, activation, negative_slope),
+                                 nn.Linear(sizes[-1], math.prod(self.output_shape)))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).reshape(-1, *self.output_shape)
+
+
+def mlp(
+    input_shape: Sequence[int],
+    latent_dim: int,
+    encoder_out_features: int,
+    decoder_out_channels: int,
+    hidden_dims: Sequence[int] = (400, 200),
+    activation: str = "leaky_relu",
+    negative_slope: float = 0.2,
+) -> EncoderDecoder:
+    """Encoder input → hidden_dims → head; decoder latent → reversed(hidden_dims) → image.
+
+    Defaults are seed 000's lecture VAE: 784→400→200→(μ, log σ²), 2→200→400→784, leaky ReLU 0.2.
+    """
+    _, height, width = input_shape
+    hidden = [int(h) for h in hidden_dims]
+    return EncoderDecoder(
+        encoder=MLPEncoder(input_shape, hidden, encoder_out_features, activation, negative_slope),
+        decoder=MLPDecoder(latent_dim, hidden[::-1], (decoder_out_channels, height, width),
+                           activation, negative_slope),
+    )

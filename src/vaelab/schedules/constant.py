@@ -1,0 +1,17 @@
+"""Constant β: the ELBO at β = 1, the β-VAE of Higgins et al. (2017) otherwise."""
+
+from __future__ import annotations
+
+from vaelab.schedules.base import KLWeighting
+
+
+class ConstantBeta(KLWeighting):
+    """β(step) = value for every step."""
+
+    def __init__(self, value: float = 1.0) -> None:
+        if value < 0:
+            raise ValueError(f"beta.value must be >= 0, got {value}; use e.g. beta.value=1.0")
+        self.value = float(value)
+
+    def beta(self, step: int) -> float:
+        return self.value

@@ -1,0 +1,1 @@
+"""Helpers of the entry points: config printing, run paths, error reporting."""
