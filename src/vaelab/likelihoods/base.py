@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent
@@ -15,13 +17,18 @@ class Likelihood(nn.Module):
     The decoder outputs ``params_per_channel · C`` channels; :meth:`distribution` turns them
     into an :class:`~torch.distributions.Independent` distribution whose event is the whole
     image, so ``log_prob`` is a true log-density/mass in nats summed over pixels.
-    Subclasses may hold learnable parameters (e.g. a global σ), hence ``nn.Module``.
+    Subclasses may hold learnable parameters (e.g. a global σ), hence ``nn.Module``; those
+    whose parameters depend on the image shape create them in :meth:`setup`.
     """
 
     #: how many decoder channels one image channel needs (1: mean only, 2: mean and scale)
     params_per_channel: int = 1
     #: True for densities over continuous pixel values (bits/dim is then a density too)
     is_continuous: bool = False
+
+    def setup(self, input_shape: Sequence[int]) -> None:
+        """Called once with the data's (C, H, W) before the networks are built; a no-op
+        unless the likelihood owns per-pixel parameters."""
 
     def pixel_distribution(self, decoder_output: Tensor) -> Distribution:
         """The per-pixel distribution (batch shape [..., C, H, W])."""
