@@ -2,5 +2,6 @@
 
 from vaelab.posteriors.base import Posterior
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
+from vaelab.posteriors.full_covariance import FullCovarianceGaussianPosterior
 
-__all__ = ["DiagonalGaussianPosterior", "Posterior"]
+__all__ = ["DiagonalGaussianPosterior", "FullCovarianceGaussianPosterior", "Posterior"]

@@ -8,18 +8,31 @@ from torch.distributions import Distribution, Independent, Normal
 
 from vaelab.posteriors.base import Posterior
 
+#: how the encoder's second half is read: log σ² (seeds 000 lecture, 002, 003) or log σ
+#: (seed 000's Pyro VAE and seed 004: "scale = exp(encoder output)")
+PARAMETERIZATIONS = ("log_var", "log_scale")
+
 
 class DiagonalGaussianPosterior(Posterior):
-    """The encoder outputs (μ, log σ²); z = μ + σ ⊙ ε with ε ~ N(0, I)."""
+    """The encoder outputs (μ, s); σ = exp(s/2) for ``log_var``, exp(s) for ``log_scale``;
+    z = μ + σ ⊙ ε with ε ~ N(0, I)."""
 
     factorizes = True
+
+    def __init__(self, parameterization: str = "log_var") -> None:
+        super().__init__()
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"posterior.parameterization must be one of "
+                             f"{', '.join(PARAMETERIZATIONS)}, got {parameterization!r}")
+        self.parameterization = parameterization
 
     def num_params(self, latent_dim: int) -> int:
         return 2 * latent_dim
 
     def distribution(self, encoder_output: Tensor) -> Distribution:
-        mu, log_var = torch.chunk(encoder_output.float(), 2, dim=-1)
-        return Independent(Normal(mu, torch.exp(0.5 * log_var)), 1)
+        mu, raw = torch.chunk(encoder_output.float(), 2, dim=-1)
+        log_scale = 0.5 * raw if self.parameterization == "log_var" else raw
+        return Independent(Normal(mu, torch.exp(log_scale)), 1)
 
     def mean(self, encoder_output: Tensor) -> Tensor:
         return torch.chunk(encoder_output.float(), 2, dim=-1)[0]
