@@ -2,5 +2,6 @@
 
 from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.objectives.elbo import ELBO
+from vaelab.objectives.iwae import IWAE
 
-__all__ = ["ELBO", "Objective", "ObjectiveOutput"]
+__all__ = ["ELBO", "IWAE", "Objective", "ObjectiveOutput"]

@@ -1,0 +1,249 @@
+"""ELBO and IWAE on a linear-Gaussian model whose every quantity has a closed form.
+
+Model: p(z) = N(0, 1), p(x|z) = N(x; a·z + b, 1) as a 1×1×1 image; q(z|x) = N(μ, σ²) with
+learnable (μ, log σ²) that ignore x. Then, for a = 1, b = 0: log p(x) = log N(x; 0, 2), the true
+posterior is N(x/2, ½), E_q log p(x|z) = −½((x − μ)² + σ²) − ½ log 2π and
+KL = ½(μ² + σ² − 1 − log σ²).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch import Tensor, nn
+
+from tests.conftest import compose_config
+from vaelab.errors import VaelabError
+from vaelab.likelihoods import BernoulliLikelihood, GaussianLikelihood
+from vaelab.nets.mlp import mlp
+from vaelab.objectives import ELBO, IWAE
+from vaelab.posteriors import DiagonalGaussianPosterior, FullCovarianceGaussianPosterior
+from vaelab.schedules import ConstantBeta, LinearWarmup
+from vaelab.vae import VAE
+
+X = 1.5
+NUM_COPIES = 40_000  # independent estimates, one per copy of x
+
+
+class FixedGaussianEncoder(nn.Module):
+    """q(z|x) = N(μ, σ²) for every x, with learnable (μ, log σ²)."""
+
+    def __init__(self, mu: float, log_var: float) -> None:
+        super().__init__()
+        self.params = nn.Parameter(torch.tensor([mu, log_var]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.params.expand(x.shape[0], 2)
+
+
+class AffineDecoder(nn.Module):
+    """z ↦ a·z + b as a 1×1×1 image; records the codes it was called with."""
+
+    def __init__(self, a: float = 1.0, b: float = 0.0) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(a))
+        self.b = nn.Parameter(torch.tensor(b))
+        self.inputs: list[Tensor] = []
+
+    def forward(self, z: Tensor) -> Tensor:
+        self.inputs.append(z.detach())
+        return (self.a * z + self.b).reshape(-1, 1, 1, 1)
+
+
+def linear_gaussian_vae(mu: float = 0.3, log_var: float = -0.5, a: float = 1.0,
+                        b: float = 0.0) -> VAE:
+    return VAE(FixedGaussianEncoder(mu, log_var), AffineDecoder(a, b),
+               DiagonalGaussianPosterior("log_var"), GaussianLikelihood("fixed", scale=1.0),
+               latent_dim=1, input_shape=(1, 1, 1))
+
+
+def copies(value: float = X, num: int = NUM_COPIES) -> Tensor:
+    return torch.full((num, 1, 1, 1), value)
+
+
+def closed_form_elbo(x: float, mu: float, log_var: float) -> float:
+    var = math.exp(log_var)
+    expected_log_lik = -0.5 * ((x - mu) ** 2 + var) - 0.5 * math.log(2 * math.pi)
+    kl = 0.5 * (mu**2 + var - 1 - log_var)
+    return expected_log_lik - kl
+
+
+def log_evidence(x: float) -> float:
+    """log N(x; 0, 2)."""
+    return -0.25 * x**2 - 0.5 * math.log(4 * math.pi)
+
+
+def mean_and_se(values: Tensor) -> tuple[float, float]:
+    return values.mean().item(), (values.std() / len(values) ** 0.5).item()
+
+
+@pytest.mark.parametrize("kl", ["analytic", "monte_carlo"])
+def test_elbo_is_unbiased_for_the_closed_form(kl):
+    torch.manual_seed(0)
+    vae = linear_gaussian_vae()
+    with torch.no_grad():
+        out = ELBO(kl=kl)(vae, copies())
+    mean, se = mean_and_se(out.bound)
+    assert abs(mean - closed_form_elbo(X, 0.3, -0.5)) < 4 * se
+    if kl == "analytic":  # exact, no sampling noise in the KL
+        torch.testing.assert_close(out.kl, torch.full_like(out.kl, 0.5 * (
+            0.3**2 + math.exp(-0.5) - 1 + 0.5)))
+    torch.testing.assert_close(out.bound, -(out.recon + out.kl))
+
+
+def test_monte_carlo_and_analytic_kl_agree_in_expectation():
+    torch.manual_seed(1)
+    vae = linear_gaussian_vae(mu=-0.8, log_var=0.4)
+    with torch.no_grad():
+        analytic = ELBO(kl="analytic")(vae, copies())
+        sampled = ELBO(kl="monte_carlo")(vae, copies())
+    kl_mean, kl_se = mean_and_se(sampled.kl)
+    assert abs(kl_mean - analytic.kl[0].item()) < 4 * kl_se
+    (mean_a, se_a), (mean_m, se_m) = mean_and_se(analytic.bound), mean_and_se(sampled.bound)
+    assert abs(mean_a - mean_m) < 4 * math.hypot(se_a, se_m)
+    # the per-dimension KLs add up to the KL in both estimators
+    torch.testing.assert_close(sampled.kl_per_dim.sum(-1), sampled.kl)
+    torch.testing.assert_close(analytic.kl_per_dim.sum(-1), analytic.kl)
+
+
+@pytest.mark.parametrize("kl", ["analytic", "monte_carlo"])
+def test_num_samples_reduces_variance_as_one_over_l(kl):
+    torch.manual_seed(2)
+    vae = linear_gaussian_vae()
+    with torch.no_grad():
+        single = ELBO(kl=kl, num_samples=1)(vae, copies()).bound
+        ten = ELBO(kl=kl, num_samples=10)(vae, copies()).bound
+    ratio = (single.var() / ten.var()).item()
+    assert 8.5 < ratio < 11.5, ratio
+    assert abs(single.mean() - ten.mean()) < 4 * math.hypot(mean_and_se(single)[1],
+                                                            mean_and_se(ten)[1])
+
+
+@pytest.mark.parametrize("objective", [ELBO(num_samples=5), ELBO(kl="monte_carlo", num_samples=5),
+                                       IWAE(num_samples=5)])
+def test_samples_go_through_the_decoder_in_one_batched_call(objective):
+    vae = linear_gaussian_vae()
+    out = objective(vae, copies(num=7))
+    assert vae.decoder.inputs and len(vae.decoder.inputs) == 1
+    assert vae.decoder.inputs[0].shape == (5 * 7, 1)
+    assert out.bound.shape == out.recon.shape == out.kl.shape == (7,)
+
+
+def small_mlp_vae(posterior=None) -> tuple[VAE, Tensor]:
+    torch.manual_seed(3)
+    shape, latent = (1, 4, 4), 3
+    posterior = posterior or DiagonalGaussianPosterior()
+    nets = mlp(shape, latent, posterior.num_params(latent), 1, hidden_dims=(8,))
+    vae = VAE(nets.encoder, nets.decoder, posterior, BernoulliLikelihood(), latent, shape)
+    x = torch.bernoulli(torch.full((6, *shape), 0.4))
+    return vae, x
+
+
+@pytest.mark.parametrize("posterior", [DiagonalGaussianPosterior(),
+                                       FullCovarianceGaussianPosterior()])
+def test_iwae_with_one_sample_is_the_monte_carlo_elbo(posterior):
+    vae, x = small_mlp_vae(posterior)
+    torch.manual_seed(4)
+    iwae = IWAE(num_samples=1)(vae, x)
+    torch.manual_seed(4)
+    elbo = ELBO(kl="monte_carlo", num_samples=1)(vae, x)
+    torch.testing.assert_close(iwae.bound, elbo.bound)
+    torch.testing.assert_close(iwae.recon, elbo.recon)
+    torch.testing.assert_close(iwae.kl, elbo.kl)
+    assert (iwae.kl_per_dim is None) == (not posterior.factorizes)
+
+
+def test_iwae_bound_is_non_decreasing_in_k_and_approaches_log_evidence():
+    """q = p(z) (a poor proposal): E L_k rises with k towards log p(x) and never exceeds it."""
+    torch.manual_seed(5)
+    vae = linear_gaussian_vae(mu=0.0, log_var=0.0)
+    x = copies(num=20_000)
+    stats = []
+    with torch.no_grad():
+        for k in (1, 2, 5, 20, 100):
+            stats.append(mean_and_se(IWAE(num_samples=k)(vae, x).bound))
+    truth = log_evidence(X)
+    for (low, low_se), (high, high_se) in zip(stats[:-1], stats[1:], strict=True):
+        assert high > low - 3 * math.hypot(low_se, high_se)
+    for mean, se in stats:
+        assert mean < truth + 4 * se
+    assert stats[-1][0] - stats[0][0] > 0.2  # a clear gain over the ELBO
+    assert abs(stats[-1][0] - truth) < 0.02 + 4 * stats[-1][1]
+
+
+@pytest.mark.parametrize("k", [1, 7])
+def test_iwae_with_the_exact_posterior_is_log_evidence_for_every_sample(k):
+    """q = p(z|x) = N(x/2, ½) makes every weight p(x): the bound is exact, with no noise."""
+    vae = linear_gaussian_vae(mu=X / 2, log_var=math.log(0.5))
+    bound = IWAE(num_samples=k)(vae, copies(num=50)).bound
+    torch.testing.assert_close(bound, torch.full_like(bound, log_evidence(X)),
+                               rtol=0, atol=1e-5)
+
+
+def test_iwae_gradient_is_the_weighted_pathwise_gradient():
+    """∇L_k = Σ_i w̃_i ∇ log w(z(ε_i)) with z = μ + σε: checked against hand derivatives.
+
+    log w = log N(x; a z + b, 1) + log N(z; 0, 1) − log N(z; μ, σ²); with r = x − a z − b:
+    ∂/∂μ = a r − z, ∂/∂s = (a r − z)·σε/2 + ½ (s = log σ²), ∂/∂a = r z, ∂/∂b = r.
+    """
+    torch.manual_seed(6)
+    mu, log_var, a, b, k = 0.4, -0.3, 1.3, 0.2, 4
+    vae = linear_gaussian_vae(mu, log_var, a, b)
+    x = torch.tensor([0.3, 1.5, -0.8]).reshape(3, 1, 1, 1)
+    out = IWAE(num_samples=k)(vae, x)
+    out.bound.sum().backward()
+
+    sigma = math.exp(0.5 * log_var)
+    z = vae.decoder.inputs[0].reshape(k, 3)
+    eps = (z - mu) / sigma
+    xs = x.reshape(1, 3)
+    r = xs - a * z - b
+    log_w = (-0.5 * r**2 - 0.5 * z**2 + 0.5 * eps**2 + 0.5 * log_var
+             - 0.5 * math.log(2 * math.pi))
+    torch.testing.assert_close(out.bound, torch.logsumexp(log_w, 0) - math.log(k))
+    weights = torch.softmax(log_w, dim=0)
+    d_mu = a * r - z
+    expected = {
+        "encoder.params": torch.stack([(weights * d_mu).sum(),
+                                       (weights * (d_mu * sigma * eps / 2 + 0.5)).sum()]),
+        "decoder.a": (weights * r * z).sum(),
+        "decoder.b": (weights * r).sum(),
+    }
+    grads = {name: p.grad for name, p in vae.named_parameters()}
+    for name, value in expected.items():
+        torch.testing.assert_close(grads[name], value, rtol=1e-5, atol=1e-5)
+
+
+def test_iwae_loss_is_minus_bound_and_refuses_beta():
+    vae, x = small_mlp_vae()
+    out = IWAE(num_samples=3)(vae, x)
+    torch.testing.assert_close(IWAE().loss(out, ConstantBeta(1.0), 0), -out.bound)
+    for weighting in (ConstantBeta(0.5), LinearWarmup(1.0, 100)):
+        with pytest.raises(VaelabError, match="beta=constant"):
+            IWAE().loss(out, weighting, 0)
+
+
+def test_elbo_loss_weights_the_kl_by_beta():
+    vae, x = small_mlp_vae()
+    out = ELBO()(vae, x)
+    torch.testing.assert_close(ELBO().loss(out, ConstantBeta(4.0), 0), out.recon + 4.0 * out.kl)
+    torch.testing.assert_close(ELBO().loss(out, ConstantBeta(1.0), 0), -out.bound)
+
+
+@pytest.mark.parametrize(("overrides", "cls", "num_samples"), [
+    (["objective=elbo", "objective.kl=monte_carlo", "objective.num_samples=5"], ELBO, 5),
+    (["objective=iwae", "objective.num_samples=50"], IWAE, 50),
+])
+def test_objective_configs_instantiate(tmp_path, overrides, cls, num_samples):
+    objective = instantiate(compose_config(overrides, tmp_path).objective)
+    assert type(objective) is cls and objective.num_samples == num_samples
+
+
+def test_bad_num_samples_raise():
+    with pytest.raises(ValueError, match="num_samples"):
+        IWAE(num_samples=0)
+    with pytest.raises(ValueError, match="num_samples"):
+        ELBO(num_samples=0)
