@@ -1,6 +1,11 @@
 """KL weightings: β schedules and KL penalties called with the global step."""
 
 from vaelab.schedules.base import KLWeighting
+from vaelab.schedules.capacity import CapacityPenalty
 from vaelab.schedules.constant import ConstantBeta
+from vaelab.schedules.cyclical import CyclicalBeta
+from vaelab.schedules.free_bits import FreeBits
+from vaelab.schedules.linear_warmup import LinearWarmup
 
-__all__ = ["ConstantBeta", "KLWeighting"]
+__all__ = ["CapacityPenalty", "ConstantBeta", "CyclicalBeta", "FreeBits", "KLWeighting",
+           "LinearWarmup"]
