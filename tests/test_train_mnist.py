@@ -1,0 +1,142 @@
+"""vaelab-train end to end: Hydra entry point, a short real MNIST run, TensorBoard output,
+multirun, and the offline missing-data error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from vaelab.callbacks.image_logger import LATENT_MANIFOLD, PRIOR_SAMPLES, RECONSTRUCTIONS
+from vaelab.errors import VaelabError
+from vaelab.paths import PROJECT_ROOT
+from vaelab.train import METRICS_FILE, RESOLVED_CONFIG_FILE, train
+
+CLI_FAST = ["print_config=false", "callbacks.progress_bar=null", "data.download=false",
+            "trainer.enable_model_summary=false"]
+
+
+def _cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
+    env.pop("HYDRA_FULL_ERROR")
+    return subprocess.run([sys.executable, "-m", "vaelab.train", *args], capture_output=True,
+                          text=True, env=env, cwd=PROJECT_ROOT, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def short_run(mnist_data_dir, tmp_path_factory):
+    """~330 optimiser steps of the default (lecture) VAE on real MNIST."""
+    from tests.conftest import FAST, compose_config
+
+    run_dir = tmp_path_factory.mktemp("short") / "run"
+    cfg = compose_config([*FAST, f"paths.data_dir={mnist_data_dir}", "trainer.max_epochs=2",
+                          "trainer.limit_train_batches=165", "trainer.limit_val_batches=5",
+                          "trainer.limit_test_batches=2", "trainer.log_every_n_steps=10"],
+                         run_dir)
+    metrics = train(cfg)
+    return run_dir, metrics
+
+
+def test_short_real_run_learns(short_run):
+    run_dir, metrics = short_run
+    # an untrained decoder gives ≈ 540 nats (784 pixels × ln 2); trained, far below 200
+    assert metrics["val/elbo"] > -200.0, metrics
+    assert metrics["test/elbo"] > -200.0
+    assert metrics["val/kl"] > 0.0 and metrics["val/recon"] > 0.0
+    assert abs(metrics["val/elbo"] + metrics["val/recon"] + metrics["val/kl"]) < 1e-3
+    saved = json.loads((run_dir / METRICS_FILE).read_text())
+    assert saved["val/elbo"] == pytest.approx(metrics["val/elbo"])
+    assert (run_dir / RESOLVED_CONFIG_FILE).is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_tensorboard_has_images_and_scalars(short_run):
+    run_dir, _ = short_run
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {RECONSTRUCTIONS, PRIOR_SAMPLES, LATENT_MANIFOLD} <= set(tags["images"])
+    assert {"val/elbo", "val/kl", "val/recon", "train/loss", "beta"} <= set(tags["scalars"])
+    first, last = events.Scalars("val/elbo")[0].value, events.Scalars("val/elbo")[-1].value
+    assert last > first  # the bound improved between the two validation epochs
+    manifold = events.Images(LATENT_MANIFOLD)[-1]
+    assert (manifold.width, manifold.height) == (20 * 28, 20 * 28)
+    assert sorted(p.name for p in (run_dir / "images").glob("*epoch001.png")) == [
+        "latent_manifold_epoch001.png", "prior_samples_epoch001.png",
+        "reconstructions_epoch001.png"]
+
+
+def test_cli_fast_dev_run_through_hydra_entry_point(mnist_data_dir, tmp_path):
+    result = _cli([*CLI_FAST, f"paths.data_dir={mnist_data_dir}", f"paths.log_dir={tmp_path}",
+                   "trainer.fast_dev_run=true"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dirs = list((tmp_path / "train" / "runs").iterdir())
+    assert len(run_dirs) == 1
+    assert "test/elbo" in json.loads((run_dirs[0] / METRICS_FILE).read_text())
+    assert f"tensorboard --logdir {tmp_path}" in result.stdout
+
+
+def test_multirun_creates_one_run_dir_per_job(mnist_data_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = _cli(["--multirun", "beta.value=0.5,1.0", *CLI_FAST,
+                   f"paths.data_dir={mnist_data_dir}", f"hydra.sweep.dir={sweep}",
+                   "trainer.max_epochs=1", "trainer.limit_train_batches=20",
+                   "trainer.limit_val_batches=2",
+                   "trainer.limit_test_batches=1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1"]
+    betas = []
+    for job in jobs:
+        assert "val/elbo" in json.loads((job / METRICS_FILE).read_text())
+        betas.append((job / RESOLVED_CONFIG_FILE).read_text().split("beta:")[1].split("\n")[2])
+    assert ["value: 0.5" in b for b in betas] == [True, False]
+
+
+def test_default_run_dir_layout_is_under_logs(monkeypatch):
+    monkeypatch.setenv("VAELAB_ROOT", str(PROJECT_ROOT))
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from vaelab.paths import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    assert cfg.hydra.run.dir.startswith(f"{PROJECT_ROOT}/logs/train/runs/20")
+    assert cfg.hydra.sweep.dir.startswith(f"{PROJECT_ROOT}/logs/train/multiruns/20")
+    raw = OmegaConf.to_container(cfg.hydra.sweep, resolve=False)
+    assert raw["subdir"] == "${hydra.job.num}"
+
+
+def test_missing_data_offline_gives_one_clear_error(tmp_path):
+    empty = tmp_path / "empty_data"
+    result = _cli([*CLI_FAST, f"paths.data_dir={empty}", f"paths.log_dir={tmp_path / 'logs'}"])
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("vaelab: error: MNIST data not found")
+    assert str(empty / "MNIST" / "raw") in line
+    assert "train-images-idx3-ubyte" in line and "VAELAB_DATA_DIR" in line
+
+
+def test_download_failure_is_reported_without_reaching_the_network(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    from vaelab.data.mnist import MNISTDataModule
+
+    def offline_download(self):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(MNIST, "download", offline_download)
+    datamodule = MNISTDataModule(data_dir=str(tmp_path), download=True)
+    with pytest.raises(VaelabError, match="downloading failed .*name resolution") as err:
+        datamodule.setup()
+    assert "connect to the network" in str(err.value)
+    assert not any(Path(tmp_path).rglob("*.gz"))
