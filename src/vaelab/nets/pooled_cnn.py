@@ -35,11 +35,14 @@ def pooled_cnn(
     channels: Sequence[int] = (16, 8),
     kernel_size: int = 5,
     pool_size: int = 2,
-    hidden_dim: int = 64,
+    hidden_dims: Sequence[int] = (64,),
     activation: str = "relu",
+    negative_slope: float = 0.2,
 ) -> EncoderDecoder:
-    """Encoder: Conv(k)–act → MaxPool(p) → Conv(k)–act → Flatten → Dense(hidden)–act → head.
-    Decoder: Dense(hidden)–act → Dense–act → reshape → ConvT(k)–act → Upsample(p) → ConvT(k).
+    """Encoder: Conv(k)–act → MaxPool(p) → Conv(k)–act → Flatten → Dense(hidden_dims)–act →
+    head. Decoder: Dense(reversed hidden_dims)–act → Dense–act → reshape → ConvT(k)–act →
+    Upsample(p) → ConvT(k). ``negative_slope`` is used by leaky ReLU only (the keys match
+    :func:`~vaelab.nets.mlp.mlp`'s, so a config can swap one builder for the other).
 
     Defaults are seed 003's: on 1×28×28, Conv 16@5×5 → 24×24, pool → 12×12, Conv 8@5×5 →
     8×8 (512) → 64 → code; decoder 64 → 512 → 8×8×8 → ConvT 16 → 12×12 → 24×24 → ConvT → 28×28.
@@ -54,19 +57,25 @@ def pooled_cnn(
     flat = second * final_h * final_w
 
     def act() -> nn.Module:
-        return make_activation(activation)
+        return make_activation(activation, negative_slope)
 
+    def dense(sizes: Sequence[int]) -> list[nn.Module]:
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [nn.Linear(fan_in, fan_out), act()]
+        return layers
+
+    widths = [flat, *(int(h) for h in hidden_dims)]
     encoder = nn.Sequential(
         nn.Conv2d(in_channels, first, kernel_size), act(),
         nn.MaxPool2d(pool_size),
         nn.Conv2d(first, second, kernel_size), act(),
         nn.Flatten(),
-        nn.Linear(flat, hidden_dim), act(),
-        nn.Linear(hidden_dim, encoder_out_features),
+        *dense(widths),
+        nn.Linear(widths[-1], encoder_out_features),
     )
     decoder = nn.Sequential(
-        nn.Linear(latent_dim, hidden_dim), act(),
-        nn.Linear(hidden_dim, flat), act(),
+        *dense([latent_dim, *widths[::-1]]),
         nn.Unflatten(1, (second, final_h, final_w)),
         nn.ConvTranspose2d(second, first, kernel_size), act(),
         nn.Upsample(scale_factor=pool_size, mode="nearest"),

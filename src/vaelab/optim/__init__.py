@@ -1,0 +1,1 @@
+"""Learning-rate schedules that torch.optim.lr_scheduler does not ship as one class."""
