@@ -1,0 +1,52 @@
+"""Stores the untrained encoder's q(z|x) of a fixed set of images (seed 003's "encodings of
+example images before training"), so ``vaelab-eval`` can draw them next to the trained ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from vaelab.evaluation.encodings import encode_split
+
+
+class EncodingSnapshot(L.Callback):
+    """At the start of training (global step 0, rank 0) encode the first ``num_points`` images
+    of ``split`` and save their posterior means, σ and labels to ``path`` (a torch file of
+    tensors, readable with ``weights_only=True``). A resumed run keeps its original snapshot.
+    If the datamodule cannot serve ``split`` during fit, the validation split is used.
+    """
+
+    def __init__(self, path: str, num_points: int = 1000, split: str = "test") -> None:
+        if int(num_points) < 1:
+            raise ValueError(f"encoding_snapshot.num_points must be >= 1, got {num_points}")
+        self.path = Path(path)
+        self.num_points = int(num_points)
+        self.split = split
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step > 0 or not trainer.is_global_zero or self.path.exists():
+            return
+        vae = getattr(pl_module, "vae", None)
+        datamodule = trainer.datamodule
+        if vae is None or datamodule is None:
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            with torch.no_grad():
+                try:
+                    encodings = encode_split(vae, datamodule, self.split, self.num_points,
+                                             pl_module.device)
+                except (KeyError, AttributeError, NotImplementedError):
+                    encodings = encode_split(vae, datamodule, "val", self.num_points,
+                                             pl_module.device)
+        finally:
+            pl_module.train(was_training)
+        encodings.epoch = trainer.current_epoch
+        encodings.global_step = trainer.global_step
+        encodings.save(self.path)
+
+    def state_dict(self) -> dict:
+        return {}

@@ -1,0 +1,133 @@
+"""Find a run's checkpoint and saved config, and rebuild its model without executing pickles.
+
+A run directory written by ``vaelab-train`` holds ``config.yaml`` (the resolved config) and
+``checkpoints/*.ckpt`` (the best by val/elbo and ``last.ckpt``). Checkpoints are read with
+``torch.load(weights_only=True)``: a file from a stranger cannot run code on this machine.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vaelab.builders import build_module
+from vaelab.errors import VaelabError
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
+
+@dataclass
+class CheckpointLocation:
+    """The checkpoint file, its run directory and the run's resolved config file."""
+
+    checkpoint: Path
+    run_dir: Path
+    config: Path
+
+
+@dataclass
+class LoadedRun:
+    """A trained model rebuilt from a run, with the datamodule it was trained on."""
+
+    location: CheckpointLocation
+    config: DictConfig
+    module: L.LightningModule
+    datamodule: Any
+    global_step: int
+    epoch: int
+
+
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """The checkpoint's dict of tensors and plain values; anything else is refused."""
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise VaelabError(
+            f"refusing to load {path}: it contains Python objects other than tensors and plain "
+            "values, and unpickling them could run arbitrary code (torch.load weights_only=True "
+            "rejected it). Only evaluate checkpoints written by vaelab-train, or re-save the "
+            "weights of a trusted file as a plain state_dict") from err
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        raise VaelabError(f"cannot read the checkpoint {path} ({err}); is it a complete "
+                          "Lightning .ckpt file?") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise VaelabError(f"{path} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt "
+                          "from a run's checkpoints/ folder")
+    return checkpoint
+
+
+def _best_checkpoint(folder: Path) -> Path:
+    """The best checkpoint ModelCheckpoint recorded, else the only non-last one, else last."""
+    candidates = sorted(p for p in folder.glob("*.ckpt") if p.name != LAST_CHECKPOINT)
+    last = folder / LAST_CHECKPOINT
+    if last.is_file():
+        for state in read_checkpoint(last).get("callbacks", {}).values():
+            best = Path(str(state.get("best_model_path") or "")) if isinstance(state, dict) \
+                else Path()
+            if best.name and (folder / best.name).is_file():
+                return folder / best.name
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        return max(candidates, key=lambda p: p.stat().st_mtime)
+    if last.is_file():
+        return last
+    raise VaelabError(f"no checkpoint (*.ckpt) in {folder}; train with the model_checkpoint "
+                      "callback enabled, or pass ckpt_path=<file.ckpt>")
+
+
+def locate_checkpoint(path: str | Path) -> CheckpointLocation:
+    """Resolve ``path`` (a .ckpt file, a run dir or its checkpoints/ dir) to the checkpoint,
+    its run dir and the saved config; a run dir gives its best checkpoint, else last.ckpt."""
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise VaelabError(f"ckpt_path {path} does not exist; pass a run's .ckpt file or its run "
+                          "directory (logs/<task>/runs/<time>)")
+    if path.is_dir():
+        folder = path if path.name == CHECKPOINT_DIR else path / CHECKPOINT_DIR
+        if not folder.is_dir():
+            raise VaelabError(f"{path} has no {CHECKPOINT_DIR}/ folder; pass a run directory "
+                              "written by vaelab-train or a .ckpt file")
+        checkpoint = _best_checkpoint(folder)
+    else:
+        checkpoint = path
+    for run_dir in (checkpoint.parent, checkpoint.parent.parent):
+        if (run_dir / CONFIG_FILE).is_file():
+            return CheckpointLocation(checkpoint, run_dir, run_dir / CONFIG_FILE)
+    raise VaelabError(f"no {CONFIG_FILE} next to {checkpoint} (looked in {checkpoint.parent} "
+                      f"and {checkpoint.parent.parent}); vaelab-train saves the run's config "
+                      f"as <run dir>/{CONFIG_FILE} — keep the checkpoint inside its run dir")
+
+
+def load_run(location: CheckpointLocation, device: torch.device,
+             data_overrides: dict[str, Any] | None = None) -> LoadedRun:
+    """Rebuild data (set up for testing) and model from the saved config and load the
+    checkpoint's weights."""
+    config = OmegaConf.load(location.config)
+    with open_dict(config):
+        for key, value in (data_overrides or {}).items():
+            if value is not None and key in config.data:
+                config.data[key] = value
+    checkpoint = read_checkpoint(location.checkpoint, device)
+    datamodule = instantiate(config.data)
+    module = build_module(config, datamodule.dims)
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        raise VaelabError(f"the weights in {location.checkpoint} do not fit the model built from "
+                          f"{location.config}: {str(err).splitlines()[0]} — was the config "
+                          "edited after training?") from err
+    module.to(device).eval()
+    datamodule.setup("test")
+    return LoadedRun(location=location, config=config, module=module, datamodule=datamodule,
+                     global_step=int(checkpoint.get("global_step", 0)),
+                     epoch=int(checkpoint.get("epoch", 0)))

@@ -1,0 +1,133 @@
+"""The pictures of ``vaelab-eval``: image grids (make_grid) and matplotlib figures of a run.
+
+Each picture is computed from the trained VAE, the test-set evaluation and the run's files;
+one that does not apply (e.g. the 2-D manifold for latent_dim ≠ 2) is listed with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from vaelab.evaluation.active_units import active_units
+from vaelab.evaluation.encodings import Encodings, encode_split, load_encodings
+from vaelab.evaluation.learning_curves import read_learning_curves
+from vaelab.evaluation.metrics import TestSetEvaluation
+from vaelab.plots.figures import (
+    before_after_figure,
+    latent_manifold_figure,
+    latent_scatter_figure,
+    latent_traversal_figure,
+    learning_curves_figure,
+)
+from vaelab.plots.grids import latent_manifold_grid, prior_sample_grid, reconstruction_grid
+from vaelab.vae import VAE
+
+#: where the encoding-snapshot callback stores the epoch-0 encodings, relative to the run dir
+SNAPSHOT_FILE = Path("encodings") / "epoch000.pt"
+
+
+@dataclass
+class PictureSettings:
+    """What to draw; the defaults follow seeds 000 (manifold over [−3, 3]²) and 004."""
+
+    num_reconstructions: int = 16
+    num_prior_samples: int = 64
+    prior_seed: int = 0
+    manifold_points: int = 20
+    manifold_span: float = 3.0
+    scatter_points: int = 2000
+    traversal_steps: int = 11
+    traversal_span: float = 3.0
+    traversal_max_dims: int = 32
+    activity_threshold: float = 0.01
+
+
+@dataclass
+class Pictures:
+    """Image grids [3, H, W] in [0, 1], figures, and the pictures skipped with the reason."""
+
+    grids: dict[str, Tensor] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _subset(encodings: Encodings, count: int) -> Encodings:
+    return Encodings(mean=encodings.mean[:count], stddev=encodings.stddev[:count],
+                     labels=encodings.labels[:count], split=encodings.split,
+                     epoch=encodings.epoch, global_step=encodings.global_step)
+
+
+@torch.no_grad()
+def traversal_grid(vae: VAE, code: Tensor, dims: list[int], values: Tensor) -> Tensor:
+    """Decoder means with one dimension of ``code`` [D] set to each of ``values``; one row
+    per dimension in ``dims``."""
+    z = code.to(values).repeat(len(dims), len(values), 1)  # [rows, cols, D]
+    for row, dim in enumerate(dims):
+        z[row, :, dim] = values
+    images = vae.likelihood.mean(vae.decode(z.reshape(-1, code.shape[-1])))
+    return make_grid(images.float().clamp(0, 1), nrow=len(values), pad_value=1.0)
+
+
+def _traversal(vae: VAE, result: TestSetEvaluation, settings: PictureSettings) -> Figure:
+    latent_dim = vae.latent_dim
+    activity = active_units(result.encodings.mean, settings.activity_threshold).activity \
+        if result.num_points > 1 else None
+    dims = list(range(latent_dim))
+    if activity is not None and latent_dim > settings.traversal_max_dims:
+        dims = sorted(torch.argsort(activity, descending=True)[: settings.traversal_max_dims]
+                      .tolist())
+    device = next(vae.parameters()).device
+    values = torch.linspace(-settings.traversal_span, settings.traversal_span,
+                            settings.traversal_steps, device=device)
+    grid = traversal_grid(vae, result.encodings.mean[0].to(device), dims, values)
+    return latent_traversal_figure(grid.cpu(), dims, values.tolist(),
+                                   activity.tolist() if activity is not None else None,
+                                   latent_dim)
+
+
+def make_pictures(vae: VAE, result: TestSetEvaluation, inputs: Tensor, run_dir: Path,
+                  datamodule, settings: PictureSettings, global_step: int,
+                  snapshot: Path | None = None) -> Pictures:
+    """Every picture of the issue for this run (``inputs``: a batch of test images;
+    ``snapshot``: the epoch-0 encodings file, default ``<run>/encodings/epoch000.pt``)."""
+    pictures = Pictures()
+    class_names = getattr(datamodule, "class_names", None)
+    pictures.grids["reconstructions"] = reconstruction_grid(
+        vae, inputs[: settings.num_reconstructions]).float().cpu()
+    pictures.grids["prior_samples"] = prior_sample_grid(
+        vae, settings.num_prior_samples, seed=settings.prior_seed).float().cpu()
+    after = _subset(result.encodings, len(result.encodings))
+    after.global_step = global_step
+    if vae.latent_dim == 2:
+        manifold = latent_manifold_grid(vae, settings.manifold_points, settings.manifold_span)
+        pictures.figures["latent_manifold"] = latent_manifold_figure(
+            manifold.cpu(), settings.manifold_span, settings.manifold_points, after.mean)
+        pictures.skipped["latent_traversals"] = "latent_dim = 2: see latent_manifold"
+    else:
+        pictures.skipped["latent_manifold"] = f"needs latent_dim = 2, got {vae.latent_dim}"
+        pictures.figures["latent_traversals"] = _traversal(vae, result, settings)
+    pictures.figures["latent_scatter"] = latent_scatter_figure(
+        _subset(after, settings.scatter_points), class_names)
+    curves = read_learning_curves(run_dir / "tensorboard")
+    if curves:
+        pictures.figures["learning_curves"] = learning_curves_figure(curves)
+    else:
+        pictures.skipped["learning_curves"] = (f"no TensorBoard events in {run_dir / 'tensorboard'}"
+                                               " (train with logger=tensorboard)")
+    snapshot = Path(snapshot) if snapshot is not None else run_dir / SNAPSHOT_FILE
+    if snapshot.is_file():
+        before = load_encodings(snapshot)
+        device = next(vae.parameters()).device
+        now = encode_split(vae, datamodule, before.split, len(before), device)
+        now.global_step = global_step
+        pictures.figures["before_after"] = before_after_figure(before, now, class_names)
+    else:
+        pictures.skipped["before_after"] = (f"no epoch-0 snapshot {snapshot} (train with the "
+                                            "callbacks.encoding_snapshot callback)")
+    return pictures

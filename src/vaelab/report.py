@@ -1,0 +1,173 @@
+"""``vaelab-report <multirun dir>``: one page per sweep — report.md and report.png.
+
+report.md ranks the finished jobs (best first by the optimised metric), shows the swept
+parameters and the metrics of each, lists the failed jobs with their error and gives the
+command that reproduces the best job; report.png plots the optimised metric against each
+swept parameter. Also ``python -m vaelab.report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from vaelab.cli import run_reporting_errors
+from vaelab.evaluation.sweep import Sweep, SweepJob, read_sweep
+from vaelab.plots.figures import save_figure, sweep_figure
+
+REPORT_MD = "report.md"
+REPORT_PNG = "report.png"
+#: metric columns shown when a job has them: (key, header)
+METRIC_COLUMNS = (
+    ("val/elbo", "val ELBO"), ("test/elbo", "test ELBO"), ("test/recon", "test recon"),
+    ("test/kl", "test KL"), ("eval/iw_nll", "IW-NLL"), ("eval/bits_per_dim", "bits/dim"),
+    ("eval/active_units", "active units"), ("eval/exact_nll", "exact NLL"),
+)
+GLOSSARY = {
+    "val/elbo": "ELBO on the validation split (nats per data point, a lower bound on log p(x); "
+                "higher is better)",
+    "test/elbo": "ELBO of the best checkpoint on the test split",
+    "test/recon": "−E_q log p(x|z) on the test split (nats)",
+    "test/kl": "KL(q(z|x) || p(z)) on the test split (nats)",
+    "eval/iw_nll": "−log p(x) estimated with k importance samples by vaelab-eval (lower is "
+                   "better)",
+    "eval/bits_per_dim": "IW-NLL / (D · ln 2)",
+    "eval/active_units": "latent dimensions with Var_x(E_q[z_u|x]) > 0.01 (Burda et al. 2015)",
+    "eval/exact_nll": "exact −log p(x) where the model has one (PPCA)",
+}
+
+
+def _format(value: object) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+            return f"{value:.3g}"
+        return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4g}"
+    return str(value)
+
+
+def _cell(text: object) -> str:
+    """Markdown table cell: one line, pipes escaped."""
+    return " ".join(_format(text).split()).replace("|", "\\|")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _link(sweep: Sweep, job: SweepJob) -> str:
+    return f"[{job.name}]({job.path.relative_to(sweep.path).as_posix()}/)"
+
+
+def _metric_columns(sweep: Sweep) -> list[tuple[str, str]]:
+    present = {key for job in sweep.jobs for key in job.metrics}
+    columns = [(k, h) for k, h in METRIC_COLUMNS if k in present and k != sweep.metric]
+    return [(sweep.metric, f"**{sweep.metric}**"), *columns]
+
+
+def reproduce_command(job: SweepJob) -> str:
+    return "vaelab-train " + " ".join(shlex.quote(o) for o in job.overrides)
+
+
+def render_markdown(sweep: Sweep, figure_name: str | None) -> str:
+    """The report's Markdown text."""
+    ranked, failed = sweep.ranked(), sweep.failed
+    direction = "higher is better" if sweep.maximize else "lower is better"
+    lines = [f"# Sweep report: `{sweep.path.name}`", "",
+             f"`{sweep.path}` — {len(sweep.jobs)} jobs: {len(ranked)} finished, "
+             f"{len(failed)} failed. Ranked by **{sweep.metric}** ({direction}).", ""]
+    scored = [job for job in ranked if math.isfinite(sweep.score(job))]
+    if scored:
+        best = scored[0]
+        settings = ", ".join(f"`{k}={_format(best.params.get(k))}`" for k in sweep.swept)
+        lines += [f"**Best: job {best.name}** — {settings or 'no swept parameters'} → "
+                  f"{sweep.metric} = **{_format(sweep.score(best))}**", "",
+                  f"Reproduce it: `{reproduce_command(best)}`", ""]
+        if len(scored) > 1:
+            spread = abs(sweep.score(scored[0]) - sweep.score(scored[-1]))
+            lines += [f"Spread between best and worst finished job: {_format(spread)}.", ""]
+    else:
+        lines += ["**No job finished with a value of the optimised metric.**", ""]
+    if figure_name:
+        lines += [f"![{sweep.metric} against each swept parameter]({figure_name})", ""]
+    columns = _metric_columns(sweep)
+    lines += ["## Finished jobs, best first", ""]
+    if ranked:
+        header = ["rank", "job", *sweep.swept, *(h for _, h in columns)]
+        rows = [[i + 1, _link(sweep, job), *(job.params.get(k) for k in sweep.swept),
+                 *(job.metrics.get(k) for k, _ in columns)] for i, job in enumerate(ranked)]
+        lines += _table(header, rows)
+    else:
+        lines += ["None."]
+    lines += ["", f"## Failed jobs ({len(failed)})", ""]
+    if failed:
+        lines += _table(["job", *sweep.swept, "error"],
+                        [[_link(sweep, job), *(job.params.get(k) for k in sweep.swept), job.error]
+                         for job in failed])
+        lines += ["", "A failed job's directory holds `error.txt` (the message, then the "
+                  "traceback) or, if the process died, its Hydra log."]
+    else:
+        lines += ["None."]
+    glossary = [f"- **{key}**: {text}" for key, text in GLOSSARY.items()
+                if key in {k for k, _ in columns}]
+    if glossary:
+        lines += ["", "## Columns", "", *glossary,
+                  "- Evaluate a job with `vaelab-eval ckpt_path=<job dir>` to fill the IW-NLL, "
+                  "bits/dim and active-unit columns."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path: str | Path, metric: str | None = None, maximize: bool | None = None,
+                 output_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """Read the multirun at ``path``; write report.md and report.png (into ``output_dir``,
+    default the multirun dir); return their paths."""
+    sweep = read_sweep(path, metric, maximize)
+    folder = Path(output_dir) if output_dir else sweep.path
+    folder.mkdir(parents=True, exist_ok=True)
+    ranked = [job for job in sweep.ranked() if math.isfinite(sweep.score(job))]
+    rows = [{"job": job.name, "params": job.params, "score": sweep.score(job)} for job in ranked]
+    failed = [{"job": job.name, "params": job.params} for job in sweep.failed]
+    figure = sweep_figure(sweep.metric, sweep.maximize, sweep.swept, rows, failed)
+    png = save_figure(figure, folder / REPORT_PNG)
+    markdown = folder / REPORT_MD
+    markdown.write_text(render_markdown(sweep, png.name if folder == sweep.path else str(png)))
+    return markdown, png
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vaelab-report",
+        description="Summarise a Hydra multirun: report.md (jobs ranked by the optimised metric, "
+                    "failed jobs with their error) and report.png (metric vs each swept param).")
+    parser.add_argument("multirun_dir", help="e.g. logs/train/multiruns/2025-01-01_12-00-00")
+    parser.add_argument("--metric", default=None,
+                        help="metric to rank by (default: the jobs' optimized_metric)")
+    parser.add_argument("--direction", choices=("maximize", "minimize"), default=None,
+                        help="default: the sweeper's, else maximize for ELBO-like names")
+    parser.add_argument("--output-dir", default=None, help="default: the multirun dir")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    maximize = None if args.direction is None else args.direction == "maximize"
+
+    def task() -> None:
+        markdown, png = write_report(args.multirun_dir, args.metric, maximize, args.output_dir)
+        print(f"Wrote {markdown}\nWrote {png}")
+
+    run_reporting_errors(task)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""vaelab-report on a real 3-job Hydra multirun (one job fails) and on hand-made sweep dirs."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
+
+from tests.conftest import FAST
+from vaelab.errors import VaelabError
+from vaelab.evaluation.sweep import parse_override, read_sweep
+from vaelab.report import main as report_main
+
+
+@pytest.fixture(scope="module")
+def multirun_dir(mnist_data_dir, tmp_path_factory) -> Path:
+    """``vaelab-train --multirun model.latent_dim=2,3,0``: the last job is a user error
+    (latent_dim must be >= 1): it writes error.txt and the sweep exits with status 1."""
+    from vaelab.train import main as train_main
+
+    root = tmp_path_factory.mktemp("sweep")
+    sweep_dir = root / "multirun"
+    argv = ["vaelab-train", "--multirun", *FAST, f"paths.data_dir={mnist_data_dir}",
+            f"paths.log_dir={root}", f"hydra.sweep.dir={sweep_dir}", "trainer.max_epochs=1",
+            "trainer.limit_train_batches=10", "trainer.limit_val_batches=1",
+            "trainer.limit_test_batches=1", "data.eval_batch_size=500",
+            "callbacks.image_logger=null", "callbacks.encoding_snapshot.num_points=10",
+            "model.latent_dim=2,3,0"]
+    saved_argv = sys.argv
+    sys.argv = argv
+    GlobalHydra.instance().clear()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            train_main()
+        assert stopped.value.code == 1
+    finally:
+        sys.argv = saved_argv
+        GlobalHydra.instance().clear()
+    return sweep_dir
+
+
+def _table_rows(markdown: str, heading: str) -> list[list[str]]:
+    section = markdown.split(heading, 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows[1:]]
+
+
+def test_report_ranks_finished_jobs_and_names_the_failed_one(multirun_dir, capsys):
+    report_main([str(multirun_dir)])
+    assert f"Wrote {multirun_dir / 'report.md'}" in capsys.readouterr().out
+    markdown = (multirun_dir / "report.md").read_text()
+    val_elbo = {job: json.loads((multirun_dir / job / "metrics.json").read_text())["val/elbo"]
+                for job in ("0", "1")}
+    best, worst = sorted(val_elbo, key=val_elbo.get, reverse=True)
+    rows = _table_rows(markdown, "## Finished jobs, best first")
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert [re.search(r"\[(\d+)\]", row[1]).group(1) for row in rows] == [best, worst]
+    assert rows[0][2] == {"0": "2", "1": "3"}[best]  # the swept model.latent_dim column
+    assert float(rows[0][3]) == pytest.approx(val_elbo[best], abs=0.01)
+    assert f"**Best: job {best}**" in markdown and "Ranked by **val/elbo** (higher" in markdown
+    assert "Reproduce it: `vaelab-train" in markdown
+    failed = _table_rows(markdown, "## Failed jobs (1)")
+    assert len(failed) == 1 and "[2]" in failed[0][0] and failed[0][1] == "0"
+    assert "latent_dim=0 must be" in failed[0][2] and "Traceback" not in failed[0][2]
+    assert "3 jobs: 2 finished, 1 failed" in markdown
+
+
+def test_report_png_plots_the_metric_against_the_swept_parameter(multirun_dir):
+    report_main([str(multirun_dir)])
+    png = multirun_dir / "report.png"
+    assert png.stat().st_size > 5000
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size == (500, 400)  # one panel of 5 × 4 inches
+
+
+def _job(root: Path, name: str, overrides: list[str], metrics: dict | None = None,
+         error: str | None = None, log: str | None = None, optimized: str | None = None) -> None:
+    folder = root / name
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if optimized:
+        (folder / "config.yaml").write_text(yaml.safe_dump({"optimized_metric": optimized}))
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    if error is not None:
+        (folder / "error.txt").write_text(error)
+    if log is not None:
+        (folder / "train.log").write_text(log)
+
+
+def test_direction_crash_and_metric_choice_on_a_handmade_sweep(tmp_path):
+    _job(tmp_path, "0", ["optimizer.lr=0.01", "seed=1"], {"val/elbo": -150.0, "val/kl": 3.0},
+         optimized="val/elbo")
+    _job(tmp_path, "1", ["optimizer.lr=0.001", "seed=1"], {"val/elbo": -140.0, "val/kl": 9.0},
+         optimized="val/elbo")
+    _job(tmp_path, "2", ["optimizer.lr=1.0", "seed=1"],
+         log="[INFO] start\n[ERROR] RuntimeError: CUDA error: out of memory\n")
+    sweep = read_sweep(tmp_path)
+    assert sweep.swept == ["optimizer.lr"] and sweep.maximize
+    assert [job.name for job in sweep.ranked()] == ["1", "0"]
+    assert "out of memory" in sweep.failed[0].error
+    by_kl = read_sweep(tmp_path, metric="val/kl")
+    assert not by_kl.maximize and [job.name for job in by_kl.ranked()] == ["0", "1"]
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"sweeper": {"direction": "maximize"}}}))
+    assert read_sweep(tmp_path, metric="val/kl").maximize  # the sweeper's word wins
+    report_main([str(tmp_path), "--metric", "val/kl", "--direction", "minimize"])
+    markdown = (tmp_path / "report.md").read_text()
+    assert "(lower is better)" in markdown and "**Best: job 0**" in markdown
+    assert "did not finish" not in markdown and "out of memory" in markdown
+
+
+def test_not_a_sweep_is_a_clear_error(tmp_path):
+    with pytest.raises(VaelabError, match="no jobs in"):
+        read_sweep(tmp_path)
+    with pytest.raises(SystemExit):
+        report_main([str(tmp_path / "missing")])
+
+
+def test_override_parsing_keeps_types():
+    assert parse_override("model.latent_dim=10") == ("model.latent_dim", 10)
+    assert parse_override("optimizer.lr=1e-3") == ("optimizer.lr", 1e-3)
+    assert parse_override("+trainer.deterministic=true") == ("trainer.deterministic", True)
+    assert parse_override("likelihood=gaussian") == ("likelihood", "gaussian")
+    assert parse_override("~callbacks.progress_bar") is None
