@@ -9,7 +9,7 @@ from torch.distributions import Distribution, Independent, Normal
 from vaelab.posteriors.base import Posterior
 
 #: how the encoder's second half is read: log σ² (seeds 000 lecture, 002, 003) or log σ
-#: (seed 000's Pyro VAE and seed 004: "scale = exp(encoder output)")
+#: (seed 000's Pyro VAE, seeds 001 and 004: "scale = exp(encoder output)")
 PARAMETERIZATIONS = ("log_var", "log_scale")
 
 
