@@ -252,3 +252,19 @@ def test_missing_config_and_missing_path_are_clear_errors(run_2d, tmp_path):
         locate_checkpoint(tmp_path / "nope.ckpt")
     with pytest.raises(VaelabError, match="ckpt_path="):
         evaluate(eval_config("null", tmp_path))
+
+
+def test_ppca_gets_its_exact_log_likelihood_next_to_the_estimate(mnist_data_dir, tmp_path):
+    """PPCA's encoder is the exact posterior, so every importance weight equals p(x): the
+    IW estimate must reproduce the closed-form log p(x) for any k."""
+    run_dir = _train(mnist_data_dir, tmp_path / "ppca", "model=ppca", "model.latent_dim=2",
+                     "trainer.limit_train_batches=50")
+    metrics = evaluate(eval_config(run_dir, mnist_data_dir, "eval.num_samples=16",
+                                   "eval.limit_batches=1", "eval.figures=false"))
+    assert metrics["exact_nll"] is not None and metrics["likelihood_is_continuous"] is True
+    assert metrics["iw_nll"] == pytest.approx(metrics["exact_nll"], abs=0.05)
+    assert metrics["iw_nll_minus_exact"] == pytest.approx(0.0, abs=0.05)
+    assert -metrics["elbo"] == pytest.approx(metrics["exact_nll"], abs=0.05)  # tight bound
+    assert metrics["exact_bits_per_dim"] == pytest.approx(
+        metrics["exact_nll"] / (784 * math.log(2)))
+    assert "density" in metrics["notes"]["bits_per_dim"]

@@ -75,7 +75,11 @@ def _notes(summary: dict, config: DictConfig) -> dict[str, str]:
         notes["kl_per_dim"] = "the posterior does not factorise over dimensions"
     if summary["exact_nll"] is None:
         notes["exact_nll"] = ("this model has no tractable log p(x) (a model exposing "
-                              "exact_log_likelihood(x), e.g. PPCA, gets it here)")
+                              "exact_log_likelihood(x) or log_marginal(x), e.g. model=ppca, "
+                              "gets it here)")
+    else:
+        notes["exact_nll"] = ("exact −log p(x) of the model (closed form), next to the IW "
+                              "estimate: iw_nll_minus_exact ≥ 0 up to Monte-Carlo error")
     return notes
 
 
@@ -142,9 +146,13 @@ def evaluate(cfg: DictConfig) -> dict:
         "data_dir": cfg.get("data_dir"), "download": False,
         "eval_batch_size": settings.get("batch_size"), "num_workers": 0, "on_device": False})
     vae = getattr(run.module, "vae", None)
-    if vae is None:
-        raise VaelabError(f"{type(run.module).__name__} has no .vae; vaelab-eval evaluates "
-                          "models built on vaelab.vae.VAE")
+    if vae is None or not callable(getattr(vae, "prior", None)) or \
+            getattr(vae, "likelihood", None) is None:
+        raise VaelabError(
+            f"{type(run.module).__name__} is not a latent-variable model with a prior p(z) and "
+            "a likelihood p(x|z), so log p(x) is undefined (an autoencoder has no prior); "
+            "vaelab-eval evaluates VAEs and PPCA — its test metrics are in "
+            f"{location.run_dir / 'metrics.json'}")
     torch.manual_seed(int(settings.seed))
     exact = find_exact_log_likelihood(vae, run.module)
     result = evaluate_test_set(vae, _test_batches(run, device, limit), int(settings.num_samples),

@@ -16,6 +16,7 @@ class EncodingSnapshot(L.Callback):
     of ``split`` and save their posterior means, σ and labels to ``path`` (a torch file of
     tensors, readable with ``weights_only=True``). A resumed run keeps its original snapshot.
     If the datamodule cannot serve ``split`` during fit, the validation split is used.
+    The random state is restored afterwards, so the snapshot does not change training.
     """
 
     def __init__(self, path: str, num_points: int = 1000, split: str = "test") -> None:
@@ -34,8 +35,11 @@ class EncodingSnapshot(L.Callback):
             return
         was_training = pl_module.training
         pl_module.eval()
+        device = pl_module.device
+        cuda = [device.index or 0] if device.type == "cuda" else []
         try:
-            with torch.no_grad():
+            # fork the RNG: dynamic binarization draws bits, training must not see the draw
+            with torch.no_grad(), torch.random.fork_rng(devices=cuda):
                 try:
                     encodings = encode_split(vae, datamodule, self.split, self.num_points,
                                              pl_module.device)

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.distributions import kl_divergence
+from torch.distributions import Independent, kl_divergence
 
 from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD, active_units
 from vaelab.evaluation.encodings import Encodings, marginal_stddev
 from vaelab.evaluation.iw_nll import importance_weighted_log_likelihood
 from vaelab.vae import VAE
 
-#: a model with a tractable marginal (e.g. PPCA) exposes ``exact_log_likelihood(x) -> [B]``
-EXACT_LIKELIHOOD_METHOD = "exact_log_likelihood"
+#: a model with a tractable marginal exposes one of these: ``method(x) -> log p(x) [B]``
+#: (vaelab.baselines.ppca.ProbabilisticPCA has ``log_marginal``)
+EXACT_LIKELIHOOD_METHODS = ("exact_log_likelihood", "log_marginal")
 
 ExactLogLikelihood = Callable[[Tensor], Tensor]
 
@@ -76,12 +77,22 @@ def _kl_terms(q, prior, factorizes: bool, mc_kl: Tensor) -> tuple[Tensor, Tensor
 
 
 def find_exact_log_likelihood(*owners: object) -> ExactLogLikelihood | None:
-    """The first ``exact_log_likelihood`` method among ``owners`` (the VAE, the module)."""
+    """The first :data:`EXACT_LIKELIHOOD_METHODS` method among ``owners`` (the VAE, the
+    module), or None when the model's log p(x) is intractable."""
     for owner in owners:
-        method = getattr(owner, EXACT_LIKELIHOOD_METHOD, None)
-        if callable(method):
-            return method
+        for name in EXACT_LIKELIHOOD_METHODS:
+            method = getattr(owner, name, None)
+            if callable(method):
+                return method
     return None
+
+
+def _factorizes(vae: VAE, q) -> bool:
+    """Whether q(z|x) factorises over dimensions (the posterior family says; else its type)."""
+    posterior = getattr(vae, "posterior", None)
+    if posterior is not None:
+        return bool(posterior.factorizes)
+    return isinstance(q, Independent) and q.reinterpreted_batch_ndims == 1
 
 
 def _synchronize(device: torch.device) -> None:
@@ -105,7 +116,7 @@ def evaluate_test_set(vae: VAE, batches: Iterable[tuple[Tensor, Tensor]], num_sa
         iw_seconds += time.perf_counter() - start
         q = vae.encode(x)
         mc_kl = estimate.mean_log_likelihood - estimate.mean_log_weight
-        kl, kl_per_dim = _kl_terms(q, vae.prior(), vae.posterior.factorizes, mc_kl)
+        kl, kl_per_dim = _kl_terms(q, vae.prior(), _factorizes(vae, q), mc_kl)
         columns["iw"].append(estimate.log_likelihood.cpu())
         columns["recon"].append(-estimate.mean_log_likelihood.cpu())
         columns["kl"].append(kl.cpu())

@@ -214,10 +214,12 @@ def latent_traversal_figure(grid: Tensor, dims: Sequence[int], values: Sequence[
     axes.set_yticklabels([f"$z_{{{d + 1}}}$" + (f" ({activity[d]:.2g})" if activity else "")
                           for d in dims], fontsize=7)
     axes.set_xticks([(j + 0.5) * breadth / cols for j in range(cols)])
-    axes.set_xticklabels([f"{v:+.1f}" for v in values], fontsize=7)
+    axes.set_xticklabels([f"{round(v, 6) + 0.0:+.1f}" for v in values], fontsize=7)
     shown = "all" if rows == latent_dim else f"the {rows} most active of"
-    axes.set_title(f"Latent traversals: {shown} {latent_dim} dims"
-                   + (" (Var of E_q[z])" if activity else ""), fontsize=9)
+    axes.set_title(f"Latent traversals around the first test image's code: {shown} "
+                   f"{latent_dim} dims swept, the others fixed"
+                   + ("\n(in brackets: Var_x E_q[z_j], active if > 0.01)" if activity else ""),
+                   fontsize=9)
     figure.tight_layout()
     return figure
 
