@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from vaelab.errors import VaelabError
 from vaelab.likelihoods.base import Likelihood
 from vaelab.likelihoods.bernoulli import BernoulliLikelihood
 from vaelab.nets.networks import EncoderDecoder
@@ -23,6 +24,10 @@ from vaelab.vae import VAE
 
 EPOCH_METRICS = ("loss", "recon", "kl", "elbo")
 EVAL_STAGES = ("val", "test")
+
+
+class NonFiniteLossError(VaelabError):
+    """The training loss became NaN or Inf; training stops at that step."""
 
 
 class VAEModule(L.LightningModule):
@@ -44,6 +49,7 @@ class VAEModule(L.LightningModule):
         objective: Objective | None = None,
         beta: KLWeighting | None = None,
         lr_scheduler: Callable[..., Any] | None = None,
+        check_finite: bool = True,
     ) -> None:
         super().__init__()
         if int(latent_dim) < 1:
@@ -54,6 +60,7 @@ class VAEModule(L.LightningModule):
         self.save_hyperparameters({"latent_dim": latent_dim, "input_shape": list(input_shape)})
         likelihood = likelihood if likelihood is not None else BernoulliLikelihood()
         posterior = posterior if posterior is not None else DiagonalGaussianPosterior()
+        likelihood.setup(input_shape)  # per-pixel likelihood parameters need (C, H, W)
         channels = input_shape[0]
         nets = net(
             input_shape=input_shape,
@@ -62,6 +69,9 @@ class VAEModule(L.LightningModule):
             decoder_out_channels=likelihood.params_per_channel * channels,
         )
         self.vae = VAE(nets.encoder, nets.decoder, posterior, likelihood, latent_dim, input_shape)
+        self.vae.check_shapes()
+        # one host sync per step buys stopping at the exact step a loss goes NaN/Inf
+        self.check_finite = bool(check_finite)
         self.objective = objective if objective is not None else ELBO()
         self.kl_weighting = beta if beta is not None else ConstantBeta(1.0)
         self.optimizer_factory = optimizer
@@ -79,12 +89,47 @@ class VAEModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         out = self(batch[0])
         loss = self._loss(out).mean()
+        if self.check_finite and not torch.isfinite(loss):
+            raise self._non_finite_loss_error(out, loss)
         values = {"loss": loss, "recon": out.recon.mean(), "kl": out.kl.mean(),
                   "elbo": out.bound.mean()}
-        self.log_dict({f"train/{k}": v for k, v in values.items()}, on_step=True,
-                      on_epoch=True, prog_bar=False)
-        self.log("beta", self.kl_weighting.beta(self.global_step), on_step=True, on_epoch=False)
+        if self._is_logging_step(batch_idx):
+            # per-step curves under the stable names train/loss, train/recon, ...; only on the
+            # steps that reach the loggers (every trainer.log_every_n_steps): logging every
+            # step costs ~20% of a small model's step time, and sync_dist all-reduces here
+            self.log_dict({f"train/{k}": v.detach() for k, v in values.items()}, on_step=True,
+                          on_epoch=False, prog_bar=False, sync_dist=True)
+            self.log("beta", float(self.kl_weighting.beta(self.global_step)), on_step=True,
+                     on_epoch=False)
         return loss
+
+    def _non_finite_loss_error(self, out: ObjectiveOutput, loss: Tensor) -> NonFiniteLossError:
+        terms = [name for name, value in (("recon", out.recon), ("kl", out.kl))
+                 if not torch.isfinite(value).all()] or ["loss (β-weighted penalty)"]
+        checkpoint = self.trainer.checkpoint_callback if self._trainer is not None else None
+        last_good = (checkpoint.last_model_path or checkpoint.best_model_path) if checkpoint else ""
+        return NonFiniteLossError(
+            f"the training loss became {loss.item()} at step {self.global_step} (epoch "
+            f"{self.current_epoch}); non-finite term: {', '.join(terms)}. Last good checkpoint: "
+            f"{last_good or 'none saved yet'}. Try a lower optimizer.lr, "
+            "trainer.gradient_clip_val=1.0 or a σ floor on the likelihood; "
+            "trainer.detect_anomaly=true finds the operation that produced it")
+
+    def _is_logging_step(self, batch_idx: int) -> bool:
+        """True on the steps whose values Lightning sends to the loggers (its logger
+        connector's rule: every ``log_every_n_steps`` optimizer steps, every step of a
+        fast_dev_run), on the last step and on an epoch's last batch (so the callback metrics,
+        hence metrics.json, always hold train/*). The same on every rank: sync_dist is safe."""
+        trainer = self._trainer
+        if trainer is None:
+            return False
+        if trainer.fast_dev_run:
+            return True
+        step = self.global_step + 1
+        every = trainer.log_every_n_steps
+        last_step = 0 < trainer.max_steps <= step
+        last_batch = batch_idx + 1 == trainer.num_training_batches
+        return (bool(every) and step % every == 0) or last_step or last_batch
 
     def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
         out = self(batch[0])

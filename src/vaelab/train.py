@@ -13,13 +13,18 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaelab.builders import build_module, instantiate_each
+from vaelab.callbacks.preemption import PreemptionCheckpoint
+from vaelab.checkpoints import CHECKPOINT_DIR, check_compatible, last_checkpoint, load_checkpoint
 from vaelab.cli import run_reporting_errors
+from vaelab.config_checks import validate_config
 from vaelab.errors import VaelabError
 from vaelab.paths import CONFIG_DIR, export_project_root
+from vaelab.precision import precision_overrides
 from vaelab.utils.config_tree import print_config_tree
 
 METRICS_FILE = "metrics.json"
@@ -42,24 +47,68 @@ def _as_floats(metrics: dict) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
+def _resume_from(cfg: DictConfig) -> Path | None:
+    """The checkpoint to continue from: ``ckpt_path`` if given, else with ``resume=auto`` the
+    ``last.ckpt`` an earlier attempt of this run dir left. A checkpoint inside
+    ``<run>/checkpoints/`` moves the run's outputs back to ``<run>``, so TensorBoard and the
+    checkpoints continue in the same folder."""
+    if cfg.get("ckpt_path"):
+        ckpt = Path(cfg.ckpt_path).expanduser().resolve()
+        run_dir = ckpt.parent.parent
+        if ckpt.parent.name == CHECKPOINT_DIR and (run_dir / RESOLVED_CONFIG_FILE).is_file():
+            with open_dict(cfg):
+                cfg.paths.output_dir = str(run_dir)
+        return ckpt
+    if cfg.get("resume", "auto") == "auto":
+        return last_checkpoint(cfg.paths.output_dir)
+    return None
+
+
+def _finished_metrics(cfg: DictConfig) -> dict[str, float] | None:
+    """With ``resume=auto``, a run dir whose metrics.json exists has finished: skip it."""
+    metrics_file = Path(cfg.paths.output_dir) / METRICS_FILE
+    if cfg.get("resume", "auto") == "auto" and not cfg.get("ckpt_path") and metrics_file.is_file():
+        return json.loads(metrics_file.read_text())
+    return None
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Build data, model, callbacks, loggers and trainer from ``cfg``; fit; test; return the
-    final metrics (also written to ``<run dir>/metrics.json``)."""
+    final metrics (also written to ``<run dir>/metrics.json``).
+
+    Validates the config before any data is loaded; resumes from ``ckpt_path`` or (with
+    ``resume=auto``) from the run dir's ``last.ckpt``; skips a run dir that already finished.
+    """
+    validate_config(cfg)
+    finished = _finished_metrics(cfg)
+    if finished is not None:
+        print(f"Run {cfg.paths.output_dir} already finished (metrics.json exists); skipping it. "
+              "Use resume=never to train it again.")
+        return finished
+    resume_from = _resume_from(cfg)
     output_dir = Path(cfg.paths.output_dir)
     _writable_output_dir(output_dir)
     if cfg.get("print_config", True):
         print_config_tree(cfg)
-    OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG_FILE, resolve=True)
+    if resume_from is None:
+        OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG_FILE, resolve=True)
     print(f"Run directory: {output_dir}")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
     model = build_module(cfg, datamodule.dims)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_each(cfg.get("callbacks")),
-                                     logger=instantiate_each(cfg.get("logger")) or False)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if resume_from is not None:
+        check_compatible(load_checkpoint(resume_from), model, resume_from)
+        print(f"Resuming from {resume_from}")
+    callbacks = instantiate_each(cfg.get("callbacks"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks,
+                                     logger=instantiate_each(cfg.get("logger")) or False,
+                                     **precision_overrides(cfg.trainer))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = _as_floats(trainer.callback_metrics)
+    if any(isinstance(c, PreemptionCheckpoint) and c.preempted for c in callbacks):
+        return {**metrics, "preempted": 1.0}  # unfinished: no test, no metrics.json
 
     if cfg.get("test", True):
         checkpoint = trainer.checkpoint_callback
@@ -67,9 +116,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(_as_floats(trainer.callback_metrics))
 
-    (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    print(f"Run finished: {output_dir}\nOpen TensorBoard with:  tensorboard --logdir "
-          f"{cfg.paths.log_dir}")
+    if trainer.is_global_zero:  # under DDP every rank gets here with the same synced metrics
+        (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        print(f"Run finished: {output_dir}\nOpen TensorBoard with:  tensorboard --logdir "
+              f"{cfg.paths.log_dir}")
     return metrics
 
 
@@ -86,8 +136,11 @@ export_project_root()
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``optimized_metric`` for sweepers (Optuna)."""
-    output_dir = HydraConfig.get().runtime.output_dir
-    metrics = run_reporting_errors(lambda: train(cfg), output_dir)
+    hydra_cfg = HydraConfig.get()
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    metrics = run_reporting_errors(lambda: train(cfg), hydra_cfg.runtime.output_dir, in_sweep)
+    if isinstance(metrics, float):  # a failed sweep job
+        return metrics
     return optimized_value(metrics, cfg.get("optimized_metric"))
 
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from vaelab.errors import VaelabError
 from vaelab.likelihoods.base import EVENT_DIMS, Likelihood
 from vaelab.posteriors.base import Posterior
 
@@ -35,6 +36,37 @@ class VAE(nn.Module):
         self.likelihood = likelihood
         self.latent_dim = int(latent_dim)
         self.input_shape = tuple(int(s) for s in input_shape)
+
+    @torch.no_grad()
+    def check_shapes(self, batch_size: int = 2) -> None:
+        """Run zeros through both networks once; raise if a shape disagrees with the data."""
+        was_training = self.training
+        self.eval()
+        try:
+            x = torch.zeros(batch_size, *self.input_shape)
+            features = self.encoder(x).shape[-1]
+            expected = self.posterior.num_params(self.latent_dim)
+            if features != expected:
+                raise VaelabError(
+                    f"the encoder outputs {features} numbers per image but the "
+                    f"{type(self.posterior).__name__} with latent_dim={self.latent_dim} needs "
+                    f"{expected}; check model.* overrides")
+            out = self.decoder(torch.zeros(batch_size, self.latent_dim)).shape[1:]
+            channels = self.likelihood.params_per_channel * self.input_shape[0]
+            wanted = (channels, *self.input_shape[1:])
+            if tuple(out) != wanted:
+                raise VaelabError(
+                    f"the decoder outputs {tuple(out)} per image but the data is "
+                    f"{self.input_shape} (C, H, W) and the {type(self.likelihood).__name__} "
+                    f"needs {wanted}; this network cannot produce images of this dataset's "
+                    "shape: choose another model= or data=")
+        except RuntimeError as err:
+            raise VaelabError(
+                f"the model does not fit data of shape {self.input_shape} (C, H, W): "
+                f"{str(err).splitlines()[0]}; choose a model= that supports this dataset, or "
+                "remove shape overrides such as model.net.*") from err
+        finally:
+            self.train(was_training)
 
     def encode(self, x: Tensor) -> Distribution:
         """q_φ(z|x), batch shape [B], event shape [D]."""
