@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -165,3 +166,24 @@ def test_training_without_shuffling_gives_the_dataloader_paths_elbo(make_config,
         results[on_device] = train(cfg)
     assert results[True]["val/elbo"] == pytest.approx(results[False]["val/elbo"], abs=1e-4)
     assert results[True]["train/loss"] == pytest.approx(results[False]["train/loss"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_networks_train_like_eager_ones(make_config, mnist_data_dir):
+    """``+model.compile=true`` (torch.compile in place): the same ELBO up to kernel-fusion
+    rounding, and the same checkpoint keys as an eager run. Slow: compiling takes minutes."""
+    from vaelab.train import train
+
+    results, keys = {}, {}
+    for compiled in (False, True):
+        cfg = make_config(f"+model.compile={str(compiled).lower()}", "data.on_device=true",
+                          "data.shuffle=false", "trainer.max_epochs=1",
+                          "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
+                          "test=false", "logger=csv", "callbacks.image_logger=null",
+                          data_dir=mnist_data_dir, name=f"compiled_{compiled}")
+        results[compiled] = train(cfg)
+        checkpoint = torch.load(next((Path(cfg.paths.output_dir) / "checkpoints").glob(
+            "last.ckpt")), weights_only=True)
+        keys[compiled] = sorted(checkpoint["state_dict"])
+    assert results[True]["val/elbo"] == pytest.approx(results[False]["val/elbo"], abs=1e-2)
+    assert keys[True] == keys[False]
