@@ -236,12 +236,12 @@ def test_malicious_checkpoint_is_refused_without_running_code(run_2d, tmp_path, 
     assert proof.exists()
 
     cfg = eval_config(checkpoint, tmp_path)
-    with pytest.raises(VaelabError, match="refusing to load"):
+    with pytest.raises(VaelabError, match="refused to load.*nothing in it was executed"):
         evaluate(cfg)
     with pytest.raises(SystemExit) as exit_info:
         run_reporting_errors(lambda: evaluate(cfg))
     assert exit_info.value.code == 1
-    assert "vaelab: error: refusing to load" in capsys.readouterr().err
+    assert "vaelab: error: refused to load" in capsys.readouterr().err
     assert not marker.exists()
 
 
@@ -270,3 +270,15 @@ def test_ppca_gets_its_exact_log_likelihood_next_to_the_estimate(mnist_data_dir,
     assert metrics["exact_bits_per_dim"] == pytest.approx(
         metrics["exact_nll"] / (784 * math.log(2)))
     assert "density" in metrics["notes"]["bits_per_dim"]
+
+
+def test_checkpoint_of_another_model_is_refused_by_eval(run_2d, mnist_data_dir, tmp_path):
+    """A run dir whose config says latent_dim = 3 next to a latent_dim = 2 checkpoint."""
+    run_dir = tmp_path / "edited_run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    config = (run_2d / "config.yaml").read_text()
+    assert "latent_dim: 2" in config
+    (run_dir / "config.yaml").write_text(config.replace("latent_dim: 2", "latent_dim: 3"))
+    shutil.copy(run_2d / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "last.ckpt")
+    with pytest.raises(VaelabError, match="written by a different model or config.*shape"):
+        evaluate(eval_config(run_dir / "checkpoints" / "last.ckpt", mnist_data_dir))

@@ -7,7 +7,6 @@ A run directory written by ``vaelab-train`` holds ``config.yaml`` (the resolved 
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaelab.builders import build_module
+from vaelab.checkpoints import CHECKPOINT_DIR, LAST_CHECKPOINT, check_compatible, load_checkpoint
 from vaelab.errors import VaelabError
 
 CONFIG_FILE = "config.yaml"
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
 
 
 @dataclass
@@ -46,31 +44,12 @@ class LoadedRun:
     epoch: int
 
 
-def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
-    """The checkpoint's dict of tensors and plain values; anything else is refused."""
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise VaelabError(
-            f"refusing to load {path}: it contains Python objects other than tensors and plain "
-            "values, and unpickling them could run arbitrary code (torch.load weights_only=True "
-            "rejected it). Only evaluate checkpoints written by vaelab-train, or re-save the "
-            "weights of a trusted file as a plain state_dict") from err
-    except (OSError, RuntimeError, EOFError, ValueError) as err:
-        raise VaelabError(f"cannot read the checkpoint {path} ({err}); is it a complete "
-                          "Lightning .ckpt file?") from err
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise VaelabError(f"{path} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt "
-                          "from a run's checkpoints/ folder")
-    return checkpoint
-
-
 def _best_checkpoint(folder: Path) -> Path:
     """The best checkpoint ModelCheckpoint recorded, else the only non-last one, else last."""
     candidates = sorted(p for p in folder.glob("*.ckpt") if p.name != LAST_CHECKPOINT)
     last = folder / LAST_CHECKPOINT
     if last.is_file():
-        for state in read_checkpoint(last).get("callbacks", {}).values():
+        for state in load_checkpoint(last).get("callbacks", {}).values():
             best = Path(str(state.get("best_model_path") or "")) if isinstance(state, dict) \
                 else Path()
             if best.name and (folder / best.name).is_file():
@@ -117,15 +96,11 @@ def load_run(location: CheckpointLocation, device: torch.device,
         for key, value in (data_overrides or {}).items():
             if value is not None and key in config.data:
                 config.data[key] = value
-    checkpoint = read_checkpoint(location.checkpoint, device)
+    checkpoint = load_checkpoint(location.checkpoint)
     datamodule = instantiate(config.data)
     module = build_module(config, datamodule.dims)
-    try:
-        module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as err:
-        raise VaelabError(f"the weights in {location.checkpoint} do not fit the model built from "
-                          f"{location.config}: {str(err).splitlines()[0]} — was the config "
-                          "edited after training?") from err
+    check_compatible(checkpoint, module, location.checkpoint)
+    module.load_state_dict(checkpoint["state_dict"])
     module.to(device).eval()
     datamodule.setup("test")
     return LoadedRun(location=location, config=config, module=module, datamodule=datamodule,
