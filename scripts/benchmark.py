@@ -11,6 +11,7 @@ logits, diagonal Gaussian posterior, analytic KL, Adam lr 1e-3, one process.
   (f) pythae  pythae's ``TrainingPipeline`` on the same networks (skipped if not importable; it
               is not a project dependency: ``pip install --no-deps --target DIR pythae imageio``
               and pass ``--pythae-path DIR``)
+  (g) compile (d) with ``+model.compile=true`` (only with ``--variants … g``)
 
 Each variant trains ``--warmup-steps`` untimed steps, then ``--timed-images`` images timed
 (device synchronised at both ends); variants run interleaved ``--repeats`` times and the
@@ -58,7 +59,10 @@ VARIANTS = {
     "d": "vaelab-train data.on_device=true",
     "e": "(d) + trainer.precision=bf16-mixed",
     "f": "pythae TrainingPipeline",
+    "g": "(d) + model.compile=true",
 }
+#: run unless --variants says otherwise (g compiles for minutes on a CPU)
+DEFAULT_VARIANTS = ["a", "b", "c", "d", "e", "f"]
 
 
 @dataclass
@@ -229,7 +233,8 @@ def run_vaelab(args, batch_size: int, variant: str) -> Measurement:
     from vaelab.train import train
 
     extra = {"c": [], "d": ["data.on_device=true"],
-             "e": ["data.on_device=true", "trainer.precision=bf16-mixed"]}[variant]
+             "e": ["data.on_device=true", "trainer.precision=bf16-mixed"],
+             "g": ["data.on_device=true", "+model.compile=true"]}[variant]
     with tempfile.TemporaryDirectory(dir=args.scratch) as run_dir, \
             contextlib.redirect_stdout(io.StringIO()):
         cfg = compose(vaelab_overrides(args, batch_size, extra), Path(run_dir))
@@ -326,7 +331,7 @@ def run_iw_nll(args, batch_size: int) -> Measurement:
 RUNNERS = {
     "a": run_plain, "b": run_seeds, "f": run_pythae,
     "c": lambda a, b: run_vaelab(a, b, "c"), "d": lambda a, b: run_vaelab(a, b, "d"),
-    "e": lambda a, b: run_vaelab(a, b, "e"),
+    "e": lambda a, b: run_vaelab(a, b, "e"), "g": lambda a, b: run_vaelab(a, b, "g"),
 }
 
 
@@ -371,7 +376,7 @@ def main() -> None:
                         default=Path(os.environ.get("VAELAB_DATA_DIR", ROOT / "data")))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     parser.add_argument("--warmup-steps", type=int, default=10)
     parser.add_argument("--timed-images", type=int, default=40_960)
     parser.add_argument("--repeats", type=int, default=3)
