@@ -87,7 +87,7 @@ def test_fp16_mixed_on_cpu_becomes_bf16_with_one_warning_of_ours():
 
 @pytest.fixture(scope="module")
 def short_runs(mnist_data_dir, tmp_path_factory):
-    """The same 30 seeded steps (fixed batch order) at three precisions on real MNIST."""
+    """The same 20 seeded steps (fixed batch order) at three precisions on real MNIST."""
     from tests.conftest import FAST, compose_config
     from vaelab.train import train
 
@@ -97,7 +97,7 @@ def short_runs(mnist_data_dir, tmp_path_factory):
             [*(o for o in FAST if not o.startswith("callbacks.")),
              f"paths.data_dir={mnist_data_dir}", f"trainer.precision={precision}",
              "data.shuffle=false", "data.on_device=true", "model.latent_dim=20",
-             "trainer.max_epochs=1", "trainer.limit_train_batches=30",
+             "trainer.max_epochs=1", "trainer.limit_train_batches=20",
              "trainer.limit_val_batches=2", "trainer.log_every_n_steps=10", "test=false",
              "callbacks=none", "logger=csv"],
             tmp_path_factory.mktemp(precision) / "run")
