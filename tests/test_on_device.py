@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from lightning.pytorch.plugins.precision import Precision
 
 from vaelab.data.device_loader import DeviceDataLoader, ShardedPermutation
 from vaelab.data.image_datamodule import PIXEL_MAX
@@ -96,7 +97,8 @@ def _datamodule(splits: dict, on_device: bool, binarize: str = "none", rank: int
                                  download=False, on_device=on_device, shuffle=False)
     datamodule.splits = dict(splits)
     datamodule.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")),
-                                         global_rank=rank, world_size=world_size)
+                                         global_rank=rank, world_size=world_size,
+                                         precision_plugin=Precision())
     return datamodule
 
 
