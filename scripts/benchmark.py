@@ -219,8 +219,10 @@ def vaelab_overrides(args, batch_size: int, extra: list[str]) -> list[str]:
         f"trainer.accelerator={args.device}", "trainer.max_epochs=1",
         f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=1",
         "trainer.num_sanity_val_steps=0", "trainer.enable_model_summary=false",
-        # a progress bar redraw per step is a terminal cost, not the framework's
-        "callbacks.progress_bar=null", "callbacks.image_logger=null",
+        # a progress bar redraw per step is a terminal cost, not the framework's (without the
+        # callback entry Lightning would add its default bar: switch it off too)
+        "callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
+        "callbacks.image_logger=null",
         "+callbacks.throughput._target_=vaelab.callbacks.throughput.TrainThroughput",
         f"+callbacks.throughput.warmup_steps={args.warmup_steps}",
         f"+callbacks.throughput.timed_steps={steps - args.warmup_steps}",
