@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchvision.utils import save_image
