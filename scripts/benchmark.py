@@ -135,7 +135,8 @@ def run_plain(args, batch_size: int) -> Measurement:
 
     def batches():
         order = torch.randperm(len(x_all), device=device)
-        return (x_all[order[i * batch_size:(i + 1) * batch_size]] for i in range(num_batches))
+        return (x_all.index_select(0, order[i * batch_size:(i + 1) * batch_size])
+                for i in range(num_batches))
 
     def step(x: Tensor) -> None:
         loss = model.loss(x)

@@ -94,4 +94,5 @@ class DeviceDataLoader:
         # reparameterisation, dynamic binarization) identical whichever path feeds it
         torch.empty((), dtype=torch.int64).random_()
         for index in self.sampler:
-            yield [self.images[index], self.labels[index]]
+            # index_select, not images[index]: advanced indexing of uint8 is ~20x slower
+            yield [self.images.index_select(0, index), self.labels.index_select(0, index)]

@@ -16,11 +16,12 @@ from torch.utils.data import TensorDataset
 
 
 class TensorBatchDataset(TensorDataset):
-    """``TensorDataset`` whose batches are single gathers: ``[t[indices] for t in tensors]``."""
+    """``TensorDataset`` whose batches are single gathers along dim 0 of each tensor."""
 
     def __getitems__(self, indices: list[int]) -> list[Tensor]:
         index = torch.as_tensor(indices, dtype=torch.long)
-        return [tensor[index] for tensor in self.tensors]
+        # index_select, not tensor[index]: advanced indexing of uint8 is ~20x slower
+        return [tensor.index_select(0, index) for tensor in self.tensors]
 
 
 def keep_batch(batch: list[Tensor]) -> list[Tensor]:
