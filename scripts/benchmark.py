@@ -15,7 +15,8 @@ logits, diagonal Gaussian posterior, analytic KL, Adam lr 1e-3, one process.
 
 Each variant trains ``--warmup-steps`` untimed steps, then ``--timed-images`` images timed
 (device synchronised at both ends); variants run interleaved ``--repeats`` times and the
-table shows the median images/s and its ratio to (a). ``--iw-nll`` adds the throughput of
+table shows the median images/s and the median over repeats of its ratio to (a) in the same
+repeat (so a load change between repeats cancels out). ``--iw-nll`` adds the throughput of
 the importance-weighted NLL evaluation (if ``vaelab.evaluation.iw_nll`` exists).
 ``--profile c`` prints where one run of a variant spends its time (cProfile).
 
@@ -347,11 +348,18 @@ def device_name(device: str) -> str:
     return platform.processor() or "unknown CPU"
 
 
+def paired_ratio(runs: list[Measurement], reference: list[Measurement]) -> float | None:
+    """Median over repeats of (variant / (a)) within the same repeat: robust to load drift."""
+    ratios = [m.images_per_s / r.images_per_s for m, r in zip(runs, reference, strict=False)
+              if m.images_per_s and r.images_per_s]
+    return statistics.median(ratios) if ratios else None
+
+
 def table(results: dict[tuple[str, int], list[Measurement]], batch_sizes: list[int]) -> str:
     rows = ["| variant | batch | images/s (median) | range | ratio to (a) |",
             "|---|---:|---:|---:|---:|"]
     for batch_size in batch_sizes:
-        reference = _median(results.get(("a", batch_size), []))
+        reference = results.get(("a", batch_size), [])
         for variant, label in VARIANTS.items():
             runs = results.get((variant, batch_size))
             if not runs:
@@ -362,7 +370,8 @@ def table(results: dict[tuple[str, int], list[Measurement]], batch_sizes: list[i
                             f"{runs[0].note} |")
                 continue
             rates = [m.images_per_s for m in runs if m.images_per_s is not None]
-            ratio = f"{median / reference:.2f}" if reference else "–"
+            paired = paired_ratio(runs, reference)
+            ratio = f"{paired:.2f}" if paired is not None else "–"
             rows.append(f"| ({variant}) {label} | {batch_size} | {median:,.0f} | "
                         f"{min(rates):,.0f}–{max(rates):,.0f} | {ratio} |")
     return "\n".join(rows)
