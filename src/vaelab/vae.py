@@ -13,6 +13,15 @@ from vaelab.likelihoods.base import EVENT_DIMS, Likelihood
 from vaelab.posteriors.base import Posterior
 
 
+def _in_dtype_of(network: nn.Module, x: Tensor) -> Tensor:
+    """``x`` cast to the network's weight dtype when they differ: with weights in bfloat16
+    (trainer.precision=bf16-true) codes arrive in float32 from the float32 posterior."""
+    weight = next(network.parameters(), None)
+    if weight is None or not x.is_floating_point() or x.dtype == weight.dtype:
+        return x
+    return x.to(weight.dtype)
+
+
 class VAE(nn.Module):
     """p_θ(x, z) = p(z) p_θ(x|z) with amortised q_φ(z|x) (Kingma & Welling 2014).
 
@@ -70,12 +79,12 @@ class VAE(nn.Module):
 
     def encode(self, x: Tensor) -> Distribution:
         """q_φ(z|x), batch shape [B], event shape [D]."""
-        return self.posterior.distribution(self.encoder(x))
+        return self.posterior.distribution(self.encoder(_in_dtype_of(self.encoder, x)))
 
     def decode(self, z: Tensor) -> Tensor:
         """Likelihood parameters for codes of shape [..., D] → [..., k·C, H, W]."""
         leading = z.shape[:-1]
-        out = self.decoder(z.reshape(-1, self.latent_dim))
+        out = self.decoder(_in_dtype_of(self.decoder, z.reshape(-1, self.latent_dim)))
         return out.reshape(*leading, *out.shape[-EVENT_DIMS:])
 
     def prior(self) -> Distribution:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
 
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
+from vaelab.data.device_loader import DeviceDataLoader, ShardedPermutation
+from vaelab.data.tensor_batches import TensorBatchDataset, keep_batch
 from vaelab.errors import VaelabError
 
 Binarize = Literal["none", "dynamic", "static"]
@@ -34,6 +37,11 @@ class ImageDataModule(L.LightningDataModule):
     ``binarize``: ``none`` keeps grey levels; ``dynamic`` draws x ~ Bernoulli(grey level)
     every time a batch is drawn; ``static`` draws one fixed, seeded sample per split
     (the two protocols of the literature, e.g. Burda et al. 2015 use dynamic).
+
+    ``batch_size`` is per device: a DDP run's global batch is ``batch_size × devices ×
+    num_nodes``. ``on_device`` keeps each split on the training device and draws index
+    batches there (:mod:`vaelab.data.device_loader`); ``shuffle`` reorders the training
+    split every epoch (false: fixed order, for exact comparisons).
     """
 
     #: (C, H, W) of the stored images; subclasses set it
@@ -51,6 +59,8 @@ class ImageDataModule(L.LightningDataModule):
         split_seed: int = 0,
         download: bool = True,
         eval_batch_size: int | None = None,
+        on_device: bool = False,
+        shuffle: bool = True,
     ) -> None:
         super().__init__()
         if binarize not in ("none", "dynamic", "static"):
@@ -68,7 +78,10 @@ class ImageDataModule(L.LightningDataModule):
         self.pin_memory = bool(pin_memory)
         self.split_seed = int(split_seed)
         self.download = bool(download)
+        self.on_device = bool(on_device)
+        self.shuffle = bool(shuffle)
         self.splits: dict[str, ImageSplit] = {}
+        self._device_splits: dict[str, ImageSplit] = {}
 
     # -- what a subclass provides -------------------------------------------------------
     def load_train(self) -> ImageSplit:
@@ -109,7 +122,8 @@ class ImageDataModule(L.LightningDataModule):
         self.splits["train"] = ImageSplit(pool.images[train_idx], pool.labels[train_idx])
         self.splits["val"] = ImageSplit(pool.images[val_idx], pool.labels[val_idx])
         test = self.load_test()
-        self.splits["test"] = self._checked(test, "test") if test is not None else self.splits["val"]
+        self.splits["test"] = (self._checked(test, "test") if test is not None
+                               else self.splits["val"])
         for name, split in self.splits.items():
             split.images = self.transform_images(split.images)
             if self.binarize == "static":
@@ -140,26 +154,50 @@ class ImageDataModule(L.LightningDataModule):
         return (torch.bernoulli(probs, generator=generator) * PIXEL_MAX).to(torch.uint8)
 
     # -- loaders ----------------------------------------------------------------------------
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool) -> DataLoader | DeviceDataLoader:
         data = self.splits[split]
         batch_size = self.batch_size if split == "train" else self.eval_batch_size
-        return DataLoader(TensorDataset(data.images, data.labels), batch_size=batch_size,
-                          shuffle=shuffle, num_workers=self.num_workers,
+        if self.on_device:
+            return self._device_loader(split, batch_size, shuffle)
+        # one gather per batch instead of one index per example (same values, same order)
+        return DataLoader(TensorBatchDataset(data.images, data.labels), batch_size=batch_size,
+                          shuffle=shuffle, collate_fn=keep_batch, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+    def _device_loader(self, split: str, batch_size: int, shuffle: bool) -> DeviceDataLoader:
+        """``data.on_device=true``: the split is copied to the training device once; each rank
+        of a DDP run draws its own shard, reshuffled per epoch with seed ``PL_GLOBAL_SEED`` +
+        epoch (set by the run's ``seed``), like Lightning's DistributedSampler."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        data = self._device_splits.get(split)
+        if data is None or data.images.device != device:
+            host = self.splits[split]
+            data = ImageSplit(host.images.to(device), host.labels.to(device))
+            self._device_splits[split] = data
+        sampler = ShardedPermutation(
+            len(data), batch_size, shuffle, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1, device=device)
+        return DeviceDataLoader(data.images, data.labels, sampler)
 
-    def val_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceDataLoader:
+        return self._loader("train", shuffle=self.shuffle)
+
+    def val_dataloader(self) -> DataLoader | DeviceDataLoader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceDataLoader:
         return self._loader("test", shuffle=False)
 
     def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> list[Tensor]:
-        """uint8 → float in [0, 1] on the device; dynamic binarization draws fresh bits."""
+        """uint8 → float in [0, 1] on the device; dynamic binarization draws fresh bits.
+        The precision plugin then casts it as Lightning casts float batches (bfloat16 under
+        trainer.precision=bf16-true; unchanged otherwise): the uint8 batch passed its cast."""
         images, labels = batch
         x = images.float() / PIXEL_MAX
         if self.binarize == "dynamic":
             x = torch.bernoulli(x)
+        if self.trainer is not None:
+            x = self.trainer.precision_plugin.convert_input(x)
         return [x, labels]
