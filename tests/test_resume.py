@@ -147,3 +147,17 @@ def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failur
     error = (sweep / "1" / "error.txt").read_text()
     assert "optimizer.lr=-1.0 must be > 0" in error
     assert "1 job(s) of the sweep" in again.stderr and "job 1: invalid config" in again.stderr
+
+
+def test_resume_auto_picks_the_newest_of_last_and_slurm_hpc_checkpoints(tmp_path):
+    from vaelab.checkpoints import last_checkpoint
+
+    assert last_checkpoint(tmp_path) is None
+    (tmp_path / "checkpoints").mkdir()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.write_bytes(b"epoch end")
+    assert last_checkpoint(tmp_path) == last
+    hpc = tmp_path / "hpc_ckpt_1.ckpt"  # written later by Lightning's SIGUSR1 handler
+    hpc.write_bytes(b"requeue")
+    os.utime(hpc, ns=(last.stat().st_mtime_ns + 10**9,) * 2)
+    assert last_checkpoint(tmp_path) == hpc

@@ -14,6 +14,8 @@ from vaelab.errors import VaelabError
 
 LAST_CHECKPOINT = "last.ckpt"
 CHECKPOINT_DIR = "checkpoints"
+#: what Lightning's SLURM handler writes into the run dir before a requeue
+HPC_CHECKPOINTS = "hpc_ckpt_*.ckpt"
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -65,6 +67,9 @@ def check_compatible(checkpoint: dict[str, Any], module: nn.Module, path: str | 
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
-    """``<run dir>/checkpoints/last.ckpt`` if a previous attempt of this run left one."""
-    path = Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
-    return path if path.is_file() else None
+    """The newest checkpoint a previous attempt of this run left: ``checkpoints/last.ckpt``
+    or, after a SLURM requeue, Lightning's ``hpc_ckpt_<n>.ckpt`` in the run dir."""
+    run_dir = Path(run_dir)
+    candidates = [p for p in (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT,
+                              *run_dir.glob(HPC_CHECKPOINTS)) if p.is_file()]
+    return max(candidates, key=lambda p: p.stat().st_mtime_ns) if candidates else None

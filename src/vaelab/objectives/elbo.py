@@ -33,15 +33,14 @@ class ELBO(Objective):
         prior = vae.prior()
         z = q.rsample((self.num_samples,))  # [L, B, D]
         recon = -vae.likelihood.log_prob(vae.decode(z), x).mean(0)
-        factorizes = vae.posterior.factorizes
-        if self.kl == "analytic":
-            kl = kl_divergence(q, prior)
-            kl_per_dim = kl_divergence(q.base_dist, prior.base_dist) if factorizes else None
+        if vae.posterior.factorizes:  # per-dimension terms; their sum is the KL
+            if self.kl == "analytic":
+                kl_per_dim = kl_divergence(q.base_dist, prior.base_dist)
+            else:
+                kl_per_dim = (q.base_dist.log_prob(z) - prior.base_dist.log_prob(z)).mean(0)
+            kl = kl_per_dim.sum(-1)
         else:
-            kl = (q.log_prob(z) - prior.log_prob(z)).mean(0)
-            kl_per_dim = (
-                (q.base_dist.log_prob(z) - prior.base_dist.log_prob(z)).mean(0)
-                if factorizes
-                else None
-            )
+            kl_per_dim = None
+            kl = (kl_divergence(q, prior) if self.kl == "analytic"
+                  else (q.log_prob(z) - prior.log_prob(z)).mean(0))
         return ObjectiveOutput(recon=recon, kl=kl, bound=-(recon + kl), kl_per_dim=kl_per_dim)
