@@ -79,10 +79,15 @@ class PlainVAE(nn.Module):
 
     def __init__(self, pixels: int) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(pixels, HIDDEN), nn.LeakyReLU(SLOPE),
-                                     nn.Linear(HIDDEN, 2 * LATENT))
-        self.decoder = nn.Sequential(nn.Linear(LATENT, HIDDEN), nn.LeakyReLU(SLOPE),
-                                     nn.Linear(HIDDEN, pixels))
+        self.encoder = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(pixels, HIDDEN),
+            nn.LeakyReLU(SLOPE),
+            nn.Linear(HIDDEN, 2 * LATENT),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(LATENT, HIDDEN), nn.LeakyReLU(SLOPE), nn.Linear(HIDDEN, pixels)
+        )
 
     def loss(self, x: Tensor) -> Tensor:
         """−ELBO per data point: BCE-with-logits summed over pixels + closed-form KL."""
@@ -100,8 +105,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_loop(batches: Callable[[], object], step: Callable[[Tensor], None], device: torch.device,
-               warmup_steps: int, timed_images: int) -> float:
+def timed_loop(
+    batches: Callable[[], object],
+    step: Callable[[Tensor], None],
+    device: torch.device,
+    warmup_steps: int,
+    timed_images: int,
+) -> float:
     """Run ``step`` on batches (re-iterating ``batches()`` per epoch); images/s after warm-up."""
     seen_steps, images, start = 0, 0, None
     while True:
@@ -136,8 +146,10 @@ def run_plain(args, batch_size: int) -> Measurement:
 
     def batches():
         order = torch.randperm(len(x_all), device=device)
-        return (x_all.index_select(0, order[i * batch_size:(i + 1) * batch_size])
-                for i in range(num_batches))
+        return (
+            x_all.index_select(0, order[i * batch_size : (i + 1) * batch_size])
+            for i in range(num_batches)
+        )
 
     def step(x: Tensor) -> None:
         loss = model.loss(x)
@@ -165,8 +177,12 @@ def run_seeds(args, batch_size: int) -> Measurement:
     from torchvision.datasets import MNIST
 
     device = torch.device(args.device)
-    dataset = MNIST(str(torchvision_root(args.data_dir, args.scratch)), train=True,
-                    transform=transforms.ToTensor(), download=False)
+    dataset = MNIST(
+        str(torchvision_root(args.data_dir, args.scratch)),
+        train=True,
+        transform=transforms.ToTensor(),
+        download=False,
+    )
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
     model = PlainVAE(dataset[0][0].numel()).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
@@ -213,17 +229,26 @@ def compose(overrides: list[str], output_dir: Path):
 def vaelab_overrides(args, batch_size: int, extra: list[str]) -> list[str]:
     steps = args.warmup_steps + -(-args.timed_images // batch_size)
     return [
-        "print_config=false", "test=false", "seed=0",
-        f"paths.data_dir={args.data_dir}", "data.download=false",
+        "print_config=false",
+        "test=false",
+        "seed=0",
+        f"paths.data_dir={args.data_dir}",
+        "data.download=false",
         f"data.batch_size={batch_size}",
-        f"model.latent_dim={LATENT}", f"model.net.hidden_dims=[{HIDDEN}]",
-        f"model.net.negative_slope={SLOPE}", f"optimizer.lr={LR}",
-        f"trainer.accelerator={args.device}", "trainer.max_epochs=1",
-        f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=1",
-        "trainer.num_sanity_val_steps=0", "trainer.enable_model_summary=false",
+        f"model.latent_dim={LATENT}",
+        f"model.net.hidden_dims=[{HIDDEN}]",
+        f"model.net.negative_slope={SLOPE}",
+        f"optimizer.lr={LR}",
+        f"trainer.accelerator={args.device}",
+        "trainer.max_epochs=1",
+        f"trainer.limit_train_batches={steps}",
+        "trainer.limit_val_batches=1",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.enable_model_summary=false",
         # a progress bar redraw per step is a terminal cost, not the framework's (without the
         # callback entry Lightning would add its default bar: switch it off too)
-        "callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
+        "callbacks.progress_bar=null",
+        "trainer.enable_progress_bar=false",
         "callbacks.image_logger=null",
         "+callbacks.throughput._target_=vaelab.callbacks.throughput.TrainThroughput",
         f"+callbacks.throughput.warmup_steps={args.warmup_steps}",
@@ -236,11 +261,16 @@ def run_vaelab(args, batch_size: int, variant: str) -> Measurement:
     from vaelab.callbacks.throughput import METRIC
     from vaelab.train import train
 
-    extra = {"c": [], "d": ["data.on_device=true"],
-             "e": ["data.on_device=true", "trainer.precision=bf16-mixed"],
-             "g": ["data.on_device=true", "+model.compile=true"]}[variant]
-    with tempfile.TemporaryDirectory(dir=args.scratch) as run_dir, \
-            contextlib.redirect_stdout(io.StringIO()):
+    extra = {
+        "c": [],
+        "d": ["data.on_device=true"],
+        "e": ["data.on_device=true", "trainer.precision=bf16-mixed"],
+        "g": ["data.on_device=true", "+model.compile=true"],
+    }[variant]
+    with (
+        tempfile.TemporaryDirectory(dir=args.scratch) as run_dir,
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         cfg = compose(vaelab_overrides(args, batch_size, extra), Path(run_dir))
         metrics = train(cfg)
     return Measurement(variant, batch_size, metrics.get(METRIC))
@@ -281,8 +311,11 @@ def run_pythae(args, batch_size: int) -> Measurement:
     steps = args.warmup_steps + -(-args.timed_images // batch_size)
     data = (images[: steps * batch_size].float() / 255).numpy()
     nets = PlainVAE(images[0].numel())
-    model = VAE(VAEConfig(input_dim=image_shape, latent_dim=LATENT, reconstruction_loss="bce"),
-                encoder=Encoder(nets.encoder), decoder=Decoder(nets.decoder))
+    model = VAE(
+        VAEConfig(input_dim=image_shape, latent_dim=LATENT, reconstruction_loss="bce"),
+        encoder=Encoder(nets.encoder),
+        decoder=Decoder(nets.decoder),
+    )
     timings: list[float] = []
     original_step = BaseTrainer.train_step
 
@@ -295,9 +328,15 @@ def run_pythae(args, batch_size: int) -> Measurement:
         return loss
 
     config = BaseTrainerConfig(
-        output_dir=str(args.scratch / "pythae"), per_device_train_batch_size=batch_size,
-        num_epochs=2, learning_rate=LR, optimizer_cls="Adam", no_cuda=args.device == "cpu",
-        steps_saving=None, steps_predict=None)
+        output_dir=str(args.scratch / "pythae"),
+        per_device_train_batch_size=batch_size,
+        num_epochs=2,
+        learning_rate=LR,
+        optimizer_cls="Adam",
+        no_cuda=args.device == "cpu",
+        steps_saving=None,
+        steps_predict=None,
+    )
     BaseTrainer.train_step = timed_train_step
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -333,9 +372,13 @@ def run_iw_nll(args, batch_size: int) -> Measurement:
 
 
 RUNNERS = {
-    "a": run_plain, "b": run_seeds, "f": run_pythae,
-    "c": lambda a, b: run_vaelab(a, b, "c"), "d": lambda a, b: run_vaelab(a, b, "d"),
-    "e": lambda a, b: run_vaelab(a, b, "e"), "g": lambda a, b: run_vaelab(a, b, "g"),
+    "a": run_plain,
+    "b": run_seeds,
+    "f": run_pythae,
+    "c": lambda a, b: run_vaelab(a, b, "c"),
+    "d": lambda a, b: run_vaelab(a, b, "d"),
+    "e": lambda a, b: run_vaelab(a, b, "e"),
+    "g": lambda a, b: run_vaelab(a, b, "g"),
 }
 
 
@@ -350,14 +393,19 @@ def device_name(device: str) -> str:
 
 def paired_ratio(runs: list[Measurement], reference: list[Measurement]) -> float | None:
     """Median over repeats of (variant / (a)) within the same repeat: robust to load drift."""
-    ratios = [m.images_per_s / r.images_per_s for m, r in zip(runs, reference, strict=False)
-              if m.images_per_s and r.images_per_s]
+    ratios = [
+        m.images_per_s / r.images_per_s
+        for m, r in zip(runs, reference, strict=False)
+        if m.images_per_s and r.images_per_s
+    ]
     return statistics.median(ratios) if ratios else None
 
 
 def table(results: dict[tuple[str, int], list[Measurement]], batch_sizes: list[int]) -> str:
-    rows = ["| variant | batch | images/s (median) | range | ratio to (a) |",
-            "|---|---:|---:|---:|---:|"]
+    rows = [
+        "| variant | batch | images/s (median) | range | ratio to (a) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for batch_size in batch_sizes:
         reference = results.get(("a", batch_size), [])
         for variant, label in VARIANTS.items():
@@ -366,14 +414,15 @@ def table(results: dict[tuple[str, int], list[Measurement]], batch_sizes: list[i
                 continue
             median = _median(runs)
             if median is None:
-                rows.append(f"| ({variant}) {label} | {batch_size} | – | – | "
-                            f"{runs[0].note} |")
+                rows.append(f"| ({variant}) {label} | {batch_size} | – | – | {runs[0].note} |")
                 continue
             rates = [m.images_per_s for m in runs if m.images_per_s is not None]
             paired = paired_ratio(runs, reference)
             ratio = f"{paired:.2f}" if paired is not None else "–"
-            rows.append(f"| ({variant}) {label} | {batch_size} | {median:,.0f} | "
-                        f"{min(rates):,.0f}–{max(rates):,.0f} | {ratio} |")
+            rows.append(
+                f"| ({variant}) {label} | {batch_size} | {median:,.0f} | "
+                f"{min(rates):,.0f}–{max(rates):,.0f} | {ratio} |"
+            )
     return "\n".join(rows)
 
 
@@ -384,8 +433,9 @@ def _median(runs: list[Measurement]) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("VAELAB_DATA_DIR", ROOT / "data")))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("VAELAB_DATA_DIR", ROOT / "data"))
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
@@ -411,17 +461,25 @@ def main() -> None:
         for repeat in range(args.repeats):
             for batch_size in args.batch_sizes:
                 for variant in args.variants:
-                    if variant == "f" and repeat and not _median(results.get(("f", batch_size),
-                                                                             [])):
+                    if (
+                        variant == "f"
+                        and repeat
+                        and not _median(results.get(("f", batch_size), []))
+                    ):
                         continue
                     m = RUNNERS[variant](args, batch_size)
                     results.setdefault((variant, batch_size), []).append(m)
-                    print(f"[{repeat + 1}/{args.repeats}] ({variant}) batch {batch_size}: "
-                          f"{m.images_per_s or float('nan'):,.0f} images/s {m.note}",
-                          file=sys.stderr, flush=True)
-        print(f"device: {device_name(args.device)}; torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads; 1-min load average at the end: "
-              f"{os.getloadavg()[0]:.2f}")
+                    print(
+                        f"[{repeat + 1}/{args.repeats}] ({variant}) batch {batch_size}: "
+                        f"{m.images_per_s or float('nan'):,.0f} images/s {m.note}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        print(
+            f"device: {device_name(args.device)}; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; 1-min load average at the end: "
+            f"{os.getloadavg()[0]:.2f}"
+        )
         print(table(results, args.batch_sizes))
         if args.iw_nll:
             for batch_size in args.batch_sizes:
@@ -429,9 +487,12 @@ def main() -> None:
                 rate = f"{m.images_per_s:,.0f}" if m.images_per_s else "–"
                 print(f"\nIW-NLL evaluation, batch {batch_size}: {rate} samples/s ({m.note})")
         if args.json:
-            args.json.write_text(json.dumps(
-                {f"{v}@{b}": [asdict(m) for m in runs] for (v, b), runs in results.items()},
-                indent=2))
+            args.json.write_text(
+                json.dumps(
+                    {f"{v}@{b}": [asdict(m) for m in runs] for (v, b), runs in results.items()},
+                    indent=2,
+                )
+            )
     finally:
         shutil.rmtree(args.scratch, ignore_errors=True)
 

@@ -59,8 +59,9 @@ def frey_data_dir(tmp_path_factory) -> Path:
     return root
 
 
-def compose_config(overrides: Sequence[str], output_dir: Path, config_name: str = "train"
-                   ) -> DictConfig:
+def compose_config(
+    overrides: Sequence[str], output_dir: Path, config_name: str = "train"
+) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` as the CLI would, with the run dir at ``output_dir``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

@@ -30,8 +30,14 @@ CLI_FAST = ["print_config=false", "callbacks.progress_bar=null", "data.download=
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "vaelab.train", *CLI_FAST, *args],
-                          capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vaelab.train", *CLI_FAST, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -93,8 +99,13 @@ def test_not_an_idx_file(mnist_copy):
 
 # 3. a model whose shapes do not fit the data ----------------------------------------------
 def test_model_input_shape_override_that_contradicts_the_data(mnist_data_dir, tmp_path):
-    line = _one_error_line(_cli(f"paths.data_dir={mnist_data_dir}", f"hydra.run.dir={tmp_path}",
-                                "+model.input_shape=[1,32,32]"))
+    line = _one_error_line(
+        _cli(
+            f"paths.data_dir={mnist_data_dir}",
+            f"hydra.run.dir={tmp_path}",
+            "+model.input_shape=[1,32,32]",
+        )
+    )
     assert "model.input_shape=[1, 32, 32] does not match the data" in line
     assert "(1, 28, 28)" in line
 
@@ -108,41 +119,54 @@ def test_network_that_cannot_produce_the_data_shape_is_refused_at_build_time():
     def wrong_decoder(input_shape, latent_dim, encoder_out_features, decoder_out_channels):
         return EncoderDecoder(
             encoder=nn.Sequential(nn.Flatten(), nn.LazyLinear(encoder_out_features)),
-            decoder=nn.Sequential(nn.Linear(latent_dim, 32 * 32), nn.Unflatten(1, (1, 32, 32))))
+            decoder=nn.Sequential(nn.Linear(latent_dim, 32 * 32), nn.Unflatten(1, (1, 32, 32))),
+        )
 
     with pytest.raises(VaelabError, match=r"decoder outputs \(1, 32, 32\).*\(1, 28, 20\)"):
-        VAEModule(net=wrong_decoder, latent_dim=2, input_shape=(1, 28, 20),
-                  optimizer=torch.optim.Adam)
+        VAEModule(
+            net=wrong_decoder, latent_dim=2, input_shape=(1, 28, 20), optimizer=torch.optim.Adam
+        )
 
 
 # 4. invalid values, caught before any data is loaded -------------------------------------
-@pytest.mark.parametrize(("override", "expected"), [
-    ("model.latent_dim=0", "model.latent_dim=0 must be an integer >= 1"),
-    ("beta.value=-0.5", "beta.value=-0.5 must be >= 0"),
-    ("optimizer.lr=0", "optimizer.lr=0 must be > 0"),
-    ("objective.num_samples=0", "objective.num_samples=0 must be an integer >= 1"),
-    ("data.val_size=1.5", "data.val_size=1.5 must be a fraction in (0, 1) or a count >= 1"),
-    ("data.batch_size=0", "data.batch_size=0 must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model.latent_dim=0", "model.latent_dim=0 must be an integer >= 1"),
+        ("beta.value=-0.5", "beta.value=-0.5 must be >= 0"),
+        ("optimizer.lr=0", "optimizer.lr=0 must be > 0"),
+        ("objective.num_samples=0", "objective.num_samples=0 must be an integer >= 1"),
+        ("data.val_size=1.5", "data.val_size=1.5 must be a fraction in (0, 1) or a count >= 1"),
+        ("data.batch_size=0", "data.batch_size=0 must be an integer >= 1"),
+    ],
+)
 def test_invalid_values_are_named_before_data_is_loaded(override, expected, tmp_path):
     # the data dir does not exist: the config error must come first
-    cfg = compose_config([*FAST, f"paths.data_dir={tmp_path / 'absent'}", override],
-                         tmp_path / "run")
+    cfg = compose_config(
+        [*FAST, f"paths.data_dir={tmp_path / 'absent'}", override], tmp_path / "run"
+    )
     with pytest.raises(VaelabError) as err:
         train(cfg)
     assert expected in str(err.value) and str(err.value).startswith("invalid config:")
 
 
 def test_batch_size_larger_than_the_dataset(mnist_data_dir, tmp_path):
-    cfg = compose_config([*FAST, f"paths.data_dir={mnist_data_dir}", "data.batch_size=60000"],
-                         tmp_path / "run")
+    cfg = compose_config(
+        [*FAST, f"paths.data_dir={mnist_data_dir}", "data.batch_size=60000"], tmp_path / "run"
+    )
     with pytest.raises(VaelabError, match="data.batch_size=60000 is larger than the training"):
         train(cfg)
 
 
 def test_invalid_value_on_the_command_line_is_one_line(tmp_path):
-    line = _one_error_line(_cli(f"paths.data_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'r'}",
-                                "model.latent_dim=-3", "optimizer.lr=-1"))
+    line = _one_error_line(
+        _cli(
+            f"paths.data_dir={tmp_path}",
+            f"hydra.run.dir={tmp_path / 'r'}",
+            "model.latent_dim=-3",
+            "optimizer.lr=-1",
+        )
+    )
     assert "model.latent_dim=-3" in line and "optimizer.lr=-1" in line
 
 
@@ -157,8 +181,9 @@ def test_unknown_group_option_lists_the_valid_ones(tmp_path):
 
 
 # 6. NaN / Inf in the loss ----------------------------------------------------------------
-def test_nan_loss_stops_at_that_step_naming_term_and_last_checkpoint(mnist_data_dir, tmp_path,
-                                                                     monkeypatch):
+def test_nan_loss_stops_at_that_step_naming_term_and_last_checkpoint(
+    mnist_data_dir, tmp_path, monkeypatch
+):
     from vaelab.likelihoods.bernoulli import BernoulliLikelihood
 
     calls = {"train": 0}
@@ -173,9 +198,16 @@ def test_nan_loss_stops_at_that_step_naming_term_and_last_checkpoint(mnist_data_
         return value
 
     monkeypatch.setattr(BernoulliLikelihood, "log_prob", poisoned)
-    cfg = compose_config([*FAST, f"paths.data_dir={mnist_data_dir}", "trainer.max_epochs=3",
-                          "trainer.limit_train_batches=10", "trainer.limit_val_batches=2"],
-                         tmp_path / "run")
+    cfg = compose_config(
+        [
+            *FAST,
+            f"paths.data_dir={mnist_data_dir}",
+            "trainer.max_epochs=3",
+            "trainer.limit_train_batches=10",
+            "trainer.limit_val_batches=2",
+        ],
+        tmp_path / "run",
+    )
     with pytest.raises(NonFiniteLossError) as err:
         train(cfg)
     message = str(err.value)
@@ -207,13 +239,26 @@ def test_nan_in_input_data_is_refused():
 
 # 8. a checkpoint of another model --------------------------------------------------------
 def test_checkpoint_of_another_model_is_refused(mnist_data_dir, tmp_path):
-    cfg = compose_config([*FAST, f"paths.data_dir={mnist_data_dir}", "trainer.max_steps=2",
-                          "trainer.limit_val_batches=1", "test=false"], tmp_path / "first")
+    cfg = compose_config(
+        [
+            *FAST,
+            f"paths.data_dir={mnist_data_dir}",
+            "trainer.max_steps=2",
+            "trainer.limit_val_batches=1",
+            "test=false",
+        ],
+        tmp_path / "first",
+    )
     train(cfg)
     ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    line = _one_error_line(_cli(f"paths.data_dir={mnist_data_dir}",
-                                f"hydra.run.dir={tmp_path / 'second'}", f"ckpt_path={ckpt}",
-                                "model.latent_dim=5"))
+    line = _one_error_line(
+        _cli(
+            f"paths.data_dir={mnist_data_dir}",
+            f"hydra.run.dir={tmp_path / 'second'}",
+            f"ckpt_path={ckpt}",
+            "model.latent_dim=5",
+        )
+    )
     assert "was written by a different model or config" in line
     assert "vae.decoder.net.0.weight has shape [200, 2] there but [200, 5] here" in line
     assert str(tmp_path / "first" / "config.yaml") in line
@@ -243,8 +288,11 @@ def test_pickle_with_code_payload_is_refused_and_never_executed(tmp_path):
         load_checkpoint(evil)
     plain = tmp_path / "evil.pkl"
     plain.write_bytes(pickle.dumps(_Payload(marker)))
-    line = _one_error_line(_cli(f"hydra.run.dir={tmp_path / 'run'}", f"ckpt_path={plain}",
-                                f"paths.data_dir={tmp_path}"))
+    line = _one_error_line(
+        _cli(
+            f"hydra.run.dir={tmp_path / 'run'}", f"ckpt_path={plain}", f"paths.data_dir={tmp_path}"
+        )
+    )
     assert "refused to load" in line
     assert not marker.exists()
 

@@ -36,8 +36,7 @@ def _ppca_data(n: int, noise: float = 0.3, seed: int = 0):
     weight = torch.randn(DIM, K, generator=gen, dtype=torch.float64) * 2
     mean = torch.randn(DIM, generator=gen, dtype=torch.float64)
     z = torch.randn(n, K, generator=gen, dtype=torch.float64)
-    x = z @ weight.T + mean + noise**0.5 * torch.randn(n, DIM, generator=gen,
-                                                       dtype=torch.float64)
+    x = z @ weight.T + mean + noise**0.5 * torch.randn(n, DIM, generator=gen, dtype=torch.float64)
     return x, weight, mean
 
 
@@ -60,13 +59,16 @@ def test_moments_match_numpy_mean_and_ml_covariance():
     x, _, _ = _ppca_data(5000)
     moments = _moments(x)
     torch.testing.assert_close(moments.mean(), x.mean(0))
-    np.testing.assert_allclose(moments.covariance().numpy(), np.cov(x.numpy().T, bias=True),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        moments.covariance().numpy(), np.cov(x.numpy().T, bias=True), rtol=1e-10, atol=1e-10
+    )
     axes = principal_axes(moments.covariance())
     assert (axes.variances[:-1] >= axes.variances[1:]).all()
-    np.testing.assert_allclose(axes.variances.numpy(),
-                               np.sort(np.linalg.eigvalsh(np.cov(x.numpy().T, bias=True)))[::-1],
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        axes.variances.numpy(),
+        np.sort(np.linalg.eigvalsh(np.cov(x.numpy().T, bias=True)))[::-1],
+        rtol=1e-9,
+    )
 
 
 # -- PPCA ---------------------------------------------------------------------------------
@@ -88,11 +90,16 @@ def test_ppca_ml_solution_is_tipping_bishop_eqs_7_8():
     sigma2 = eigenvalues[K:].mean()
     assert model.noise_variance.item() == pytest.approx(sigma2, rel=1e-9)
     # WᵀW = Λ_K − σ²I for R = I
-    np.testing.assert_allclose((model.weight.T @ model.weight).numpy(),
-                               np.diag(eigenvalues[:K] - sigma2), atol=1e-9)
+    np.testing.assert_allclose(
+        (model.weight.T @ model.weight).numpy(), np.diag(eigenvalues[:K] - sigma2), atol=1e-9
+    )
     # the maximised mean log-likelihood: −½(D log 2π + Σ_{j≤K} log λ_j + (D−K) log σ² + D)
-    best = -0.5 * (DIM * math.log(2 * math.pi) + np.log(eigenvalues[:K]).sum()
-                   + (DIM - K) * math.log(sigma2) + DIM)
+    best = -0.5 * (
+        DIM * math.log(2 * math.pi)
+        + np.log(eigenvalues[:K]).sum()
+        + (DIM - K) * math.log(sigma2)
+        + DIM
+    )
     mean_log_lik = model.log_marginal(x.reshape(-1, *SHAPE)).mean().item()
     assert mean_log_lik == pytest.approx(best, rel=1e-9)
 
@@ -147,7 +154,8 @@ def test_ppca_posterior_is_bayes_rule_and_recon_matches_monte_carlo():
 def test_ppca_refuses_data_without_residual_variance():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(100, K, generator=gen, dtype=torch.float64) @ torch.randn(
-        K, DIM, generator=gen, dtype=torch.float64)
+        K, DIM, generator=gen, dtype=torch.float64
+    )
     with pytest.raises(VaelabError, match="lower model.latent_dim"):
         _fitted_ppca(x)
 
@@ -182,8 +190,10 @@ def test_reconstruction_losses_are_sums_over_pixels():
     expected = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
     torch.testing.assert_close(bce, expected)
     bits = torch.bernoulli(x, generator=gen)
-    torch.testing.assert_close(reconstruction_loss("bce", logits, bits),
-                               -Bernoulli(logits=logits).log_prob(bits).sum((1, 2, 3)))
+    torch.testing.assert_close(
+        reconstruction_loss("bce", logits, bits),
+        -Bernoulli(logits=logits).log_prob(bits).sum((1, 2, 3)),
+    )
     mse = reconstruction_loss("mse", logits, x)
     torch.testing.assert_close(mse, ((torch.sigmoid(logits) - x) ** 2).sum((1, 2, 3)))
 
@@ -192,8 +202,13 @@ def _autoencoder_module(cls=AutoencoderModule, **kwargs) -> AutoencoderModule:
     def net(**shapes):
         return mlp(**shapes, hidden_dims=[16], activation="relu")
 
-    return cls(net=net, latent_dim=2, input_shape=(1, 8, 8),
-               optimizer=lambda params: torch.optim.Adam(params), **kwargs)
+    return cls(
+        net=net,
+        latent_dim=2,
+        input_shape=(1, 8, 8),
+        optimizer=lambda params: torch.optim.Adam(params),
+        **kwargs,
+    )
 
 
 def test_autoencoder_encodes_to_a_point_mass_and_decodes_logits():
@@ -251,8 +266,9 @@ def test_pooled_cnn_reproduces_seed_003_parameter_counts_and_shapes():
     assert sum(p.numel() for p in nets.encoder.parameters()) == 36_586
     assert sum(p.numel() for p in nets.decoder.parameters()) == 37_089
     for shape in ((1, 28, 28), (1, 32, 32), (1, 28, 20), (3, 32, 32)):
-        nets = pooled_cnn(shape, latent_dim=2, encoder_out_features=4,
-                          decoder_out_channels=2 * shape[0])
+        nets = pooled_cnn(
+            shape, latent_dim=2, encoder_out_features=4, decoder_out_channels=2 * shape[0]
+        )
         codes = nets.encoder(torch.rand(3, *shape))
         assert codes.shape == (3, 4)
         assert nets.decoder(codes[:, :2]).shape == (3, 2 * shape[0], *shape[1:])
@@ -302,7 +318,8 @@ def test_pca_run_logs_the_test_squared_error(make_config):
 
 @pytest.mark.parametrize("model", ["autoencoder", "denoising_autoencoder"])
 def test_autoencoder_run_beats_the_constant_predictor_and_checkpoints_on_val_loss(
-        make_config, model):
+    make_config, model
+):
     cfg = make_config("data=digits", f"model={model}", "trainer.max_epochs=3")
     metrics = train(cfg)
     # predicting σ(0) = ½ for every pixel costs 64·log 2 nats per 8×8 image, whatever x is

@@ -12,8 +12,20 @@ from vaelab.builders import build_module, instantiate_each
 from vaelab.paths import CONFIG_DIR
 
 #: groups whose options are built the way train.py builds them
-BUILT_GROUPS = ("data", "model", "likelihood", "posterior", "objective", "beta", "optimizer",
-                "lr_scheduler", "logger", "callbacks", "paths", "trainer")
+BUILT_GROUPS = (
+    "data",
+    "model",
+    "likelihood",
+    "posterior",
+    "objective",
+    "beta",
+    "optimizer",
+    "lr_scheduler",
+    "logger",
+    "callbacks",
+    "paths",
+    "trainer",
+)
 #: trainer options that need hardware this machine lacks are composed and import-checked only
 HARDWARE_TRAINERS = {"gpu", "ddp", "ddp_multinode", "mps"}
 

@@ -45,10 +45,10 @@ def test_frey_mat_and_npy_give_the_same_frames(frey_data_dir, tmp_path):
     npy_only = tmp_path / "npy" / "frey"
     mat_only.mkdir(parents=True)
     npy_only.mkdir(parents=True)
-    (mat_only / "frey_rawface.mat").write_bytes((frey_data_dir / "frey/frey_rawface.mat")
-                                                .read_bytes())
-    (npy_only / "frey_faces.npy").write_bytes((frey_data_dir / "frey/frey_faces.npy")
-                                              .read_bytes())
+    (mat_only / "frey_rawface.mat").write_bytes(
+        (frey_data_dir / "frey/frey_rawface.mat").read_bytes()
+    )
+    (npy_only / "frey_faces.npy").write_bytes((frey_data_dir / "frey/frey_faces.npy").read_bytes())
     from_mat = _frey(mat_only.parent).load_pool()
     from_npy = _frey(npy_only.parent).load_pool()
     assert from_mat.images.shape == (FREY_FRAMES, 1, FREY_H, FREY_W)
@@ -69,8 +69,9 @@ def test_frey_split_sizes_scaling_and_test_equals_val(frey_data_dir):
     assert len(dm.splits["train"]) == 1768 and len(dm.splits["val"]) == 197
     assert torch.equal(dm.splits["test"].images, dm.splits["val"].images)
     pool = dm.load_pool()
-    assert (_frame_counts(dm.splits["train"].images) + _frame_counts(dm.splits["val"].images)
-            == _frame_counts(pool.images))
+    assert _frame_counts(dm.splits["train"].images) + _frame_counts(
+        dm.splits["val"].images
+    ) == _frame_counts(pool.images)
     x, labels = _batch_on_device(dm, "val")
     assert x.dtype == torch.float32 and x.min() >= 0.0 and x.max() <= 1.0
     torch.testing.assert_close(x, dm.splits["val"].images[: len(x)].float() / PIXEL_MAX)
@@ -142,8 +143,15 @@ def _write_cifar(root: Path, per_batch: int = 3, test_size: int = 4) -> dict[str
         data = rng.integers(0, 256, size=(count, CIFAR_PIXELS), dtype=np.uint8)
         labels = rng.integers(0, 10, size=count).tolist()
         with (folder / name).open("wb") as handle:
-            pickle.dump({"batch_label": name, "labels": labels, "data": data,
-                         "filenames": [f"{name}_{i}.png" for i in range(count)]}, handle)
+            pickle.dump(
+                {
+                    "batch_label": name,
+                    "labels": labels,
+                    "data": data,
+                    "filenames": [f"{name}_{i}.png" for i in range(count)],
+                },
+                handle,
+            )
         written[name] = data
         written[name + "_labels"] = np.array(labels)
     return written
@@ -159,7 +167,7 @@ def test_cifar10_reads_pickled_batches_plane_by_plane(tmp_path):
     image = train.images[4]
     # a row holds the red plane, then green, then blue, each 32×32 row-major
     for channel in range(3):
-        plane = row[channel * 1024:(channel + 1) * 1024].reshape(32, 32)
+        plane = row[channel * 1024 : (channel + 1) * 1024].reshape(32, 32)
         assert torch.equal(image[channel], torch.from_numpy(plane))
     assert train.labels[4] == written["data_batch_2_labels"][1]
     test = dm.load_test()
@@ -238,9 +246,9 @@ def test_binarized_mnist_config_is_dynamic_mnist(make_config, mnist_data_dir):
     assert dm.dims == (1, 28, 28) and dm.num_classes == 10
 
 
-def test_dynamic_binarization_draws_fresh_bits_with_the_grey_level_mean(make_config,
-                                                                        mnist_data_dir,
-                                                                        grey_mnist):
+def test_dynamic_binarization_draws_fresh_bits_with_the_grey_level_mean(
+    make_config, mnist_data_dir, grey_mnist
+):
     dm = instantiate(make_config("data=binarized_mnist", data_dir=mnist_data_dir).data)
     dm.setup("fit")
     batch = next(iter(dm.val_dataloader()))
@@ -255,8 +263,7 @@ def test_dynamic_binarization_draws_fresh_bits_with_the_grey_level_mean(make_con
     assert (first[grey == 0] == 0).all() and (first[grey == 1] == 1).all()
 
 
-def test_static_binarization_is_one_fixed_seeded_sample(make_config, mnist_data_dir,
-                                                        grey_mnist):
+def test_static_binarization_is_one_fixed_seeded_sample(make_config, mnist_data_dir, grey_mnist):
     cfg = make_config("data=binarized_mnist", "data.binarize=static", data_dir=mnist_data_dir)
     first, again = instantiate(cfg.data), instantiate(cfg.data)
     first.setup("fit")

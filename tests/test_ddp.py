@@ -26,11 +26,21 @@ EVAL_BATCH = 500
 #: nats: the spread of the one-process val ELBO over seeds 7, 8, 9 after these 10 steps
 ELBO_TOLERANCE = 6.0
 #: the runs' common settings; val/test batches are counted per rank
-COMMON = ["print_config=false", "callbacks.progress_bar=null", "data.download=false",
-          "trainer.enable_model_summary=false", "data.shuffle=false", "model.latent_dim=10",
-          "seed=7", "trainer.max_epochs=1", f"trainer.limit_train_batches={STEPS}",
-          f"data.eval_batch_size={EVAL_BATCH}", "trainer.limit_test_batches=1",
-          "trainer.log_every_n_steps=5", "callbacks.image_logger=null"]
+COMMON = [
+    "print_config=false",
+    "callbacks.progress_bar=null",
+    "data.download=false",
+    "trainer.enable_model_summary=false",
+    "data.shuffle=false",
+    "model.latent_dim=10",
+    "seed=7",
+    "trainer.max_epochs=1",
+    f"trainer.limit_train_batches={STEPS}",
+    f"data.eval_batch_size={EVAL_BATCH}",
+    "trainer.limit_test_batches=1",
+    "trainer.log_every_n_steps=5",
+    "callbacks.image_logger=null",
+]
 
 
 class ParameterDigest(L.Callback):
@@ -46,15 +56,23 @@ class ParameterDigest(L.Callback):
 
 def _ddp_run(run_dir: Path, data_dir: Path, *extra: str) -> dict[str, float]:
     """``vaelab-train trainer=ddp_cpu`` in a subprocess (Lightning re-launches it for rank 1)."""
-    args = [str(VAELAB_TRAIN), "trainer=ddp_cpu", *COMMON, f"paths.data_dir={data_dir}",
-            f"data.batch_size={PER_DEVICE_BATCH}",
-            f"trainer.limit_val_batches={VAL_BATCHES_PER_RANK}", f"hydra.run.dir={run_dir}",
-            f"+callbacks.digest._target_={__name__}.ParameterDigest",
-            f"+callbacks.digest.dirpath={run_dir}", *extra]
+    args = [
+        str(VAELAB_TRAIN),
+        "trainer=ddp_cpu",
+        *COMMON,
+        f"paths.data_dir={data_dir}",
+        f"data.batch_size={PER_DEVICE_BATCH}",
+        f"trainer.limit_val_batches={VAL_BATCHES_PER_RANK}",
+        f"hydra.run.dir={run_dir}",
+        f"+callbacks.digest._target_={__name__}.ParameterDigest",
+        f"+callbacks.digest.dirpath={run_dir}",
+        *extra,
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    done = subprocess.run(args, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env,
-                          timeout=240)
+    done = subprocess.run(
+        args, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=240
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((run_dir / METRICS_FILE).read_text())
 
@@ -63,9 +81,14 @@ def _one_process_run(make_config, data_dir: Path, name: str, *extra: str) -> dic
     """The same training on one process with the DDP run's global batch."""
     from vaelab.train import train
 
-    cfg = make_config(*COMMON[3:], f"data.batch_size={2 * PER_DEVICE_BATCH}",
-                      f"trainer.limit_val_batches={2 * VAL_BATCHES_PER_RANK}", *extra,
-                      data_dir=data_dir, name=name)
+    cfg = make_config(
+        *COMMON[3:],
+        f"data.batch_size={2 * PER_DEVICE_BATCH}",
+        f"trainer.limit_val_batches={2 * VAL_BATCHES_PER_RANK}",
+        *extra,
+        data_dir=data_dir,
+        name=name,
+    )
     return train(cfg)
 
 
@@ -75,8 +98,9 @@ def ddp_run(mnist_data_dir, tmp_path_factory):
     return run_dir, _ddp_run(run_dir, mnist_data_dir)
 
 
-def test_ddp_cpu_matches_one_process_with_the_same_global_batch(ddp_run, make_config,
-                                                               mnist_data_dir):
+def test_ddp_cpu_matches_one_process_with_the_same_global_batch(
+    ddp_run, make_config, mnist_data_dir
+):
     run_dir, ddp = ddp_run
     single = _one_process_run(make_config, mnist_data_dir, "single")
     # same data in the same global batches, same initial weights; only the reparameterisation
@@ -112,12 +136,13 @@ def test_ddp_checkpoint_loads_and_scores_like_the_logged_val_elbo(ddp_run, mnist
     assert elbo == pytest.approx(ddp["val/elbo"], abs=0.5)
 
 
-def test_ddp_on_device_shards_give_the_one_process_batches(make_config, mnist_data_dir,
-                                                           tmp_path):
+def test_ddp_on_device_shards_give_the_one_process_batches(make_config, mnist_data_dir, tmp_path):
     """Shuffled, device-resident data: rank r takes positions r, r + 2, … of the epoch's
     permutation, so both ranks' batches together are the one-process batch."""
-    ddp = _ddp_run(tmp_path / "ddp_on_device", mnist_data_dir, "data.on_device=true",
-                   "data.shuffle=true")
-    single = _one_process_run(make_config, mnist_data_dir, "single_on_device",
-                              "data.on_device=true", "data.shuffle=true")
+    ddp = _ddp_run(
+        tmp_path / "ddp_on_device", mnist_data_dir, "data.on_device=true", "data.shuffle=true"
+    )
+    single = _one_process_run(
+        make_config, mnist_data_dir, "single_on_device", "data.on_device=true", "data.shuffle=true"
+    )
     assert ddp["val/elbo"] == pytest.approx(single["val/elbo"], abs=ELBO_TOLERANCE)

@@ -33,22 +33,51 @@ from vaelab.train import train
 
 GRID_PADDING = 2  # torchvision make_grid's default
 FIGURE_PIXELS = {  # figsize × dpi of each matplotlib figure in vaelab.plots.figures
-    "latent_manifold": (800, 800), "latent_scatter": (700, 600),
-    "learning_curves": (1500, 450), "before_after": (1300, 600)}
-METRIC_KEYS = {"elbo", "recon", "kl", "kl_per_dim", "iw_nll", "iw_nll_stderr", "bits_per_dim",
-               "bits_per_dim_elbo", "active_units", "posterior_mean_variance", "exact_nll",
-               "num_points", "num_importance_samples", "likelihood_is_continuous", "notes",
-               "figures", "checkpoint", "global_step", "iw_samples_per_second"}
+    "latent_manifold": (800, 800),
+    "latent_scatter": (700, 600),
+    "learning_curves": (1500, 450),
+    "before_after": (1300, 600),
+}
+METRIC_KEYS = {
+    "elbo",
+    "recon",
+    "kl",
+    "kl_per_dim",
+    "iw_nll",
+    "iw_nll_stderr",
+    "bits_per_dim",
+    "bits_per_dim_elbo",
+    "active_units",
+    "posterior_mean_variance",
+    "exact_nll",
+    "num_points",
+    "num_importance_samples",
+    "likelihood_is_continuous",
+    "notes",
+    "figures",
+    "checkpoint",
+    "global_step",
+    "iw_samples_per_second",
+}
 SNAPSHOT_POINTS = 300
 STEPS_PER_EPOCH = 70
 
 
 def _train(mnist_data_dir: Path, run_dir: Path, *overrides: str) -> Path:
-    cfg = compose_config([*FAST, f"paths.data_dir={mnist_data_dir}", "callbacks.image_logger=null",
-                          f"callbacks.encoding_snapshot.num_points={SNAPSHOT_POINTS}",
-                          "trainer.limit_val_batches=2", "trainer.limit_test_batches=1",
-                          "data.eval_batch_size=500", "trainer.log_every_n_steps=25", *overrides],
-                         run_dir)
+    cfg = compose_config(
+        [
+            *FAST,
+            f"paths.data_dir={mnist_data_dir}",
+            "callbacks.image_logger=null",
+            f"callbacks.encoding_snapshot.num_points={SNAPSHOT_POINTS}",
+            "trainer.limit_val_batches=2",
+            "trainer.limit_test_batches=1",
+            "data.eval_batch_size=500",
+            "trainer.log_every_n_steps=25",
+            *overrides,
+        ],
+        run_dir,
+    )
     train(cfg)
     return run_dir
 
@@ -56,30 +85,50 @@ def _train(mnist_data_dir: Path, run_dir: Path, *overrides: str) -> Path:
 @pytest.fixture(scope="module")
 def run_2d(mnist_data_dir, tmp_path_factory) -> Path:
     """210 optimiser steps (3 epochs × 70 batches) of the lecture VAE (latent_dim = 2)."""
-    return _train(mnist_data_dir, tmp_path_factory.mktemp("eval2d") / "run",
-                  "trainer.max_epochs=3", f"trainer.limit_train_batches={STEPS_PER_EPOCH}")
+    return _train(
+        mnist_data_dir,
+        tmp_path_factory.mktemp("eval2d") / "run",
+        "trainer.max_epochs=3",
+        f"trainer.limit_train_batches={STEPS_PER_EPOCH}",
+    )
 
 
 @pytest.fixture(scope="module")
 def run_5d(mnist_data_dir, tmp_path_factory) -> Path:
     """A short latent_dim = 5 run (traversals instead of the 2-D manifold)."""
-    return _train(mnist_data_dir, tmp_path_factory.mktemp("eval5d") / "run",
-                  "model.latent_dim=5", "trainer.max_epochs=2", "trainer.limit_train_batches=40")
+    return _train(
+        mnist_data_dir,
+        tmp_path_factory.mktemp("eval5d") / "run",
+        "model.latent_dim=5",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=40",
+    )
 
 
 def eval_config(ckpt_path: Path, data_dir: Path, *overrides: str):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("eval", overrides=[f"ckpt_path={ckpt_path}", f"data_dir={data_dir}",
-                                          "eval.num_samples=64", "eval.chunk_size=32",
-                                          "eval.batch_size=250", "eval.limit_batches=2",
-                                          "print_summary=false", *overrides])
+        return compose(
+            "eval",
+            overrides=[
+                f"ckpt_path={ckpt_path}",
+                f"data_dir={data_dir}",
+                "eval.num_samples=64",
+                "eval.chunk_size=32",
+                "eval.batch_size=250",
+                "eval.limit_batches=2",
+                "print_summary=false",
+                *overrides,
+            ],
+        )
 
 
 def _grid_size(count: int, per_row: int, height: int = 28, width: int = 28) -> tuple[int, int]:
     rows = math.ceil(count / per_row)
-    return (per_row * (width + GRID_PADDING) + GRID_PADDING,
-            rows * (height + GRID_PADDING) + GRID_PADDING)
+    return (
+        per_row * (width + GRID_PADDING) + GRID_PADDING,
+        rows * (height + GRID_PADDING) + GRID_PADDING,
+    )
 
 
 def _png_size(path: str | Path) -> tuple[int, int]:
@@ -115,8 +164,11 @@ def test_metrics_json_has_every_key_and_consistent_numbers(run_2d, evaluated_2d)
 
 def test_every_picture_is_a_png_of_the_right_size(run_2d, evaluated_2d):
     figures = evaluated_2d["figures"]
-    expected = {"reconstructions": _grid_size(2 * 16, 16), "prior_samples": _grid_size(64, 8),
-                **FIGURE_PIXELS}
+    expected = {
+        "reconstructions": _grid_size(2 * 16, 16),
+        "prior_samples": _grid_size(64, 8),
+        **FIGURE_PIXELS,
+    }
     assert set(figures) == set(expected), evaluated_2d["figures_skipped"]
     for name, size in expected.items():
         assert Path(figures[name]) == run_2d / "eval" / f"{name}.png"
@@ -125,8 +177,9 @@ def test_every_picture_is_a_png_of_the_right_size(run_2d, evaluated_2d):
 
 
 def test_scalars_and_images_reach_the_runs_tensorboard(run_2d, evaluated_2d):
-    events = EventAccumulator(str(run_2d / "tensorboard"),
-                              size_guidance={"scalars": 0, "images": 0})
+    events = EventAccumulator(
+        str(run_2d / "tensorboard"), size_guidance={"scalars": 0, "images": 0}
+    )
     events.Reload()
     scalars = events.Tags()["scalars"]
     for name in ("iw_nll", "elbo", "kl", "recon", "bits_per_dim", "active_units"):
@@ -155,8 +208,11 @@ def test_hparams_tab_records_the_runs_parameters(run_2d):
 
 
 def test_iw_nll_is_below_neg_elbo_and_non_increasing_in_k(run_2d, mnist_data_dir):
-    run = load_run(locate_checkpoint(run_2d), torch.device("cpu"),
-                   {"data_dir": str(mnist_data_dir), "download": False})
+    run = load_run(
+        locate_checkpoint(run_2d),
+        torch.device("cpu"),
+        {"data_dir": str(mnist_data_dir), "download": False},
+    )
     images = next(iter(run.datamodule.test_dataloader()))[0][:200]
     x = images.float() / 255
     vae = run.module.vae
@@ -192,19 +248,31 @@ def test_snapshot_holds_the_untrained_encoders_codes(run_2d, mnist_data_dir):
     fresh = encode_split(untrained.vae, datamodule, "test", SNAPSHOT_POINTS, torch.device("cpu"))
     torch.testing.assert_close(snapshot.mean, fresh.mean, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(snapshot.labels, fresh.labels)
-    trained = load_run(locate_checkpoint(run_2d), torch.device("cpu"),
-                       {"data_dir": str(mnist_data_dir), "download": False})
-    after = encode_split(trained.module.vae, trained.datamodule, "test", SNAPSHOT_POINTS,
-                         torch.device("cpu"))
+    trained = load_run(
+        locate_checkpoint(run_2d),
+        torch.device("cpu"),
+        {"data_dir": str(mnist_data_dir), "download": False},
+    )
+    after = encode_split(
+        trained.module.vae, trained.datamodule, "test", SNAPSHOT_POINTS, torch.device("cpu")
+    )
     assert (after.mean - snapshot.mean).abs().mean() > 0.1  # training moved the codes
 
 
 def test_latent_dim_5_gets_traversals_and_pca_scatter(run_5d, mnist_data_dir):
-    metrics = evaluate(eval_config(run_5d / "checkpoints" / "last.ckpt", mnist_data_dir,
-                                   "eval.limit_batches=1", "eval.tensorboard=false"))
+    metrics = evaluate(
+        eval_config(
+            run_5d / "checkpoints" / "last.ckpt",
+            mnist_data_dir,
+            "eval.limit_batches=1",
+            "eval.tensorboard=false",
+        )
+    )
     figures = metrics["figures"]
-    assert "latent_manifold" not in figures and "latent_dim = 2" in \
-        metrics["figures_skipped"]["latent_manifold"]
+    assert (
+        "latent_manifold" not in figures
+        and "latent_dim = 2" in metrics["figures_skipped"]["latent_manifold"]
+    )
     traversal_width = round(100 * (1.6 + 0.45 * 11))
     assert _png_size(figures["latent_traversals"]) == (traversal_width, round(100 * (1 + 0.45 * 5)))
     assert _png_size(figures["latent_scatter"]) == FIGURE_PIXELS["latent_scatter"]
@@ -259,16 +327,29 @@ def test_missing_config_and_missing_path_are_clear_errors(run_2d, tmp_path):
 def test_ppca_gets_its_exact_log_likelihood_next_to_the_estimate(mnist_data_dir, tmp_path):
     """PPCA's encoder is the exact posterior, so every importance weight equals p(x): the
     IW estimate must reproduce the closed-form log p(x) for any k."""
-    run_dir = _train(mnist_data_dir, tmp_path / "ppca", "model=ppca", "model.latent_dim=2",
-                     "trainer.limit_train_batches=50")
-    metrics = evaluate(eval_config(run_dir, mnist_data_dir, "eval.num_samples=16",
-                                   "eval.limit_batches=1", "eval.figures=false"))
+    run_dir = _train(
+        mnist_data_dir,
+        tmp_path / "ppca",
+        "model=ppca",
+        "model.latent_dim=2",
+        "trainer.limit_train_batches=50",
+    )
+    metrics = evaluate(
+        eval_config(
+            run_dir,
+            mnist_data_dir,
+            "eval.num_samples=16",
+            "eval.limit_batches=1",
+            "eval.figures=false",
+        )
+    )
     assert metrics["exact_nll"] is not None and metrics["likelihood_is_continuous"] is True
     assert metrics["iw_nll"] == pytest.approx(metrics["exact_nll"], abs=0.05)
     assert metrics["iw_nll_minus_exact"] == pytest.approx(0.0, abs=0.05)
     assert -metrics["elbo"] == pytest.approx(metrics["exact_nll"], abs=0.05)  # tight bound
     assert metrics["exact_bits_per_dim"] == pytest.approx(
-        metrics["exact_nll"] / (784 * math.log(2)))
+        metrics["exact_nll"] / (784 * math.log(2))
+    )
     assert "density" in metrics["notes"]["bits_per_dim"]
 
 

@@ -36,15 +36,22 @@ class PartlyCollapsedEncoder(nn.Module):
 def partly_collapsed_vae() -> VAE:
     torch.manual_seed(0)
     decoder = nn.Sequential(nn.Linear(LATENT_DIM, 16), nn.Unflatten(1, IMAGE_SHAPE))
-    return VAE(PartlyCollapsedEncoder(), decoder, DiagonalGaussianPosterior(),
-               BernoulliLikelihood(), LATENT_DIM, IMAGE_SHAPE)
+    return VAE(
+        PartlyCollapsedEncoder(),
+        decoder,
+        DiagonalGaussianPosterior(),
+        BernoulliLikelihood(),
+        LATENT_DIM,
+        IMAGE_SHAPE,
+    )
 
 
 def test_dimensions_forced_to_the_prior_are_inactive():
     vae = partly_collapsed_vae()
     torch.manual_seed(1)
-    batches = [(torch.rand(50, *IMAGE_SHAPE).round(), torch.zeros(50, dtype=torch.long))
-               for _ in range(4)]
+    batches = [
+        (torch.rand(50, *IMAGE_SHAPE).round(), torch.zeros(50, dtype=torch.long)) for _ in range(4)
+    ]
     result = evaluate_test_set(vae, batches, num_samples=8, chunk_size=8)
     summary = summarize(result)
     assert summary["active_units"] == LATENT_DIM - len(PRIOR_DIMS)
@@ -52,8 +59,13 @@ def test_dimensions_forced_to_the_prior_are_inactive():
     assert (activity[list(PRIOR_DIMS)] == 0).all()
     # the forced dimensions cost nothing: KL(N(0, 1) || N(0, 1)) = 0
     kl_per_dim = torch.tensor(summary["kl_per_dim"])
-    torch.testing.assert_close(kl_per_dim[list(PRIOR_DIMS)], torch.zeros(len(PRIOR_DIMS)),
-                               atol=1e-6, rtol=0, check_dtype=False)
+    torch.testing.assert_close(
+        kl_per_dim[list(PRIOR_DIMS)],
+        torch.zeros(len(PRIOR_DIMS)),
+        atol=1e-6,
+        rtol=0,
+        check_dtype=False,
+    )
     assert (kl_per_dim[[d for d in range(LATENT_DIM) if d not in PRIOR_DIMS]] > 0).all()
     assert sum(summary["kl_per_dim"]) == pytest.approx(summary["kl"], rel=1e-6)
 

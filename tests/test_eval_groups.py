@@ -29,8 +29,13 @@ def _vae(tmp_path, *overrides: str):
 
 def _batches(num_batches: int = 2, size: int = 16):
     generator = torch.Generator().manual_seed(1)
-    return [(torch.rand(size, *IMAGE_SHAPE, generator=generator),
-             torch.randint(0, 10, (size,), generator=generator)) for _ in range(num_batches)]
+    return [
+        (
+            torch.rand(size, *IMAGE_SHAPE, generator=generator),
+            torch.randint(0, 10, (size,), generator=generator),
+        )
+        for _ in range(num_batches)
+    ]
 
 
 @pytest.mark.parametrize("likelihood", LIKELIHOODS)
@@ -59,8 +64,15 @@ def test_every_posterior_gets_metrics_and_pictures(posterior, latent_dim, tmp_pa
         assert sum(summary["kl_per_dim"]) == pytest.approx(summary["kl"], rel=1e-5)
     assert len(summary["posterior_mean_variance"]) == latent_dim
     x = _batches(1)[0][0]
-    pictures = make_pictures(vae, result, x, tmp_path, datamodule=None,
-                             settings=PictureSettings(scatter_points=32), global_step=0)
+    pictures = make_pictures(
+        vae,
+        result,
+        x,
+        tmp_path,
+        datamodule=None,
+        settings=PictureSettings(scatter_points=32),
+        global_step=0,
+    )
     drawn = set(pictures.grids) | set(pictures.figures)
     latent_picture = "latent_manifold" if latent_dim == 2 else "latent_traversals"
     assert {"reconstructions", "prior_samples", "latent_scatter", latent_picture} <= drawn

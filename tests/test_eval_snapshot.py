@@ -15,13 +15,16 @@ from vaelab.evaluation.encodings import load_encodings
 
 
 def test_snapshot_stores_codes_and_keeps_the_rng_state(mnist_data_dir, tmp_path):
-    cfg = compose_config([*FAST, f"paths.data_dir={mnist_data_dir}", "data.binarize=dynamic",
-                          "model.latent_dim=3"], tmp_path / "run")
+    cfg = compose_config(
+        [*FAST, f"paths.data_dir={mnist_data_dir}", "data.binarize=dynamic", "model.latent_dim=3"],
+        tmp_path / "run",
+    )
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     module = build_module(cfg, datamodule.dims)
-    trainer = SimpleNamespace(global_step=0, current_epoch=0, is_global_zero=True,
-                              datamodule=datamodule)
+    trainer = SimpleNamespace(
+        global_step=0, current_epoch=0, is_global_zero=True, datamodule=datamodule
+    )
     path = tmp_path / "run" / "encodings" / "epoch000.pt"
     torch.manual_seed(7)
     before = torch.get_rng_state()
@@ -35,5 +38,6 @@ def test_snapshot_stores_codes_and_keeps_the_rng_state(mnist_data_dir, tmp_path)
     # a resumed run (global step > 0) keeps the original file untouched
     stamp = path.stat().st_mtime_ns
     EncodingSnapshot(str(path), num_points=10).on_train_start(
-        SimpleNamespace(**{**vars(trainer), "global_step": 5}), module)
+        SimpleNamespace(**{**vars(trainer), "global_step": 5}), module
+    )
     assert path.stat().st_mtime_ns == stamp and len(load_encodings(path)) == 150

@@ -25,9 +25,22 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SEED_FILE = re.compile(r"\b(\d{3}_[0-9a-f]{16}\.txt)\b")
 
 #: the experiments issue 4 asks for, one per seed item
-REQUIRED = {"lecture_mnist", "pyro_mnist", "fashion32", "dcgan_mnist", "kw_likelihoods",
-            "frey_face", "fashion_ae", "fashion_dae", "lvm_mnist", "pca_mnist", "ppca_mnist",
-            "burda_vae", "burda_iwae", "beta_vae_sweep"}
+REQUIRED = {
+    "lecture_mnist",
+    "pyro_mnist",
+    "fashion32",
+    "dcgan_mnist",
+    "kw_likelihoods",
+    "frey_face",
+    "fashion_ae",
+    "fashion_dae",
+    "lvm_mnist",
+    "pca_mnist",
+    "ppca_mnist",
+    "burda_vae",
+    "burda_iwae",
+    "beta_vae_sweep",
+}
 #: keep a fast_dev_run small: one training and one evaluation batch of 64 images (the
 #: experiments' own batch sizes are checked against the seeds below)
 SMALL_BATCHES = ["data.batch_size=64", "data.eval_batch_size=64"]
@@ -45,8 +58,9 @@ def _sweep(name: str) -> list[str]:
     parser = OverridesParser.create()
     for key, values in params.items():
         override = parser.parse_override(f"{key}={values}")
-        jobs = [f"{job} {key}={v}".strip() for job in jobs
-                for v in override.sweep_string_iterator()]
+        jobs = [
+            f"{job} {key}={v}".strip() for job in jobs for v in override.sweep_string_iterator()
+        ]
     return jobs
 
 
@@ -76,13 +90,16 @@ def _data_dir_for(cfg, mnist_data_dir: Path, frey_data_dir: Path) -> Path:
     if "frey" in target:
         return frey_data_dir
     if "fashion" in target and not FASHION_DIR.is_dir():
-        pytest.skip(f"Fashion-MNIST is not installed in {FASHION_DIR} "
-                    "(apt-get install dataset-fashion-mnist)")
+        pytest.skip(
+            f"Fashion-MNIST is not installed in {FASHION_DIR} "
+            "(apt-get install dataset-fashion-mnist)"
+        )
     return mnist_data_dir
 
 
-@pytest.mark.parametrize(("name", "job"), _runs(),
-                         ids=[f"{n}[{j}]" if j else n for n, j in _runs()])
+@pytest.mark.parametrize(
+    ("name", "job"), _runs(), ids=[f"{n}[{j}]" if j else n for n, j in _runs()]
+)
 def test_experiment_runs_one_batch(make_config, mnist_data_dir, frey_data_dir, name, job):
     overrides = [f"experiment={name}", *job.split(), *SMALL_BATCHES]
     probe = make_config(*overrides, name="probe")
@@ -97,9 +114,12 @@ def test_experiment_runs_one_batch(make_config, mnist_data_dir, frey_data_dir, n
     assert math.isfinite(metrics["test/loss"])
     if "test/elbo" in metrics and "iwae" not in cfg.objective._target_:
         # the ELBO is −(recon + KL) whatever β weights the loss with (IWAE: a tighter bound)
-        torch.testing.assert_close(metrics["test/elbo"],
-                                   -(metrics["test/recon"] + metrics["test/kl"]),
-                                   rtol=1e-4, atol=1e-3)
+        torch.testing.assert_close(
+            metrics["test/elbo"],
+            -(metrics["test/recon"] + metrics["test/kl"]),
+            rtol=1e-4,
+            atol=1e-3,
+        )
     assert (Path(cfg.paths.output_dir) / "metrics.json").is_file()
 
 
@@ -132,8 +152,11 @@ def test_seed_004_experiments_share_the_80_20_split(make_config):
 
 
 def test_kw_likelihoods_sweeps_seed_002s_three_decoders(make_config):
-    assert _sweep("kw_likelihoods") == ["likelihood=bernoulli", "likelihood=kw_gaussian",
-                                        "likelihood=gaussian_fixed"]
+    assert _sweep("kw_likelihoods") == [
+        "likelihood=bernoulli",
+        "likelihood=kw_gaussian",
+        "likelihood=gaussian_fixed",
+    ]
     cfg = _cfg(make_config, "kw_likelihoods", "likelihood=kw_gaussian")
     assert cfg.likelihood.mean_activation == "identity" and cfg.likelihood.scale_output == "log_var"
     assert cfg.model.latent_dim == 20 and list(cfg.model.net.hidden_dims) == [400]
@@ -167,8 +190,9 @@ def test_burda_experiments_follow_the_paper(make_config):
 
 
 def test_beta_vae_sweep_covers_the_five_betas():
-    assert _sweep("beta_vae_sweep") == [f"beta.value={b}" for b in ("0.5", "1.0", "2.0", "4.0",
-                                                                   "8.0")]
+    assert _sweep("beta_vae_sweep") == [
+        f"beta.value={b}" for b in ("0.5", "1.0", "2.0", "4.0", "8.0")
+    ]
 
 
 # -- Burda et al.'s learning-rate schedule ------------------------------------------------------
@@ -183,7 +207,7 @@ def test_burda_schedule_gives_3_to_the_i_epochs_at_lr_times_10_to_minus_i_over_7
         scheduler.step()
     start = 0
     for i in range(8):
-        stage = rates[start:start + 3**i]
+        stage = rates[start : start + 3**i]
         assert len(stage) == 3**i
         assert all(r == pytest.approx(1e-3 * 10 ** (-i / 7), rel=1e-12) for r in stage)
         start += 3**i
@@ -200,10 +224,21 @@ def test_burda_schedule_rejects_nonsense():
 @pytest.mark.slow
 def test_multirun_cli_runs_every_likelihood(tmp_path, mnist_data_dir):
     """``vaelab-train -m experiment=kw_likelihoods`` launches one job per likelihood."""
-    command = [sys.executable, "-m", "vaelab.train", "-m", "experiment=kw_likelihoods",
-               "trainer.fast_dev_run=true", "data.download=false", "print_config=false",
-               "callbacks.progress_bar=null", "trainer.accelerator=cpu", *SMALL_BATCHES,
-               f"paths.data_dir={mnist_data_dir}", f"paths.log_dir={tmp_path}"]
+    command = [
+        sys.executable,
+        "-m",
+        "vaelab.train",
+        "-m",
+        "experiment=kw_likelihoods",
+        "trainer.fast_dev_run=true",
+        "data.download=false",
+        "print_config=false",
+        "callbacks.progress_bar=null",
+        "trainer.accelerator=cpu",
+        *SMALL_BATCHES,
+        f"paths.data_dir={mnist_data_dir}",
+        f"paths.log_dir={tmp_path}",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     jobs = sorted((tmp_path / "kw_likelihoods" / "multiruns").glob("*/*/config.yaml"))

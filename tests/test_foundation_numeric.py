@@ -50,8 +50,10 @@ def test_analytic_kl_matches_closed_form_torch_and_monte_carlo():
     # seed 000's closed form: −½ Σ (1 + log σ² − μ² − σ²)
     closed = -0.5 * (1 + log_var - mu**2 - log_var.exp()).sum(-1)
     torch.testing.assert_close(analytic, closed, atol=1e-5, rtol=1e-5)
-    reference = kl_divergence(Independent(Normal(mu, (0.5 * log_var).exp()), 1),
-                              Independent(Normal(torch.zeros(3), torch.ones(3)), 1))
+    reference = kl_divergence(
+        Independent(Normal(mu, (0.5 * log_var).exp()), 1),
+        Independent(Normal(torch.zeros(3), torch.ones(3)), 1),
+    )
     torch.testing.assert_close(analytic, reference)
     samples = q.sample((100_000,))
     log_ratio = q.log_prob(samples) - prior.log_prob(samples)
@@ -61,9 +63,13 @@ def test_analytic_kl_matches_closed_form_torch_and_monte_carlo():
 
 def _module(latent_dim=2, num_samples=1, input_shape=(1, 4, 3), hidden=(8,)):
     net = lambda **kw: mlp(hidden_dims=hidden, activation="leaky_relu", negative_slope=0.2, **kw)  # noqa: E731
-    return VAEModule(net=net, latent_dim=latent_dim, input_shape=input_shape,
-                     optimizer=lambda params: torch.optim.Adam(params),
-                     objective=ELBO(num_samples=num_samples))
+    return VAEModule(
+        net=net,
+        latent_dim=latent_dim,
+        input_shape=input_shape,
+        optimizer=lambda params: torch.optim.Adam(params),
+        objective=ELBO(num_samples=num_samples),
+    )
 
 
 def test_training_loss_is_negative_elbo_in_nats_per_image_by_hand():

@@ -71,8 +71,14 @@ def linear_gaussian_vae(seed: int = 0) -> tuple[VAE, MultivariateNormal]:
     posterior_cov = NOISE_STD**2 * torch.linalg.inv(m)
     projection = 0.9 * torch.linalg.solve(m, weight.T)  # a 10% shrunk posterior mean
     log_var = torch.log(2.0 * torch.diagonal(posterior_cov))  # too wide, and no correlation
-    vae = VAE(LinearEncoder(projection, bias, log_var), LinearDecoder(weight, bias),
-              DiagonalGaussianPosterior(), FixedGaussian(NOISE_STD), LATENT_DIM, IMAGE_SHAPE)
+    vae = VAE(
+        LinearEncoder(projection, bias, log_var),
+        LinearDecoder(weight, bias),
+        DiagonalGaussianPosterior(),
+        FixedGaussian(NOISE_STD),
+        LATENT_DIM,
+        IMAGE_SHAPE,
+    )
     marginal = MultivariateNormal(bias, weight @ weight.T + NOISE_STD**2 * torch.eye(DATA_DIMS))
     return vae, marginal
 
@@ -119,8 +125,9 @@ def test_exact_log_likelihood_is_the_gaussian_marginal_by_quadrature():
     with torch.no_grad():
         decoded = vae.decode(z.float())
     for image, target in zip(x, marginal.log_prob(x.flatten(1)), strict=True):
-        log_joint = (vae.likelihood.log_prob(decoded, image.expand_as(decoded)).detach().double()
-                     + Normal(0.0, 1.0).log_prob(z).sum(-1))
+        log_joint = vae.likelihood.log_prob(
+            decoded, image.expand_as(decoded)
+        ).detach().double() + Normal(0.0, 1.0).log_prob(z).sum(-1)
         quadrature = torch.logsumexp(log_joint, 0) + math.log(cell)
         assert float(quadrature) == pytest.approx(float(target), abs=1e-3)
 
@@ -136,10 +143,12 @@ def test_chunked_equals_unchunked():
         torch.manual_seed(4)
         results.append(importance_weighted_log_likelihood(vae, x, 100, chunk_size=chunk))
     for other in results[1:]:
-        torch.testing.assert_close(other.log_likelihood, results[0].log_likelihood,
-                                   atol=1e-4, rtol=0)
-        torch.testing.assert_close(other.mean_log_weight, results[0].mean_log_weight,
-                                   atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            other.log_likelihood, results[0].log_likelihood, atol=1e-4, rtol=0
+        )
+        torch.testing.assert_close(
+            other.mean_log_weight, results[0].mean_log_weight, atol=1e-4, rtol=0
+        )
 
 
 def test_float64_accumulation_survives_huge_log_weights():
@@ -158,5 +167,4 @@ def test_float64_accumulation_survives_huge_log_weights():
 def test_bad_counts_are_refused(num_samples, chunk_size):
     vae, marginal = linear_gaussian_vae()
     with pytest.raises(ValueError, match="eval.num_samples|eval.chunk_size"):
-        importance_weighted_log_likelihood(vae, sample_data(marginal, 2), num_samples,
-                                           chunk_size)
+        importance_weighted_log_likelihood(vae, sample_data(marginal, 2), num_samples, chunk_size)

@@ -20,31 +20,51 @@ from vaelab.paths import CONFIG_DIR, PROJECT_ROOT
 from vaelab.train import METRICS_FILE, RESOLVED_CONFIG_FILE
 
 VAELAB_TRAIN = Path(sys.executable).parent / "vaelab-train"
-TINY_RUN = ["print_config=false", "data.download=false", "trainer.max_epochs=1",
-            "trainer.limit_train_batches=5", "trainer.limit_val_batches=1", "test=false",
-            "callbacks=none", "logger=csv", "trainer.accelerator=cpu",
-            "trainer.enable_model_summary=false", "trainer.enable_progress_bar=false"]
+TINY_RUN = [
+    "print_config=false",
+    "data.download=false",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=5",
+    "trainer.limit_val_batches=1",
+    "test=false",
+    "callbacks=none",
+    "logger=csv",
+    "trainer.accelerator=cpu",
+    "trainer.enable_model_summary=false",
+    "trainer.enable_progress_bar=false",
+]
 
 
 def _sweep(sweep_dir: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [str(VAELAB_TRAIN), *args, *TINY_RUN, f"paths.data_dir={data_dir}",
-         f"hydra.sweep.dir={sweep_dir}"],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300,
-        env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+        [
+            str(VAELAB_TRAIN),
+            *args,
+            *TINY_RUN,
+            f"paths.data_dir={data_dir}",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
 
 def _job_metrics(sweep_dir: Path) -> dict[str, dict[str, float]]:
-    return {job.name: json.loads((job / METRICS_FILE).read_text())
-            for job in sorted(sweep_dir.iterdir()) if (job / METRICS_FILE).is_file()}
+    return {
+        job.name: json.loads((job / METRICS_FILE).read_text())
+        for job in sorted(sweep_dir.iterdir())
+        if (job / METRICS_FILE).is_file()
+    }
 
 
 def test_local_submitit_launcher_runs_each_job_in_its_own_process(mnist_data_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    _sweep(sweep_dir, mnist_data_dir, "--multirun", "hydra/launcher=local",
-           "model.latent_dim=2,3")
+    _sweep(sweep_dir, mnist_data_dir, "--multirun", "hydra/launcher=local", "model.latent_dim=2,3")
     metrics = _job_metrics(sweep_dir)
     assert sorted(metrics) == ["0", "1"]
     for job, latent_dim in (("0", 2), ("1", 3)):
@@ -58,8 +78,13 @@ def test_local_submitit_launcher_runs_each_job_in_its_own_process(mnist_data_dir
 
 def test_optuna_sweep_reports_the_best_trial(mnist_data_dir, tmp_path):
     sweep_dir = tmp_path / "optuna"
-    _sweep(sweep_dir, mnist_data_dir, "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-           "hydra.sweeper.sampler.n_startup_trials=2")
+    _sweep(
+        sweep_dir,
+        mnist_data_dir,
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+    )
     trials = _job_metrics(sweep_dir)
     assert len(trials) == 3
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
@@ -93,9 +118,11 @@ def _slurm_script(tmp_path: Path, monkeypatch, *overrides: str) -> str:
     monkeypatch.setattr(submitit_slurm.SlurmExecutor, "_submit_command", capture)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm",
-                                          f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides],
-                      return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=["hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides],
+            return_hydra_config=True,
+        )
     HydraConfig.instance().set_config(cfg)
     launcher = instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
@@ -105,13 +132,26 @@ def _slurm_script(tmp_path: Path, monkeypatch, *overrides: str) -> str:
 
 
 def test_slurm_launcher_builds_a_multinode_ddp_job_array(tmp_path, monkeypatch):
-    script = _slurm_script(tmp_path, monkeypatch, "trainer=ddp_multinode", "trainer.devices=4",
-                           "trainer.num_nodes=2", "hydra.launcher.partition=gpu",
-                           "hydra.launcher.account=vae_lab", "hydra.launcher.timeout_min=90")
+    script = _slurm_script(
+        tmp_path,
+        monkeypatch,
+        "trainer=ddp_multinode",
+        "trainer.devices=4",
+        "trainer.num_nodes=2",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.account=vae_lab",
+        "hydra.launcher.timeout_min=90",
+    )
     lines = set(script.splitlines())
-    assert {"#SBATCH --partition=gpu", "#SBATCH --account=vae_lab", "#SBATCH --nodes=2",
-            "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4", "#SBATCH --time=90",
-            "#SBATCH --array=0-1%2"} <= lines
+    assert {
+        "#SBATCH --partition=gpu",
+        "#SBATCH --account=vae_lab",
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --time=90",
+        "#SBATCH --array=0-1%2",
+    } <= lines
     # pre-emption: SIGUSR1 two minutes ahead for Lightning's checkpoint + requeue
     assert "#SBATCH --signal=USR1@120" in lines and "#SBATCH --requeue" in lines
     assert not any(line.startswith("#SBATCH --signal=USR2") for line in lines)
@@ -119,9 +159,14 @@ def test_slurm_launcher_builds_a_multinode_ddp_job_array(tmp_path, monkeypatch):
 
 
 def test_slurm_tasks_per_node_follow_the_trainer_devices(tmp_path, monkeypatch):
-    script = _slurm_script(tmp_path, monkeypatch, "trainer=gpu",
-                           "hydra.launcher.signal_delay_s=300")
+    script = _slurm_script(
+        tmp_path, monkeypatch, "trainer=gpu", "hydra.launcher.signal_delay_s=300"
+    )
     lines = set(script.splitlines())
-    assert {"#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=1",
-            "#SBATCH --signal=USR1@300"} <= lines
+    assert {
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --signal=USR1@300",
+    } <= lines
     assert not any(line.startswith("#SBATCH --partition") for line in lines)

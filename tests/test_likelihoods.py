@@ -55,8 +55,9 @@ def test_continuous_bernoulli_matches_torch_and_closed_form(rng):
     logits, x = decoder_output(rng), grey(rng)
     likelihood = ContinuousBernoulliLikelihood()
     got = likelihood.log_prob(logits, x)
-    torch.testing.assert_close(got, pixel_sum(ContinuousBernoulli(logits=logits).log_prob(x)),
-                               **TOL)
+    torch.testing.assert_close(
+        got, pixel_sum(ContinuousBernoulli(logits=logits).log_prob(x)), **TOL
+    )
     # eq. 7 of Loaiza-Ganem & Cunningham: log C(λ) + x log λ + (1 − x) log(1 − λ), float64
     lam = torch.sigmoid(logits.double())
     away = (lam - 0.5).abs() > 0.01  # C(λ) → 2 at λ = ½; torch Taylor-expands there
@@ -75,15 +76,31 @@ def test_continuous_bernoulli_is_a_density_on_the_unit_interval():
     grid = torch.linspace(0, 1, 20001, dtype=torch.float64)
     for logit in (-3.0, -0.7, 1.2, 4.0):
         logits = torch.full((1, 1, 1, 1), logit)
-        densities = torch.stack([
-            ContinuousBernoulliLikelihood().log_prob(logits, torch.full((1, 1, 1, 1), float(v)))
-            for v in grid[::100]
-        ]).double().exp().squeeze()
+        densities = (
+            torch.stack(
+                [
+                    ContinuousBernoulliLikelihood().log_prob(
+                        logits, torch.full((1, 1, 1, 1), float(v))
+                    )
+                    for v in grid[::100]
+                ]
+            )
+            .double()
+            .exp()
+            .squeeze()
+        )
         cb_mass = torch.trapezoid(densities, grid[::100])
-        bern = torch.stack([
-            BernoulliLikelihood().log_prob(logits, torch.full((1, 1, 1, 1), float(v)))
-            for v in grid[::100]
-        ]).double().exp().squeeze()
+        bern = (
+            torch.stack(
+                [
+                    BernoulliLikelihood().log_prob(logits, torch.full((1, 1, 1, 1), float(v)))
+                    for v in grid[::100]
+                ]
+            )
+            .double()
+            .exp()
+            .squeeze()
+        )
         assert abs(cb_mass.item() - 1.0) < 2e-4
         assert torch.trapezoid(bern, grid[::100]).item() < 0.95
 
@@ -106,8 +123,12 @@ def test_gaussian_fixed_scale_matches_torch(rng, scale):
 @pytest.mark.parametrize("scale_output", ["log_scale", "log_var"])
 def test_gaussian_learned_per_pixel_matches_torch_and_closed_form(rng, scale_output):
     out, x = decoder_output(rng, parts=2), grey(rng)
-    likelihood = GaussianLikelihood(variance="learned_per_pixel", mean_activation="sigmoid",
-                                    scale_output=scale_output, min_scale=0.01)
+    likelihood = GaussianLikelihood(
+        variance="learned_per_pixel",
+        mean_activation="sigmoid",
+        scale_output=scale_output,
+        min_scale=0.01,
+    )
     assert likelihood.params_per_channel == 2
     raw_mean, raw_scale = torch.chunk(out, 2, dim=1)
     log_sigma = raw_scale if scale_output == "log_scale" else 0.5 * raw_scale
@@ -116,8 +137,9 @@ def test_gaussian_learned_per_pixel_matches_torch_and_closed_form(rng, scale_out
     got = likelihood.log_prob(out, x)
     torch.testing.assert_close(got, pixel_sum(Normal(mean, sigma).log_prob(x)), **TOL)
     # seed 003's nll: ½((x − μ)/σ)² + log σ + ½ log 2π, summed over pixels
-    seed_nll = pixel_sum(0.5 * ((x - mean) / sigma) ** 2 + torch.log(sigma)
-                         + 0.5 * math.log(2 * math.pi))
+    seed_nll = pixel_sum(
+        0.5 * ((x - mean) / sigma) ** 2 + torch.log(sigma) + 0.5 * math.log(2 * math.pi)
+    )
     torch.testing.assert_close(got, -seed_nll, **TOL)
     torch.testing.assert_close(likelihood.mean(out), mean)
 
@@ -128,8 +150,9 @@ def test_gaussian_scale_floor_keeps_collapse_finite(rng):
     x = grey(rng)
     raw_mean = torch.logit(x.clamp(1e-4, 1 - 1e-4))
     raw_scale = torch.full_like(raw_mean, -1e4, requires_grad=True)
-    likelihood = GaussianLikelihood(variance="learned_per_pixel", mean_activation="sigmoid",
-                                    min_scale=0.05)
+    likelihood = GaussianLikelihood(
+        variance="learned_per_pixel", mean_activation="sigmoid", min_scale=0.05
+    )
     got = likelihood.log_prob(torch.cat([raw_mean, raw_scale], dim=1), x)
     expected = pixel_sum(Normal(torch.sigmoid(raw_mean), 0.05).log_prob(x))
     torch.testing.assert_close(got, expected, **TOL)
@@ -144,12 +167,14 @@ def test_gaussian_learned_global_scalar_and_per_pixel(rng):
     mu, x = decoder_output(rng), grey(rng)
     scalar = GaussianLikelihood(variance="learned_global", scale=0.3, min_scale=0.01)
     assert scalar.log_scale.shape == ()
-    torch.testing.assert_close(scalar.log_prob(mu, x), pixel_sum(Normal(mu, 0.3).log_prob(x)),
-                               **TOL)
+    torch.testing.assert_close(
+        scalar.log_prob(mu, x), pixel_sum(Normal(mu, 0.3).log_prob(x)), **TOL
+    )
     with torch.no_grad():
         scalar.log_scale.fill_(math.log(0.7))
-    torch.testing.assert_close(scalar.log_prob(mu, x),
-                               pixel_sum(Normal(mu, 0.71).log_prob(x)), **TOL)
+    torch.testing.assert_close(
+        scalar.log_prob(mu, x), pixel_sum(Normal(mu, 0.71).log_prob(x)), **TOL
+    )
     scalar.log_prob(mu, x).sum().backward()
     assert scalar.log_scale.grad is not None and scalar.log_scale.grad.abs() > 0
 
@@ -161,8 +186,9 @@ def test_gaussian_learned_global_scalar_and_per_pixel(rng):
     sigma = 0.01 + torch.rand(IMAGE, generator=rng)
     with torch.no_grad():
         per_pixel.log_scale.copy_(torch.log(sigma - 0.01))
-    torch.testing.assert_close(per_pixel.log_prob(mu, x),
-                               pixel_sum(Normal(mu, sigma).log_prob(x)), **TOL)
+    torch.testing.assert_close(
+        per_pixel.log_prob(mu, x), pixel_sum(Normal(mu, sigma).log_prob(x)), **TOL
+    )
     assert dict(per_pixel.named_parameters()).keys() == {"log_scale"}
 
 
@@ -193,25 +219,35 @@ def test_log_prob_broadcasts_over_sample_dimension(rng):
     torch.testing.assert_close(got[1], likelihood.log_prob(out[1], x))
 
 
-@pytest.mark.parametrize("kwargs", [{"variance": "learned"}, {"mean_activation": "relu"},
-                                    {"scale": 0.0}, {"min_scale": -1.0},
-                                    {"variance": "learned_global", "scale": 0.01,
-                                     "min_scale": 0.01},
-                                    {"global_shape": "row"}, {"scale_output": "std"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"variance": "learned"},
+        {"mean_activation": "relu"},
+        {"scale": 0.0},
+        {"min_scale": -1.0},
+        {"variance": "learned_global", "scale": 0.01, "min_scale": 0.01},
+        {"global_shape": "row"},
+        {"scale_output": "std"},
+    ],
+)
 def test_bad_options_raise_value_error(kwargs):
     with pytest.raises(ValueError, match="likelihood"):
         GaussianLikelihood(**kwargs)
 
 
-@pytest.mark.parametrize(("name", "cls", "variance", "channels_per_pixel"), [
-    ("bernoulli", BernoulliLikelihood, None, 1),
-    ("continuous_bernoulli", ContinuousBernoulliLikelihood, None, 1),
-    ("gaussian", GaussianLikelihood, "fixed", 1),
-    ("gaussian_fixed", GaussianLikelihood, "fixed", 1),
-    ("gaussian_learned_global", GaussianLikelihood, "learned_global", 1),
-    ("gaussian_learned_per_pixel", GaussianLikelihood, "learned_per_pixel", 2),
-    ("laplace", LaplaceLikelihood, "fixed", 1),
-])
+@pytest.mark.parametrize(
+    ("name", "cls", "variance", "channels_per_pixel"),
+    [
+        ("bernoulli", BernoulliLikelihood, None, 1),
+        ("continuous_bernoulli", ContinuousBernoulliLikelihood, None, 1),
+        ("gaussian", GaussianLikelihood, "fixed", 1),
+        ("gaussian_fixed", GaussianLikelihood, "fixed", 1),
+        ("gaussian_learned_global", GaussianLikelihood, "learned_global", 1),
+        ("gaussian_learned_per_pixel", GaussianLikelihood, "learned_per_pixel", 2),
+        ("laplace", LaplaceLikelihood, "fixed", 1),
+    ],
+)
 def test_likelihood_configs_instantiate(tmp_path, name, cls, variance, channels_per_pixel):
     cfg = compose_config([f"likelihood={name}"], tmp_path)
     likelihood = instantiate(cfg.likelihood)
@@ -227,7 +263,13 @@ def test_likelihood_configs_instantiate(tmp_path, name, cls, variance, channels_
 
 
 def test_gaussian_variance_key_selects_from_the_command_line(tmp_path):
-    cfg = compose_config(["likelihood=gaussian", "likelihood.variance=learned_per_pixel",
-                          "likelihood.min_scale=0.001"], tmp_path)
+    cfg = compose_config(
+        [
+            "likelihood=gaussian",
+            "likelihood.variance=learned_per_pixel",
+            "likelihood.min_scale=0.001",
+        ],
+        tmp_path,
+    )
     likelihood = instantiate(cfg.likelihood)
     assert likelihood.params_per_channel == 2 and likelihood.min_scale == 0.001

@@ -41,9 +41,15 @@ def real_batches(mnist_data_dir, frey_data_dir) -> dict[str, torch.Tensor]:
 
 def quiet_trainer(cfg, **overrides) -> L.Trainer:
     """The configured trainer without loggers, checkpoints or progress output."""
-    settings = {"logger": False, "callbacks": [], "enable_checkpointing": False,
-                "enable_progress_bar": False, "enable_model_summary": False,
-                "accelerator": "cpu", **overrides}
+    settings = {
+        "logger": False,
+        "callbacks": [],
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "accelerator": "cpu",
+        **overrides,
+    }
     return instantiate(cfg.trainer, **settings)
 
 
@@ -65,8 +71,16 @@ PRESET_RUNS = [
     # seed 003: Frey faces, sigmoid mean + learned log-std per pixel
     ("frey_mlp", ["likelihood=gaussian_learned_per_pixel"], "frey"),
     # seed 004: exp-scale encoder, 5 vectorised particles, ClippedAdam = Adam + clipping
-    ("lvm_mlp", ["posterior.parameterization=log_scale", "objective.num_samples=5",
-                 "optimizer.lr=0.01", "trainer.gradient_clip_val=10.0"], "mnist28"),
+    (
+        "lvm_mlp",
+        [
+            "posterior.parameterization=log_scale",
+            "objective.num_samples=5",
+            "optimizer.lr=0.01",
+            "trainer.gradient_clip_val=10.0",
+        ],
+        "mnist28",
+    ),
     ("burda_mlp", ["objective=iwae", "objective.num_samples=5"], "mnist28"),
     ("conv", [], "mnist28"),
     ("conv", [], "mnist32"),
@@ -74,10 +88,10 @@ PRESET_RUNS = [
 ]
 
 
-@pytest.mark.parametrize(("preset", "overrides", "data"), PRESET_RUNS,
-                         ids=[f"{p}-{d}" for p, _, d in PRESET_RUNS])
-def test_preset_trains_one_step_on_a_real_batch(tmp_path, real_batches, preset, overrides,
-                                                data):
+@pytest.mark.parametrize(
+    ("preset", "overrides", "data"), PRESET_RUNS, ids=[f"{p}-{d}" for p, _, d in PRESET_RUNS]
+)
+def test_preset_trains_one_step_on_a_real_batch(tmp_path, real_batches, preset, overrides, data):
     x = real_batches[data]
     cfg = compose_config([*FAST, f"model={preset}", *overrides], tmp_path)
     L.seed_everything(0)
@@ -85,8 +99,7 @@ def test_preset_trains_one_step_on_a_real_batch(tmp_path, real_batches, preset, 
     before = batch_loss(module, x)
     labels = torch.zeros(len(x), dtype=torch.long)
     trainer = quiet_trainer(cfg, max_steps=1, limit_val_batches=0, num_sanity_val_steps=0)
-    trainer.fit(module, train_dataloaders=DataLoader(TensorDataset(x, labels),
-                                                     batch_size=len(x)))
+    trainer.fit(module, train_dataloaders=DataLoader(TensorDataset(x, labels), batch_size=len(x)))
     assert trainer.global_step == 1
     after = batch_loss(module, x)
     assert math.isfinite(before) and math.isfinite(after)
@@ -97,19 +110,32 @@ def test_preset_trains_one_step_on_a_real_batch(tmp_path, real_batches, preset, 
         assert module.vae.sample_images(4).shape == (4, *x.shape[1:])
 
 
-@pytest.mark.parametrize(("optimizer", "cls", "lr"), [
-    ("adam", torch.optim.Adam, 1e-3), ("adamw", torch.optim.AdamW, 1e-3),
-    ("sgd", torch.optim.SGD, 1e-2)])
-@pytest.mark.parametrize(("scheduler", "epochs", "factor"), [
-    ("none", 0, 1.0),
-    ("step", 9, 1.0), ("step", 10, 0.5), ("step", 20, 0.25),
-    ("cosine", 25, 0.5), ("cosine", 50, 0.0),           # T_max = trainer.max_epochs = 50
-    ("exponential", 10, 0.95**10),
-])
-def test_optimizers_and_lr_schedules_follow_their_configs(tmp_path, optimizer, cls, lr,
-                                                          scheduler, epochs, factor):
-    cfg = compose_config([f"optimizer={optimizer}", f"lr_scheduler={scheduler}",
-                          "trainer.max_epochs=50"], tmp_path)
+@pytest.mark.parametrize(
+    ("optimizer", "cls", "lr"),
+    [
+        ("adam", torch.optim.Adam, 1e-3),
+        ("adamw", torch.optim.AdamW, 1e-3),
+        ("sgd", torch.optim.SGD, 1e-2),
+    ],
+)
+@pytest.mark.parametrize(
+    ("scheduler", "epochs", "factor"),
+    [
+        ("none", 0, 1.0),
+        ("step", 9, 1.0),
+        ("step", 10, 0.5),
+        ("step", 20, 0.25),
+        ("cosine", 25, 0.5),
+        ("cosine", 50, 0.0),  # T_max = trainer.max_epochs = 50
+        ("exponential", 10, 0.95**10),
+    ],
+)
+def test_optimizers_and_lr_schedules_follow_their_configs(
+    tmp_path, optimizer, cls, lr, scheduler, epochs, factor
+):
+    cfg = compose_config(
+        [f"optimizer={optimizer}", f"lr_scheduler={scheduler}", "trainer.max_epochs=50"], tmp_path
+    )
     configured = build_module(cfg, (1, 28, 28)).configure_optimizers()
     if scheduler == "none":
         assert isinstance(configured, cls)
@@ -126,20 +152,28 @@ def test_optimizers_and_lr_schedules_follow_their_configs(tmp_path, optimizer, c
 @pytest.fixture(scope="module")
 def mnist_datamodule(mnist_data_dir, tmp_path_factory):
     """The configured MNIST datamodule (55k/5k split), set up once for the real runs."""
-    cfg = compose_config([*FAST, f"paths.data_dir={mnist_data_dir}"],
-                         tmp_path_factory.mktemp("mnist_dm"))
+    cfg = compose_config(
+        [*FAST, f"paths.data_dir={mnist_data_dir}"], tmp_path_factory.mktemp("mnist_dm")
+    )
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     return datamodule
 
 
 @pytest.mark.parametrize("likelihood", ["continuous_bernoulli", "gaussian_learned_per_pixel"])
-def test_one_epoch_real_run_is_finite_and_improves_val_elbo(tmp_path, mnist_datamodule,
-                                                            likelihood):
+def test_one_epoch_real_run_is_finite_and_improves_val_elbo(tmp_path, mnist_datamodule, likelihood):
     """One epoch limited to 60 steps of the default lecture VAE on real MNIST grey levels."""
-    cfg = compose_config([*FAST, f"likelihood={likelihood}", "trainer.max_epochs=1",
-                          "trainer.limit_train_batches=60", "trainer.limit_val_batches=1",
-                          "trainer.num_sanity_val_steps=0"], tmp_path)
+    cfg = compose_config(
+        [
+            *FAST,
+            f"likelihood={likelihood}",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=60",
+            "trainer.limit_val_batches=1",
+            "trainer.num_sanity_val_steps=0",
+        ],
+        tmp_path,
+    )
     L.seed_everything(cfg.seed)
     module = build_module(cfg, mnist_datamodule.dims)
     # the untrained copy is scored by its own trainer (a module validated in inference mode

@@ -22,8 +22,11 @@ SEED_001_DECODER = [(32, 256, 3, 2), (256, 128, 4, 1), (128, 64, 3, 2), (64, 1, 
 
 
 def layer_specs(module: nn.Module, kind: type) -> list[tuple[int, int, int, int]]:
-    return [(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0])
-            for m in module.modules() if isinstance(m, kind)]
+    return [
+        (m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0])
+        for m in module.modules()
+        if isinstance(m, kind)
+    ]
 
 
 def seed_parameter_count(specs, batchnorm_after) -> int:
@@ -38,20 +41,28 @@ def test_conv_on_28x28_is_seed_001_layer_for_layer():
     assert layer_specs(nets.encoder, nn.Conv2d) == SEED_001_ENCODER
     assert layer_specs(nets.decoder, nn.ConvTranspose2d) == SEED_001_DECODER
     assert not any(isinstance(m, nn.Linear) for m in nets.encoder.modules())
-    assert all(m.output_padding == (0, 0) for m in nets.decoder.modules()
-               if isinstance(m, nn.ConvTranspose2d))
-    assert [m.negative_slope for m in nets.encoder.modules()
-            if isinstance(m, nn.LeakyReLU)] == [0.2, 0.2]
+    assert all(
+        m.output_padding == (0, 0)
+        for m in nets.decoder.modules()
+        if isinstance(m, nn.ConvTranspose2d)
+    )
+    assert [m.negative_slope for m in nets.encoder.modules() if isinstance(m, nn.LeakyReLU)] == [
+        0.2,
+        0.2,
+    ]
     assert sum(isinstance(m, nn.ReLU) for m in nets.decoder.modules()) == 3
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(nets.encoder) == seed_parameter_count(SEED_001_ENCODER, [0, 1])
     assert count(nets.decoder) == seed_parameter_count(SEED_001_DECODER, [0, 1, 2])
 
 
-@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 32, 32), (3, 32, 32), (1, 28, 20),
-                                   (1, 30, 30), (3, 64, 48), (1, 8, 8)])
-@pytest.mark.parametrize("posterior", [DiagonalGaussianPosterior(),
-                                       FullCovarianceGaussianPosterior()])
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 28, 28), (1, 32, 32), (3, 32, 32), (1, 28, 20), (1, 30, 30), (3, 64, 48), (1, 8, 8)],
+)
+@pytest.mark.parametrize(
+    "posterior", [DiagonalGaussianPosterior(), FullCovarianceGaussianPosterior()]
+)
 def test_conv_shapes_follow_the_data(shape, posterior):
     channels = shape[0]
     out_features = posterior.num_params(LATENT)
@@ -81,8 +92,7 @@ def test_conv_model_reconstructs_the_input_shape(tmp_path, shape):
 
 
 def linear_sizes(module: nn.Module) -> list[tuple[int, int]]:
-    return [(m.in_features, m.out_features) for m in module.modules()
-            if isinstance(m, nn.Linear)]
+    return [(m.in_features, m.out_features) for m in module.modules() if isinstance(m, nn.Linear)]
 
 
 def activations(module: nn.Module) -> set[type]:
@@ -94,34 +104,71 @@ MNIST, FREY = (1, 28, 28), (1, 28, 20)
 PIXELS = math.prod(MNIST)
 
 
-@pytest.mark.parametrize(("preset", "overrides", "shape", "encoder", "decoder", "activation"), [
-    # seed 000 lecture: 784→400→200→(2, 2), decoder 2→200→400→784, leaky ReLU 0.2
-    ("lecture_mlp", [], MNIST, [(PIXELS, 400), (400, 200), (200, 4)],
-     [(2, 200), (200, 400), (400, PIXELS)], nn.LeakyReLU),
-    # seed 000 Pyro: 784→400→(50, 50), softplus
-    ("pyro_mlp", [], MNIST, [(PIXELS, 400), (400, 100)], [(50, 400), (400, PIXELS)],
-     nn.Softplus),
-    # seed 002: 784→400→(20, 20), ReLU
-    ("kw_mlp", [], MNIST, [(PIXELS, 400), (400, 40)], [(20, 400), (400, PIXELS)], nn.ReLU),
-    # seed 003: 560→200→4 and 2→200→1120 (mean and log-std per pixel)
-    ("frey_mlp", ["likelihood=gaussian_learned_per_pixel"], FREY, [(560, 200), (200, 4)],
-     [(2, 200), (200, 1120)], nn.ReLU),
-    # seed 004: two hidden layers of 128, softplus, z = 2
-    ("lvm_mlp", [], MNIST, [(PIXELS, 128), (128, 128), (128, 4)],
-     [(2, 128), (128, 128), (128, PIXELS)], nn.Softplus),
-    # Burda et al.: 784→200→200→(50, 50), tanh
-    ("burda_mlp", [], MNIST, [(PIXELS, 200), (200, 200), (200, 100)],
-     [(50, 200), (200, 200), (200, PIXELS)], nn.Tanh),
-])
-def test_mlp_presets_reproduce_the_seeds(tmp_path, preset, overrides, shape, encoder, decoder,
-                                         activation):
+@pytest.mark.parametrize(
+    ("preset", "overrides", "shape", "encoder", "decoder", "activation"),
+    [
+        # seed 000 lecture: 784→400→200→(2, 2), decoder 2→200→400→784, leaky ReLU 0.2
+        (
+            "lecture_mlp",
+            [],
+            MNIST,
+            [(PIXELS, 400), (400, 200), (200, 4)],
+            [(2, 200), (200, 400), (400, PIXELS)],
+            nn.LeakyReLU,
+        ),
+        # seed 000 Pyro: 784→400→(50, 50), softplus
+        (
+            "pyro_mlp",
+            [],
+            MNIST,
+            [(PIXELS, 400), (400, 100)],
+            [(50, 400), (400, PIXELS)],
+            nn.Softplus,
+        ),
+        # seed 002: 784→400→(20, 20), ReLU
+        ("kw_mlp", [], MNIST, [(PIXELS, 400), (400, 40)], [(20, 400), (400, PIXELS)], nn.ReLU),
+        # seed 003: 560→200→4 and 2→200→1120 (mean and log-std per pixel)
+        (
+            "frey_mlp",
+            ["likelihood=gaussian_learned_per_pixel"],
+            FREY,
+            [(560, 200), (200, 4)],
+            [(2, 200), (200, 1120)],
+            nn.ReLU,
+        ),
+        # seed 004: two hidden layers of 128, softplus, z = 2
+        (
+            "lvm_mlp",
+            [],
+            MNIST,
+            [(PIXELS, 128), (128, 128), (128, 4)],
+            [(2, 128), (128, 128), (128, PIXELS)],
+            nn.Softplus,
+        ),
+        # Burda et al.: 784→200→200→(50, 50), tanh
+        (
+            "burda_mlp",
+            [],
+            MNIST,
+            [(PIXELS, 200), (200, 200), (200, 100)],
+            [(50, 200), (200, 200), (200, PIXELS)],
+            nn.Tanh,
+        ),
+    ],
+)
+def test_mlp_presets_reproduce_the_seeds(
+    tmp_path, preset, overrides, shape, encoder, decoder, activation
+):
     module = build_module(compose_config([f"model={preset}", *overrides], tmp_path), shape)
     assert linear_sizes(module.vae.encoder) == encoder
     assert linear_sizes(module.vae.decoder) == decoder
     assert activations(module.vae.encoder) == activations(module.vae.decoder) == {activation}
     if activation is nn.LeakyReLU:
-        assert all(m.negative_slope == 0.2 for m in module.vae.encoder.modules()
-                   if isinstance(m, nn.LeakyReLU))
+        assert all(
+            m.negative_slope == 0.2
+            for m in module.vae.encoder.modules()
+            if isinstance(m, nn.LeakyReLU)
+        )
 
 
 def test_frey_mlp_parameter_counts_match_seed_003_summaries(tmp_path):

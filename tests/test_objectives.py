@@ -53,11 +53,17 @@ class AffineDecoder(nn.Module):
         return (self.a * z + self.b).reshape(-1, 1, 1, 1)
 
 
-def linear_gaussian_vae(mu: float = 0.3, log_var: float = -0.5, a: float = 1.0,
-                        b: float = 0.0) -> VAE:
-    return VAE(FixedGaussianEncoder(mu, log_var), AffineDecoder(a, b),
-               DiagonalGaussianPosterior("log_var"), GaussianLikelihood("fixed", scale=1.0),
-               latent_dim=1, input_shape=(1, 1, 1))
+def linear_gaussian_vae(
+    mu: float = 0.3, log_var: float = -0.5, a: float = 1.0, b: float = 0.0
+) -> VAE:
+    return VAE(
+        FixedGaussianEncoder(mu, log_var),
+        AffineDecoder(a, b),
+        DiagonalGaussianPosterior("log_var"),
+        GaussianLikelihood("fixed", scale=1.0),
+        latent_dim=1,
+        input_shape=(1, 1, 1),
+    )
 
 
 def copies(value: float = X, num: int = NUM_COPIES) -> Tensor:
@@ -89,8 +95,9 @@ def test_elbo_is_unbiased_for_the_closed_form(kl):
     mean, se = mean_and_se(out.bound)
     assert abs(mean - closed_form_elbo(X, 0.3, -0.5)) < 4 * se
     if kl == "analytic":  # exact, no sampling noise in the KL
-        torch.testing.assert_close(out.kl, torch.full_like(out.kl, 0.5 * (
-            0.3**2 + math.exp(-0.5) - 1 + 0.5)))
+        torch.testing.assert_close(
+            out.kl, torch.full_like(out.kl, 0.5 * (0.3**2 + math.exp(-0.5) - 1 + 0.5))
+        )
     torch.testing.assert_close(out.bound, -(out.recon + out.kl))
 
 
@@ -118,12 +125,14 @@ def test_num_samples_reduces_variance_as_one_over_l(kl):
         ten = ELBO(kl=kl, num_samples=10)(vae, copies()).bound
     ratio = (single.var() / ten.var()).item()
     assert 8.5 < ratio < 11.5, ratio
-    assert abs(single.mean() - ten.mean()) < 4 * math.hypot(mean_and_se(single)[1],
-                                                            mean_and_se(ten)[1])
+    assert abs(single.mean() - ten.mean()) < 4 * math.hypot(
+        mean_and_se(single)[1], mean_and_se(ten)[1]
+    )
 
 
-@pytest.mark.parametrize("objective", [ELBO(num_samples=5), ELBO(kl="monte_carlo", num_samples=5),
-                                       IWAE(num_samples=5)])
+@pytest.mark.parametrize(
+    "objective", [ELBO(num_samples=5), ELBO(kl="monte_carlo", num_samples=5), IWAE(num_samples=5)]
+)
 def test_samples_go_through_the_decoder_in_one_batched_call(objective):
     vae = linear_gaussian_vae()
     out = objective(vae, copies(num=7))
@@ -142,8 +151,9 @@ def small_mlp_vae(posterior=None) -> tuple[VAE, Tensor]:
     return vae, x
 
 
-@pytest.mark.parametrize("posterior", [DiagonalGaussianPosterior(),
-                                       FullCovarianceGaussianPosterior()])
+@pytest.mark.parametrize(
+    "posterior", [DiagonalGaussianPosterior(), FullCovarianceGaussianPosterior()]
+)
 def test_iwae_with_one_sample_is_the_monte_carlo_elbo(posterior):
     vae, x = small_mlp_vae(posterior)
     torch.manual_seed(4)
@@ -179,8 +189,7 @@ def test_iwae_with_the_exact_posterior_is_log_evidence_for_every_sample(k):
     """q = p(z|x) = N(x/2, ½) makes every weight p(x): the bound is exact, with no noise."""
     vae = linear_gaussian_vae(mu=X / 2, log_var=math.log(0.5))
     bound = IWAE(num_samples=k)(vae, copies(num=50)).bound
-    torch.testing.assert_close(bound, torch.full_like(bound, log_evidence(X)),
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(bound, torch.full_like(bound, log_evidence(X)), rtol=0, atol=1e-5)
 
 
 def test_iwae_gradient_is_the_weighted_pathwise_gradient():
@@ -201,14 +210,14 @@ def test_iwae_gradient_is_the_weighted_pathwise_gradient():
     eps = (z - mu) / sigma
     xs = x.reshape(1, 3)
     r = xs - a * z - b
-    log_w = (-0.5 * r**2 - 0.5 * z**2 + 0.5 * eps**2 + 0.5 * log_var
-             - 0.5 * math.log(2 * math.pi))
+    log_w = -0.5 * r**2 - 0.5 * z**2 + 0.5 * eps**2 + 0.5 * log_var - 0.5 * math.log(2 * math.pi)
     torch.testing.assert_close(out.bound, torch.logsumexp(log_w, 0) - math.log(k))
     weights = torch.softmax(log_w, dim=0)
     d_mu = a * r - z
     expected = {
-        "encoder.params": torch.stack([(weights * d_mu).sum(),
-                                       (weights * (d_mu * sigma * eps / 2 + 0.5)).sum()]),
+        "encoder.params": torch.stack(
+            [(weights * d_mu).sum(), (weights * (d_mu * sigma * eps / 2 + 0.5)).sum()]
+        ),
         "decoder.a": (weights * r * z).sum(),
         "decoder.b": (weights * r).sum(),
     }
@@ -233,10 +242,13 @@ def test_elbo_loss_weights_the_kl_by_beta():
     torch.testing.assert_close(ELBO().loss(out, ConstantBeta(1.0), 0), -out.bound)
 
 
-@pytest.mark.parametrize(("overrides", "cls", "num_samples"), [
-    (["objective=elbo", "objective.kl=monte_carlo", "objective.num_samples=5"], ELBO, 5),
-    (["objective=iwae", "objective.num_samples=50"], IWAE, 50),
-])
+@pytest.mark.parametrize(
+    ("overrides", "cls", "num_samples"),
+    [
+        (["objective=elbo", "objective.kl=monte_carlo", "objective.num_samples=5"], ELBO, 5),
+        (["objective=iwae", "objective.num_samples=50"], IWAE, 50),
+    ],
+)
 def test_objective_configs_instantiate(tmp_path, overrides, cls, num_samples):
     objective = instantiate(compose_config(overrides, tmp_path).objective)
     assert type(objective) is cls and objective.num_samples == num_samples

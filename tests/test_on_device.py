@@ -38,8 +38,9 @@ def test_each_rank_visits_its_shard_once_and_the_shards_partition_the_split():
     for epoch in range(2):
         shards = []
         for rank in range(world):
-            sampler = ShardedPermutation(num_examples, BATCH, shuffle=True, seed=3, rank=rank,
-                                         world_size=world)
+            sampler = ShardedPermutation(
+                num_examples, BATCH, shuffle=True, seed=3, rank=rank, world_size=world
+            )
             sampler.set_epoch(epoch)
             visits = _visits(sampler)
             assert visits.max() == 1  # nothing twice on one rank
@@ -63,8 +64,9 @@ def test_ranks_together_draw_the_one_process_global_batch():
     """Rank r's b-th batch ∪ over r = the b-th batch of one process with W × the batch size."""
     num_examples, world = 1000, 2
     single = list(ShardedPermutation(num_examples, world * BATCH, True, 5))
-    per_rank = [list(ShardedPermutation(num_examples, BATCH, True, 5, r, world))
-                for r in range(world)]
+    per_rank = [
+        list(ShardedPermutation(num_examples, BATCH, True, 5, r, world)) for r in range(world)
+    ]
     for b, global_batch in enumerate(single):
         together = torch.cat([per_rank[r][b] for r in range(world)])
         assert torch.equal(together.sort().values, global_batch.sort().values)
@@ -90,15 +92,26 @@ def mnist_splits(mnist_data_dir) -> dict:
     return datamodule.splits
 
 
-def _datamodule(splits: dict, on_device: bool, binarize: str = "none", rank: int = 0,
-                world_size: int = 1) -> MNISTDataModule:
+def _datamodule(
+    splits: dict, on_device: bool, binarize: str = "none", rank: int = 0, world_size: int = 1
+) -> MNISTDataModule:
     """A datamodule over ``splits`` as rank ``rank`` of ``world_size`` on the CPU device."""
-    datamodule = MNISTDataModule("unused", batch_size=BATCH, val_size=1000, binarize=binarize,
-                                 download=False, on_device=on_device, shuffle=False)
+    datamodule = MNISTDataModule(
+        "unused",
+        batch_size=BATCH,
+        val_size=1000,
+        binarize=binarize,
+        download=False,
+        on_device=on_device,
+        shuffle=False,
+    )
     datamodule.splits = dict(splits)
-    datamodule.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")),
-                                         global_rank=rank, world_size=world_size,
-                                         precision_plugin=Precision())
+    datamodule.trainer = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=torch.device("cpu")),
+        global_rank=rank,
+        world_size=world_size,
+        precision_plugin=Precision(),
+    )
     return datamodule
 
 
@@ -118,12 +131,15 @@ def test_without_shuffling_the_batches_equal_the_dataloader_path(mnist_splits):
     assert isinstance(device_loader, DeviceDataLoader)
     assert len(device_loader) == len(loader_dm.train_dataloader())
     for (x_dev, y_dev), (x_ref, y_ref) in zip(
-            _device_batches(device_dm, device_loader, 20),
-            _device_batches(loader_dm, loader_dm.train_dataloader(), 20), strict=True):
+        _device_batches(device_dm, device_loader, 20),
+        _device_batches(loader_dm, loader_dm.train_dataloader(), 20),
+        strict=True,
+    ):
         assert x_dev.dtype == torch.float32 and x_dev.max() <= 1.0
         assert torch.equal(x_dev, x_ref) and torch.equal(y_dev, y_ref)
-    assert torch.equal(next(iter(device_dm.val_dataloader()))[0],
-                       next(iter(loader_dm.val_dataloader()))[0])
+    assert torch.equal(
+        next(iter(device_dm.val_dataloader()))[0], next(iter(loader_dm.val_dataloader()))[0]
+    )
 
 
 def test_each_rank_of_the_datamodule_sees_its_shard_once(mnist_splits):
@@ -160,11 +176,19 @@ def test_training_without_shuffling_gives_the_dataloader_paths_elbo(make_config,
 
     results = {}
     for on_device in (False, True):
-        cfg = make_config(f"data.on_device={str(on_device).lower()}", "data.shuffle=false",
-                          "trainer.max_epochs=1", "trainer.limit_train_batches=15",
-                          "trainer.limit_val_batches=2", "test=false",
-                          "callbacks=none", "logger=csv", "data.val_size=2000",
-                          data_dir=mnist_data_dir, name=f"on_device_{on_device}")
+        cfg = make_config(
+            f"data.on_device={str(on_device).lower()}",
+            "data.shuffle=false",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=15",
+            "trainer.limit_val_batches=2",
+            "test=false",
+            "callbacks=none",
+            "logger=csv",
+            "data.val_size=2000",
+            data_dir=mnist_data_dir,
+            name=f"on_device_{on_device}",
+        )
         results[on_device] = train(cfg)
     assert results[True]["val/elbo"] == pytest.approx(results[False]["val/elbo"], abs=1e-4)
     assert results[True]["train/loss"] == pytest.approx(results[False]["train/loss"], abs=1e-4)
@@ -178,14 +202,23 @@ def test_compiled_networks_train_like_eager_ones(make_config, mnist_data_dir):
 
     results, keys = {}, {}
     for compiled in (False, True):
-        cfg = make_config(f"+model.compile={str(compiled).lower()}", "data.on_device=true",
-                          "data.shuffle=false", "trainer.max_epochs=1",
-                          "trainer.limit_train_batches=5", "trainer.limit_val_batches=1",
-                          "test=false", "logger=csv", "callbacks.image_logger=null",
-                          data_dir=mnist_data_dir, name=f"compiled_{compiled}")
+        cfg = make_config(
+            f"+model.compile={str(compiled).lower()}",
+            "data.on_device=true",
+            "data.shuffle=false",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=5",
+            "trainer.limit_val_batches=1",
+            "test=false",
+            "logger=csv",
+            "callbacks.image_logger=null",
+            data_dir=mnist_data_dir,
+            name=f"compiled_{compiled}",
+        )
         results[compiled] = train(cfg)
-        checkpoint = torch.load(next((Path(cfg.paths.output_dir) / "checkpoints").glob(
-            "last.ckpt")), weights_only=True)
+        checkpoint = torch.load(
+            next((Path(cfg.paths.output_dir) / "checkpoints").glob("last.ckpt")), weights_only=True
+        )
         keys[compiled] = sorted(checkpoint["state_dict"])
     assert results[True]["val/elbo"] == pytest.approx(results[False]["val/elbo"], abs=1e-2)
     assert keys[True] == keys[False]

@@ -60,8 +60,9 @@ def test_full_covariance_kl_is_the_gaussian_formula():
     tril = posterior.scale_tril(out)
     cov = tril @ tril.transpose(-1, -2)
     mu = posterior.mean(out)
-    expected = 0.5 * (cov.diagonal(dim1=-2, dim2=-1).sum(-1) + (mu**2).sum(-1) - LATENT
-                      - torch.logdet(cov))
+    expected = 0.5 * (
+        cov.diagonal(dim1=-2, dim2=-1).sum(-1) + (mu**2).sum(-1) - LATENT - torch.logdet(cov)
+    )
     kl = kl_divergence(posterior.distribution(out), posterior.standard_prior(LATENT, "cpu"))
     torch.testing.assert_close(kl, expected, rtol=1e-5, atol=1e-5)
 
@@ -69,13 +70,23 @@ def test_full_covariance_kl_is_the_gaussian_formula():
 def test_full_covariance_layout_and_sample_covariance():
     posterior = FullCovarianceGaussianPosterior()
     assert posterior.num_params(LATENT) == LATENT * (LATENT + 3) // 2 == 9
-    out = torch.tensor([[0.5, -1.0, 2.0,                      # μ
-                         0.0, -0.5, 0.3,                      # log L_jj
-                         0.4, -0.2, 0.8]])                    # L_10, L_20, L_21
+    out = torch.tensor(
+        [
+            [
+                0.5,
+                -1.0,
+                2.0,  # μ
+                0.0,
+                -0.5,
+                0.3,  # log L_jj
+                0.4,
+                -0.2,
+                0.8,
+            ]
+        ]
+    )  # L_10, L_20, L_21
     tril = posterior.scale_tril(out)[0]
-    expected = torch.tensor([[1.0, 0.0, 0.0],
-                             [0.4, torch.e ** -0.5, 0.0],
-                             [-0.2, 0.8, torch.e ** 0.3]])
+    expected = torch.tensor([[1.0, 0.0, 0.0], [0.4, torch.e**-0.5, 0.0], [-0.2, 0.8, torch.e**0.3]])
     torch.testing.assert_close(tril, expected)
     q = posterior.distribution(out)
     torch.manual_seed(2)
@@ -92,8 +103,10 @@ def test_full_covariance_with_diagonal_cholesky_equals_diagonal_exactly():
     below = torch.zeros(6, LATENT * (LATENT - 1) // 2)
     full = FullCovarianceGaussianPosterior("exp")
     q_full = full.distribution(torch.cat([mu, log_sigma, below], dim=-1))
-    diagonal_outputs = {"log_var": torch.cat([mu, 2 * log_sigma], -1),
-                        "log_scale": torch.cat([mu, log_sigma], -1)}
+    diagonal_outputs = {
+        "log_var": torch.cat([mu, 2 * log_sigma], -1),
+        "log_scale": torch.cat([mu, log_sigma], -1),
+    }
     points = torch.randn(10, 6, LATENT, generator=generator)
     for parameterization, out in diagonal_outputs.items():
         diag = DiagonalGaussianPosterior(parameterization)
@@ -101,7 +114,8 @@ def test_full_covariance_with_diagonal_cholesky_equals_diagonal_exactly():
         torch.testing.assert_close(q_full.log_prob(points), q_diag.log_prob(points))
         torch.testing.assert_close(
             kl_divergence(q_full, full.standard_prior(LATENT, "cpu")),
-            kl_divergence(q_diag, diag.standard_prior(LATENT, "cpu")))
+            kl_divergence(q_diag, diag.standard_prior(LATENT, "cpu")),
+        )
         torch.testing.assert_close(q_full.mean, q_diag.mean)
         torch.testing.assert_close(q_full.variance, q_diag.variance)
         torch.manual_seed(4)
@@ -130,12 +144,18 @@ def test_wrong_encoder_width_and_options_raise():
         FullCovarianceGaussianPosterior("square")
 
 
-@pytest.mark.parametrize(("overrides", "cls", "factorizes"), [
-    (["posterior=diagonal"], DiagonalGaussianPosterior, True),
-    (["posterior=diagonal", "posterior.parameterization=log_scale"], DiagonalGaussianPosterior,
-     True),
-    (["posterior=full_covariance"], FullCovarianceGaussianPosterior, False),
-])
+@pytest.mark.parametrize(
+    ("overrides", "cls", "factorizes"),
+    [
+        (["posterior=diagonal"], DiagonalGaussianPosterior, True),
+        (
+            ["posterior=diagonal", "posterior.parameterization=log_scale"],
+            DiagonalGaussianPosterior,
+            True,
+        ),
+        (["posterior=full_covariance"], FullCovarianceGaussianPosterior, False),
+    ],
+)
 def test_posterior_configs_instantiate(tmp_path, overrides, cls, factorizes):
     posterior = instantiate(compose_config(overrides, tmp_path).posterior)
     assert type(posterior) is cls and posterior.factorizes is factorizes

@@ -21,8 +21,12 @@ SHAPE = (1, 28, 28)
 
 def _module(seed: int = 0) -> VAEModule:
     torch.manual_seed(seed)
-    return VAEModule(net=lambda **kw: mlp(**kw, hidden_dims=[400]), latent_dim=20,
-                     input_shape=SHAPE, optimizer=torch.optim.Adam)
+    return VAEModule(
+        net=lambda **kw: mlp(**kw, hidden_dims=[400]),
+        latent_dim=20,
+        input_shape=SHAPE,
+        optimizer=torch.optim.Adam,
+    )
 
 
 def _batch(seed: int = 1, size: int = 64) -> torch.Tensor:
@@ -60,14 +64,17 @@ def test_pixel_sum_in_float32_keeps_the_digits_a_bf16_sum_loses():
     """The likelihood casts bf16 decoder outputs to float32 before summing 784 log-probs.
     Summed in bf16 instead, the total would be off by far more than float32 rounding."""
     x = _batch()
-    logits = (torch.randn(len(x), *SHAPE, generator=torch.Generator().manual_seed(2)) * 3
-              ).to(torch.bfloat16)
-    exact = -F.binary_cross_entropy_with_logits(logits.double(), x.double(),
-                                                reduction="none").sum((1, 2, 3))
+    logits = (torch.randn(len(x), *SHAPE, generator=torch.Generator().manual_seed(2)) * 3).to(
+        torch.bfloat16
+    )
+    exact = -F.binary_cross_entropy_with_logits(logits.double(), x.double(), reduction="none").sum(
+        (1, 2, 3)
+    )
     ours = BernoulliLikelihood().log_prob(logits, x)
     assert ours.dtype == torch.float32
-    bf16_sum = -F.binary_cross_entropy_with_logits(logits, x.to(torch.bfloat16),
-                                                   reduction="none").sum((1, 2, 3))
+    bf16_sum = -F.binary_cross_entropy_with_logits(
+        logits, x.to(torch.bfloat16), reduction="none"
+    ).sum((1, 2, 3))
     our_error = (ours.double() - exact).abs().max().item()
     bf16_error = (bf16_sum.double() - exact).abs().max().item()
     assert our_error < 1e-3
@@ -94,13 +101,23 @@ def short_runs(mnist_data_dir, tmp_path_factory):
     runs = {}
     for precision in ("32-true", "bf16-mixed", "16-mixed", "bf16-true"):
         cfg = compose_config(
-            [*(o for o in FAST if not o.startswith("callbacks.")),
-             f"paths.data_dir={mnist_data_dir}", f"trainer.precision={precision}",
-             "data.shuffle=false", "data.on_device=true", "model.latent_dim=20",
-             "trainer.max_epochs=1", "trainer.limit_train_batches=20",
-             "trainer.limit_val_batches=2", "trainer.log_every_n_steps=10", "test=false",
-             "callbacks=none", "logger=csv"],
-            tmp_path_factory.mktemp(precision) / "run")
+            [
+                *(o for o in FAST if not o.startswith("callbacks.")),
+                f"paths.data_dir={mnist_data_dir}",
+                f"trainer.precision={precision}",
+                "data.shuffle=false",
+                "data.on_device=true",
+                "model.latent_dim=20",
+                "trainer.max_epochs=1",
+                "trainer.limit_train_batches=20",
+                "trainer.limit_val_batches=2",
+                "trainer.log_every_n_steps=10",
+                "test=false",
+                "callbacks=none",
+                "logger=csv",
+            ],
+            tmp_path_factory.mktemp(precision) / "run",
+        )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             metrics = train(cfg)

@@ -26,12 +26,22 @@ def multirun_dir(mnist_data_dir, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("sweep")
     sweep_dir = root / "multirun"
-    argv = ["vaelab-train", "--multirun", *FAST, f"paths.data_dir={mnist_data_dir}",
-            f"paths.log_dir={root}", f"hydra.sweep.dir={sweep_dir}", "trainer.max_epochs=1",
-            "trainer.limit_train_batches=10", "trainer.limit_val_batches=1",
-            "trainer.limit_test_batches=1", "data.eval_batch_size=500",
-            "callbacks.image_logger=null", "callbacks.encoding_snapshot.num_points=10",
-            "model.latent_dim=2,3,0"]
+    argv = [
+        "vaelab-train",
+        "--multirun",
+        *FAST,
+        f"paths.data_dir={mnist_data_dir}",
+        f"paths.log_dir={root}",
+        f"hydra.sweep.dir={sweep_dir}",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=10",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "data.eval_batch_size=500",
+        "callbacks.image_logger=null",
+        "callbacks.encoding_snapshot.num_points=10",
+        "model.latent_dim=2,3,0",
+    ]
     saved_argv = sys.argv
     sys.argv = argv
     GlobalHydra.instance().clear()
@@ -55,8 +65,10 @@ def test_report_ranks_finished_jobs_and_names_the_failed_one(multirun_dir, capsy
     report_main([str(multirun_dir)])
     assert f"Wrote {multirun_dir / 'report.md'}" in capsys.readouterr().out
     markdown = (multirun_dir / "report.md").read_text()
-    val_elbo = {job: json.loads((multirun_dir / job / "metrics.json").read_text())["val/elbo"]
-                for job in ("0", "1")}
+    val_elbo = {
+        job: json.loads((multirun_dir / job / "metrics.json").read_text())["val/elbo"]
+        for job in ("0", "1")
+    }
     best, worst = sorted(val_elbo, key=val_elbo.get, reverse=True)
     rows = _table_rows(markdown, "## Finished jobs, best first")
     assert [row[0] for row in rows] == ["1", "2"]
@@ -79,8 +91,15 @@ def test_report_png_plots_the_metric_against_the_swept_parameter(multirun_dir):
         assert image.format == "PNG" and image.size == (500, 400)  # one panel of 5 × 4 inches
 
 
-def _job(root: Path, name: str, overrides: list[str], metrics: dict | None = None,
-         error: str | None = None, log: str | None = None, optimized: str | None = None) -> None:
+def _job(
+    root: Path,
+    name: str,
+    overrides: list[str],
+    metrics: dict | None = None,
+    error: str | None = None,
+    log: str | None = None,
+    optimized: str | None = None,
+) -> None:
     folder = root / name
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -95,20 +114,35 @@ def _job(root: Path, name: str, overrides: list[str], metrics: dict | None = Non
 
 
 def test_direction_crash_and_metric_choice_on_a_handmade_sweep(tmp_path):
-    _job(tmp_path, "0", ["optimizer.lr=0.01", "seed=1"], {"val/elbo": -150.0, "val/kl": 3.0},
-         optimized="val/elbo")
-    _job(tmp_path, "1", ["optimizer.lr=0.001", "seed=1"], {"val/elbo": -140.0, "val/kl": 9.0},
-         optimized="val/elbo")
-    _job(tmp_path, "2", ["optimizer.lr=1.0", "seed=1"],
-         log="[INFO] start\n[ERROR] RuntimeError: CUDA error: out of memory\n")
+    _job(
+        tmp_path,
+        "0",
+        ["optimizer.lr=0.01", "seed=1"],
+        {"val/elbo": -150.0, "val/kl": 3.0},
+        optimized="val/elbo",
+    )
+    _job(
+        tmp_path,
+        "1",
+        ["optimizer.lr=0.001", "seed=1"],
+        {"val/elbo": -140.0, "val/kl": 9.0},
+        optimized="val/elbo",
+    )
+    _job(
+        tmp_path,
+        "2",
+        ["optimizer.lr=1.0", "seed=1"],
+        log="[INFO] start\n[ERROR] RuntimeError: CUDA error: out of memory\n",
+    )
     sweep = read_sweep(tmp_path)
     assert sweep.swept == ["optimizer.lr"] and sweep.maximize
     assert [job.name for job in sweep.ranked()] == ["1", "0"]
     assert "out of memory" in sweep.failed[0].error
     by_kl = read_sweep(tmp_path, metric="val/kl")
     assert not by_kl.maximize and [job.name for job in by_kl.ranked()] == ["0", "1"]
-    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
-        {"hydra": {"sweeper": {"direction": "maximize"}}}))
+    (tmp_path / "multirun.yaml").write_text(
+        yaml.safe_dump({"hydra": {"sweeper": {"direction": "maximize"}}})
+    )
     assert read_sweep(tmp_path, metric="val/kl").maximize  # the sweeper's word wins
     report_main([str(tmp_path), "--metric", "val/kl", "--direction", "minimize"])
     markdown = (tmp_path / "report.md").read_text()

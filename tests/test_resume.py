@@ -21,9 +21,17 @@ from vaelab.paths import PROJECT_ROOT
 from vaelab.train import METRICS_FILE, train
 
 TINY = ["trainer.limit_train_batches=15", "trainer.limit_val_batches=3", "trainer.test=false"]
-DETERMINISTIC = [*FAST, "trainer.deterministic=true", "trainer.limit_train_batches=15",
-                 "trainer.limit_val_batches=3", "trainer.log_every_n_steps=5", "test=false",
-                 "beta=linear_warmup", "beta.warmup_steps=40", "data.binarize=dynamic"]
+DETERMINISTIC = [
+    *FAST,
+    "trainer.deterministic=true",
+    "trainer.limit_train_batches=15",
+    "trainer.limit_val_batches=3",
+    "trainer.log_every_n_steps=5",
+    "test=false",
+    "beta=linear_warmup",
+    "beta.warmup_steps=40",
+    "data.binarize=dynamic",
+]
 
 
 def _beta_by_step(run_dir: Path) -> dict[int, float]:
@@ -34,14 +42,18 @@ def _beta_by_step(run_dir: Path) -> dict[int, float]:
 
 def test_resume_after_two_epochs_reproduces_four_straight_epochs(mnist_data_dir, tmp_path):
     data = f"paths.data_dir={mnist_data_dir}"
-    straight = train(compose_config([*DETERMINISTIC, data, "trainer.max_epochs=4"],
-                                    tmp_path / "straight"))
+    straight = train(
+        compose_config([*DETERMINISTIC, data, "trainer.max_epochs=4"], tmp_path / "straight")
+    )
     train(compose_config([*DETERMINISTIC, data, "trainer.max_epochs=2"], tmp_path / "first"))
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     assert last.is_file()
     # a new Hydra run dir; the checkpoint brings the run back to its own folder
-    resumed = train(compose_config([*DETERMINISTIC, data, "trainer.max_epochs=4",
-                                    f"ckpt_path={last}"], tmp_path / "second"))
+    resumed = train(
+        compose_config(
+            [*DETERMINISTIC, data, "trainer.max_epochs=4", f"ckpt_path={last}"], tmp_path / "second"
+        )
+    )
     assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
     assert straight["val/elbo"] > -400  # it did learn something
     assert not (tmp_path / "second" / "tensorboard").exists()
@@ -84,11 +96,25 @@ CLI_FAST = ["print_config=false", "callbacks.progress_bar=null", "data.download=
 
 def test_sigusr1_saves_a_checkpoint_and_exits_cleanly_then_resumes(mnist_data_dir, tmp_path):
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "vaelab.train", *CLI_FAST, f"paths.data_dir={mnist_data_dir}",
-            f"hydra.run.dir={run_dir}", "trainer.limit_train_batches=30",
-            "trainer.max_epochs=1000", "trainer.limit_val_batches=2"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_cli_env(), cwd=PROJECT_ROOT)
+    args = [
+        sys.executable,
+        "-m",
+        "vaelab.train",
+        *CLI_FAST,
+        f"paths.data_dir={mnist_data_dir}",
+        f"hydra.run.dir={run_dir}",
+        "trainer.limit_train_batches=30",
+        "trainer.max_epochs=1000",
+        "trainer.limit_val_batches=2",
+    ]
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_cli_env(),
+        cwd=PROJECT_ROOT,
+    )
     output = []
     deadline = time.monotonic() + 180
     for line in proc.stdout:  # wait until fitting has started (handlers are installed)
@@ -106,25 +132,51 @@ def test_sigusr1_saves_a_checkpoint_and_exits_cleanly_then_resumes(mnist_data_di
     assert state["global_step"] > 0 and state["epoch"] < 1000
     assert not (run_dir / METRICS_FILE).exists()  # unfinished runs are not reported as done
     # the requeued job (same run dir, resume=auto by default) continues from last.ckpt
-    again = subprocess.run([*args[:-2], f"trainer.max_epochs={state['epoch'] + 2}",
-                            "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"],
-                           capture_output=True, text=True, env=_cli_env(), cwd=PROJECT_ROOT,
-                           timeout=300)
+    again = subprocess.run(
+        [
+            *args[:-2],
+            f"trainer.max_epochs={state['epoch'] + 2}",
+            "trainer.limit_val_batches=2",
+            "trainer.limit_test_batches=2",
+        ],
+        capture_output=True,
+        text=True,
+        env=_cli_env(),
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"Resuming from {last}" in again.stdout
     assert "test/elbo" in json.loads((run_dir / METRICS_FILE).read_text())
 
 
 def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failure(
-        mnist_data_dir, tmp_path):
+    mnist_data_dir, tmp_path
+):
     sweep = tmp_path / "sweep"
-    args = [sys.executable, "-m", "vaelab.train", "--multirun", *CLI_FAST,
-            f"paths.data_dir={mnist_data_dir}", f"hydra.sweep.dir={sweep}",
-            "optimizer.lr=1e-3,-1.0,2e-3", "trainer.max_epochs=3",
-            "trainer.limit_train_batches=40", "trainer.limit_val_batches=2",
-            "trainer.limit_test_batches=2"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_cli_env(), cwd=PROJECT_ROOT, start_new_session=True)
+    args = [
+        sys.executable,
+        "-m",
+        "vaelab.train",
+        "--multirun",
+        *CLI_FAST,
+        f"paths.data_dir={mnist_data_dir}",
+        f"hydra.sweep.dir={sweep}",
+        "optimizer.lr=1e-3,-1.0,2e-3",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=40",
+        "trainer.limit_val_batches=2",
+        "trainer.limit_test_batches=2",
+    ]
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_cli_env(),
+        cwd=PROJECT_ROOT,
+        start_new_session=True,
+    )
     interrupted_ckpt = sweep / "2" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not interrupted_ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -137,8 +189,9 @@ def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failur
     assert interrupted_ckpt.is_file() and not (sweep / "2" / METRICS_FILE).exists()
     finished_before = (sweep / "0" / METRICS_FILE).stat().st_mtime_ns
 
-    again = subprocess.run(args, capture_output=True, text=True, env=_cli_env(),
-                           cwd=PROJECT_ROOT, timeout=400)
+    again = subprocess.run(
+        args, capture_output=True, text=True, env=_cli_env(), cwd=PROJECT_ROOT, timeout=400
+    )
     assert again.returncode == 1, again.stderr[-3000:]
     assert (sweep / "0" / METRICS_FILE).stat().st_mtime_ns == finished_before  # skipped
     assert "already finished" in again.stdout

@@ -34,9 +34,20 @@ def test_linear_warmup_start_middle_end_and_after():
 def test_cyclical_ramps_holds_and_restarts_at_cycle_boundaries():
     # T = 400 steps, M = 4 cycles of 100 steps, ramp over the first R = 50% of each
     schedule = CyclicalBeta(value=1.0, total_steps=400, num_cycles=4, ramp_fraction=0.5)
-    expected = {0: 0.0, 25: 0.5, 50: 1.0, 75: 1.0, 99: 1.0,   # cycle 1
-                100: 0.0, 125: 0.5, 150: 1.0,                 # cycle 2 starts at 0 again
-                399: 1.0, 400: 0.0, 410: 0.2, 450: 1.0}       # after T the pattern repeats
+    expected = {
+        0: 0.0,
+        25: 0.5,
+        50: 1.0,
+        75: 1.0,
+        99: 1.0,  # cycle 1
+        100: 0.0,
+        125: 0.5,
+        150: 1.0,  # cycle 2 starts at 0 again
+        399: 1.0,
+        400: 0.0,
+        410: 0.2,
+        450: 1.0,
+    }  # after T the pattern repeats
     for step, beta in expected.items():
         assert schedule.beta(step) == pytest.approx(beta), step
     scaled = CyclicalBeta(value=3.0, total_steps=90, num_cycles=3, ramp_fraction=1.0)
@@ -59,15 +70,15 @@ def test_capacity_target_rises_then_holds_and_penalty_is_gamma_abs_gap():
 def test_free_bits_floors_each_dimension_batch_mean():
     schedule = FreeBits(free_nats=0.5)
     assert schedule.beta(123) == 1.0
-    kl_per_dim = torch.tensor([[0.1, 1.0, 0.2],
-                               [0.3, 2.0, 0.2]], requires_grad=True)  # means 0.2, 1.5, 0.2
+    kl_per_dim = torch.tensor(
+        [[0.1, 1.0, 0.2], [0.3, 2.0, 0.2]], requires_grad=True
+    )  # means 0.2, 1.5, 0.2
     kl = kl_per_dim.sum(-1)
     penalty = schedule.penalty(kl, kl_per_dim, 0)
     torch.testing.assert_close(penalty, torch.tensor([2.5, 2.5]))  # 0.5 + 1.5 + 0.5
     penalty.mean().backward()
     # only the dimension above λ is pushed down, by 1/B per data point
-    torch.testing.assert_close(kl_per_dim.grad, torch.tensor([[0.0, 0.5, 0.0],
-                                                              [0.0, 0.5, 0.0]]))
+    torch.testing.assert_close(kl_per_dim.grad, torch.tensor([[0.0, 0.5, 0.0], [0.0, 0.5, 0.0]]))
     zero = FreeBits(free_nats=0.0).penalty(kl.detach(), kl_per_dim.detach(), 0)
     torch.testing.assert_close(zero, torch.full((2,), kl.detach().mean().item()))
 
@@ -77,23 +88,32 @@ def test_free_bits_without_per_dimension_kl_is_a_clear_error():
         FreeBits(0.5).penalty(torch.tensor([1.0]), None, 0)
 
 
-@pytest.mark.parametrize(("cls", "kwargs"), [
-    (LinearWarmup, {"warmup_steps": 0}), (CyclicalBeta, {"ramp_fraction": 0.0}),
-    (CyclicalBeta, {"num_cycles": 0}), (CapacityPenalty, {"gamma": -1.0}),
-    (CapacityPenalty, {"capacity_steps": 0}), (FreeBits, {"free_nats": -0.1}),
-])
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [
+        (LinearWarmup, {"warmup_steps": 0}),
+        (CyclicalBeta, {"ramp_fraction": 0.0}),
+        (CyclicalBeta, {"num_cycles": 0}),
+        (CapacityPenalty, {"gamma": -1.0}),
+        (CapacityPenalty, {"capacity_steps": 0}),
+        (FreeBits, {"free_nats": -0.1}),
+    ],
+)
 def test_bad_schedule_options_raise(cls, kwargs):
     with pytest.raises(ValueError, match="beta"):
         cls(**kwargs)
 
 
-@pytest.mark.parametrize(("name", "cls", "step", "beta"), [
-    ("constant", ConstantBeta, 10, 1.0),
-    ("linear_warmup", LinearWarmup, 5000, 0.5),
-    ("cyclical", CyclicalBeta, 12500, 1.0),
-    ("capacity", CapacityPenalty, 0, 1000.0),
-    ("free_bits", FreeBits, 0, 1.0),
-])
+@pytest.mark.parametrize(
+    ("name", "cls", "step", "beta"),
+    [
+        ("constant", ConstantBeta, 10, 1.0),
+        ("linear_warmup", LinearWarmup, 5000, 0.5),
+        ("cyclical", CyclicalBeta, 12500, 1.0),
+        ("capacity", CapacityPenalty, 0, 1000.0),
+        ("free_bits", FreeBits, 0, 1.0),
+    ],
+)
 def test_beta_configs_instantiate(tmp_path, name, cls, step, beta):
     schedule = instantiate(compose_config([f"beta={name}"], tmp_path).beta)
     assert type(schedule) is cls

@@ -26,8 +26,10 @@ def test_every_torch_load_in_the_tree_passes_weights_only_true():
         for path in sorted((PROJECT_ROOT / folder).rglob("*.py")):
             source = path.read_text()
             for match in LOAD_CALL.finditer(source):
-                if path.name == Path(__file__).name and "re.compile" in source[
-                        max(0, match.start() - 40):match.start()]:
+                if (
+                    path.name == Path(__file__).name
+                    and "re.compile" in source[max(0, match.start() - 40) : match.start()]
+                ):
                     continue  # this file's own pattern
                 calls += 1
                 if not re.search(r"weights_only\s*=\s*True", _call_text(source, match.end())):

@@ -24,10 +24,19 @@ def _assert_same_batches(batched: DataLoader, classic: DataLoader) -> None:
 
 def test_shuffled_batches_match_per_example_fetching():
     images, labels = _data()
-    batched = DataLoader(TensorBatchDataset(images, labels), batch_size=32, shuffle=True,
-                         collate_fn=keep_batch, generator=torch.Generator().manual_seed(3))
-    classic = DataLoader(TensorDataset(images, labels), batch_size=32, shuffle=True,
-                         generator=torch.Generator().manual_seed(3))
+    batched = DataLoader(
+        TensorBatchDataset(images, labels),
+        batch_size=32,
+        shuffle=True,
+        collate_fn=keep_batch,
+        generator=torch.Generator().manual_seed(3),
+    )
+    classic = DataLoader(
+        TensorDataset(images, labels),
+        batch_size=32,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(3),
+    )
     _assert_same_batches(batched, classic)
     assert not torch.equal(next(iter(batched))[1], torch.arange(32))  # it did shuffle
 
@@ -35,18 +44,25 @@ def test_shuffled_batches_match_per_example_fetching():
 def test_distributed_shards_match_per_example_fetching():
     images, labels = _data()
     for rank in range(2):
-        batched = DataLoader(TensorBatchDataset(images, labels), batch_size=16,
-                             collate_fn=keep_batch,
-                             sampler=DistributedSampler(range(203), 2, rank, seed=5))
-        classic = DataLoader(TensorDataset(images, labels), batch_size=16,
-                             sampler=DistributedSampler(range(203), 2, rank, seed=5))
+        batched = DataLoader(
+            TensorBatchDataset(images, labels),
+            batch_size=16,
+            collate_fn=keep_batch,
+            sampler=DistributedSampler(range(203), 2, rank, seed=5),
+        )
+        classic = DataLoader(
+            TensorDataset(images, labels),
+            batch_size=16,
+            sampler=DistributedSampler(range(203), 2, rank, seed=5),
+        )
         _assert_same_batches(batched, classic)
 
 
 def test_batches_come_whole_through_worker_processes():
     images, labels = _data()
-    batched = DataLoader(TensorBatchDataset(images, labels), batch_size=50,
-                         collate_fn=keep_batch, num_workers=1)
+    batched = DataLoader(
+        TensorBatchDataset(images, labels), batch_size=50, collate_fn=keep_batch, num_workers=1
+    )
     sizes = [len(x) for x, _ in batched]
     assert sizes == [50, 50, 50, 50, 3]
     assert torch.equal(torch.cat([y for _, y in batched]), labels)

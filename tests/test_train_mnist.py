@@ -17,15 +17,25 @@ from vaelab.errors import VaelabError
 from vaelab.paths import PROJECT_ROOT
 from vaelab.train import METRICS_FILE, RESOLVED_CONFIG_FILE, train
 
-CLI_FAST = ["print_config=false", "callbacks.progress_bar=null", "data.download=false",
-            "trainer.enable_model_summary=false"]
+CLI_FAST = [
+    "print_config=false",
+    "callbacks.progress_bar=null",
+    "data.download=false",
+    "trainer.enable_model_summary=false",
+]
 
 
 def _cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
     env.pop("HYDRA_FULL_ERROR")
-    return subprocess.run([sys.executable, "-m", "vaelab.train", *args], capture_output=True,
-                          text=True, env=env, cwd=PROJECT_ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vaelab.train", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +44,18 @@ def short_run(mnist_data_dir, tmp_path_factory):
     from tests.conftest import FAST, compose_config
 
     run_dir = tmp_path_factory.mktemp("short") / "run"
-    cfg = compose_config([*FAST, f"paths.data_dir={mnist_data_dir}", "trainer.max_epochs=2",
-                          "trainer.limit_train_batches=165", "trainer.limit_val_batches=5",
-                          "trainer.limit_test_batches=2", "trainer.log_every_n_steps=10"],
-                         run_dir)
+    cfg = compose_config(
+        [
+            *FAST,
+            f"paths.data_dir={mnist_data_dir}",
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=165",
+            "trainer.limit_val_batches=5",
+            "trainer.limit_test_batches=2",
+            "trainer.log_every_n_steps=10",
+        ],
+        run_dir,
+    )
     metrics = train(cfg)
     return run_dir, metrics
 
@@ -67,13 +85,21 @@ def test_tensorboard_has_images_and_scalars(short_run):
     manifold = events.Images(LATENT_MANIFOLD)[-1]
     assert (manifold.width, manifold.height) == (20 * 28, 20 * 28)
     assert sorted(p.name for p in (run_dir / "images").glob("*epoch001.png")) == [
-        "latent_manifold_epoch001.png", "prior_samples_epoch001.png",
-        "reconstructions_epoch001.png"]
+        "latent_manifold_epoch001.png",
+        "prior_samples_epoch001.png",
+        "reconstructions_epoch001.png",
+    ]
 
 
 def test_cli_fast_dev_run_through_hydra_entry_point(mnist_data_dir, tmp_path):
-    result = _cli([*CLI_FAST, f"paths.data_dir={mnist_data_dir}", f"paths.log_dir={tmp_path}",
-                   "trainer.fast_dev_run=true"])
+    result = _cli(
+        [
+            *CLI_FAST,
+            f"paths.data_dir={mnist_data_dir}",
+            f"paths.log_dir={tmp_path}",
+            "trainer.fast_dev_run=true",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dirs = list((tmp_path / "train" / "runs").iterdir())
     assert len(run_dirs) == 1
@@ -83,11 +109,19 @@ def test_cli_fast_dev_run_through_hydra_entry_point(mnist_data_dir, tmp_path):
 
 def test_multirun_creates_one_run_dir_per_job(mnist_data_dir, tmp_path):
     sweep = tmp_path / "sweep"
-    result = _cli(["--multirun", "beta.value=0.5,1.0", *CLI_FAST,
-                   f"paths.data_dir={mnist_data_dir}", f"hydra.sweep.dir={sweep}",
-                   "trainer.max_epochs=1", "trainer.limit_train_batches=20",
-                   "trainer.limit_val_batches=2",
-                   "trainer.limit_test_batches=1"])
+    result = _cli(
+        [
+            "--multirun",
+            "beta.value=0.5,1.0",
+            *CLI_FAST,
+            f"paths.data_dir={mnist_data_dir}",
+            f"hydra.sweep.dir={sweep}",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=20",
+            "trainer.limit_val_batches=2",
+            "trainer.limit_test_batches=1",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in jobs] == ["0", "1"]

@@ -23,7 +23,8 @@ def build_module(cfg: DictConfig, input_shape: Sequence[int]) -> L.LightningModu
         raise VaelabError(
             f"model.input_shape={list(declared)} does not match the data's {data_shape} "
             "(C, H, W); networks take their input shape from the data: remove the override "
-            "or choose the data= that has this shape")
+            "or choose the data= that has this shape"
+        )
     parts = {name: instantiate(cfg[name]) for name in MODEL_PARTS if cfg.get(name)}
     scheduler = cfg.get("lr_scheduler")
     return instantiate(
@@ -39,5 +40,8 @@ def instantiate_each(group: DictConfig | None) -> list:
     """Every entry of a dict of configs that has a ``_target_`` (callbacks, loggers)."""
     if not group:
         return []
-    return [instantiate(entry) for entry in group.values()
-            if isinstance(entry, DictConfig) and "_target_" in entry]
+    return [
+        instantiate(entry)
+        for entry in group.values()
+        if isinstance(entry, DictConfig) and "_target_" in entry
+    ]

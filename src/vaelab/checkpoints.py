@@ -23,20 +23,33 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     checkpoint from a stranger cannot execute code. Anything else is refused with one error."""
     path = Path(path)
     if not path.is_file():
-        raise VaelabError(f"checkpoint {path} does not exist; pass the path of a .ckpt file "
-                          f"(a run keeps them in <run dir>/{CHECKPOINT_DIR}/)")
+        raise VaelabError(
+            f"checkpoint {path} does not exist; pass the path of a .ckpt file "
+            f"(a run keeps them in <run dir>/{CHECKPOINT_DIR}/)"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError, AttributeError, TypeError) as err:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        AttributeError,
+        TypeError,
+    ) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VaelabError(f"refused to load {path}: it is not a valid vaelab/Lightning checkpoint "
-                          f"or holds objects other than tensors and plain data ({first_line}); "
-                          "nothing in it was executed. Use a checkpoint written by vaelab-train"
-                          ) from err
+        raise VaelabError(
+            f"refused to load {path}: it is not a valid vaelab/Lightning checkpoint "
+            f"or holds objects other than tensors and plain data ({first_line}); "
+            "nothing in it was executed. Use a checkpoint written by vaelab-train"
+        ) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise VaelabError(f"refused to load {path}: it holds no 'state_dict', so it is not a "
-                          "Lightning checkpoint; use a checkpoint written by vaelab-train")
+        raise VaelabError(
+            f"refused to load {path}: it holds no 'state_dict', so it is not a "
+            "Lightning checkpoint; use a checkpoint written by vaelab-train"
+        )
     return checkpoint
 
 
@@ -54,22 +67,29 @@ def check_compatible(checkpoint: dict[str, Any], module: nn.Module, path: str | 
         key = mismatched[0]
         details.append(f"{key} has shape {list(saved[key])} there but {list(current[key])} here")
     if missing:
-        details.append(f"it lacks {missing[0]}" + (f" and {len(missing) - 1} more"
-                                                     if len(missing) > 1 else ""))
+        details.append(
+            f"it lacks {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+        )
     if unexpected:
-        details.append(f"it has {unexpected[0]}, unknown here" + (
-            f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+        details.append(
+            f"it has {unexpected[0]}, unknown here"
+            + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+        )
     run_config = Path(path).resolve().parent.parent / "config.yaml"
     raise VaelabError(
         f"checkpoint {path} was written by a different model or config: {'; '.join(details)}. "
         f"Use the config it was trained with (its run dir holds it: {run_config}), e.g. the "
-        "same model=, likelihood=, posterior= and model.latent_dim= overrides")
+        "same model=, likelihood=, posterior= and model.latent_dim= overrides"
+    )
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest checkpoint a previous attempt of this run left: ``checkpoints/last.ckpt``
     or, after a SLURM requeue, Lightning's ``hpc_ckpt_<n>.ckpt`` in the run dir."""
     run_dir = Path(run_dir)
-    candidates = [p for p in (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT,
-                              *run_dir.glob(HPC_CHECKPOINTS)) if p.is_file()]
+    candidates = [
+        p
+        for p in (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT, *run_dir.glob(HPC_CHECKPOINTS))
+        if p.is_file()
+    ]
     return max(candidates, key=lambda p: p.stat().st_mtime_ns) if candidates else None

@@ -37,8 +37,9 @@ def user_error_message(err: BaseException) -> str | None:
     return None
 
 
-def run_reporting_errors(task: Callable[[], T], output_dir: str | Path | None = None,
-                         in_sweep: bool = False) -> T | float:
+def run_reporting_errors(
+    task: Callable[[], T], output_dir: str | Path | None = None, in_sweep: bool = False
+) -> T | float:
     """Run ``task``. A user error becomes one line on stderr and exit status 1
     (``HYDRA_FULL_ERROR=1`` re-raises it with the full traceback). In a sweep (``in_sweep``)
     any error is recorded in ``<output_dir>/error.txt`` and NaN is returned instead."""
@@ -53,8 +54,11 @@ def run_reporting_errors(task: Callable[[], T], output_dir: str | Path | None = 
             summary = message or f"{type(err).__name__}: {err}"
             error_file.write_text(f"{summary}\n\n{traceback.format_exc()}")
         if in_sweep:
-            print(f"vaelab: error in this job (recorded in {error_file}): "
-                  f"{message or type(err).__name__ + ': ' + str(err)}", file=sys.stderr)
+            print(
+                f"vaelab: error in this job (recorded in {error_file}): "
+                f"{message or type(err).__name__ + ': ' + str(err)}",
+                file=sys.stderr,
+            )
             return math.nan
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

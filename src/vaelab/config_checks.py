@@ -32,12 +32,21 @@ RULES = (
     Rule("optimizer.lr", lambda v: v > 0, "> 0", "optimizer.lr=1e-3"),
     Rule("objective.num_samples", lambda v: v >= 1, "an integer >= 1", "objective.num_samples=1"),
     Rule("data.batch_size", lambda v: v >= 1, "an integer >= 1", "data.batch_size=100"),
-    Rule("data.val_size", _is_fraction_or_count,
-         "a fraction in (0, 1) or a count >= 1", "data.val_size=0.1"),
-    Rule("data.val_fraction", lambda v: 0.0 < v < 1.0, "a fraction in (0, 1)",
-         "data.val_fraction=0.1"),
-    Rule("trainer.max_epochs", lambda v: v >= -1, ">= 1, or -1 for no limit",
-         "trainer.max_epochs=10"),
+    Rule(
+        "data.val_size",
+        _is_fraction_or_count,
+        "a fraction in (0, 1) or a count >= 1",
+        "data.val_size=0.1",
+    ),
+    Rule(
+        "data.val_fraction",
+        lambda v: 0.0 < v < 1.0,
+        "a fraction in (0, 1)",
+        "data.val_fraction=0.1",
+    ),
+    Rule(
+        "trainer.max_epochs", lambda v: v >= -1, ">= 1, or -1 for no limit", "trainer.max_epochs=10"
+    ),
 )
 
 

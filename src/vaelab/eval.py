@@ -31,8 +31,17 @@ from vaelab.plots.figures import figure_to_array, save_figure
 EVAL_DIR = "eval"
 METRICS_FILE = "metrics.json"
 #: the scalars also written to TensorBoard as ``eval/<name>``
-TENSORBOARD_SCALARS = ("elbo", "recon", "kl", "iw_nll", "bits_per_dim", "bits_per_dim_elbo",
-                       "active_units", "iw_gap", "exact_nll")
+TENSORBOARD_SCALARS = (
+    "elbo",
+    "recon",
+    "kl",
+    "iw_nll",
+    "bits_per_dim",
+    "bits_per_dim_elbo",
+    "active_units",
+    "iw_gap",
+    "exact_nll",
+)
 
 
 def _device(name: str) -> torch.device:
@@ -40,13 +49,15 @@ def _device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise VaelabError(f"eval.device={name} but no CUDA device is available; use "
-                          "eval.device=cpu (or auto)")
+        raise VaelabError(
+            f"eval.device={name} but no CUDA device is available; use eval.device=cpu (or auto)"
+        )
     return device
 
 
-def _test_batches(run: LoadedRun, device: torch.device, limit: int | None
-                  ) -> Iterator[tuple[Tensor, Tensor]]:
+def _test_batches(
+    run: LoadedRun, device: torch.device, limit: int | None
+) -> Iterator[tuple[Tensor, Tensor]]:
     for index, batch in enumerate(run.datamodule.test_dataloader()):
         if limit is not None and index >= limit:
             return
@@ -57,29 +68,38 @@ def _notes(summary: dict, config: DictConfig) -> dict[str, str]:
     """Plain-language caveats stored next to the numbers."""
     notes = {}
     if summary["likelihood_is_continuous"]:
-        notes["bits_per_dim"] = ("continuous likelihood: NLL and bits/dim are of a density over "
-                                 "pixel values in [0, 1]; they can be negative and are not "
-                                 "comparable with discrete (Bernoulli/binarized) results")
+        notes["bits_per_dim"] = (
+            "continuous likelihood: NLL and bits/dim are of a density over "
+            "pixel values in [0, 1]; they can be negative and are not "
+            "comparable with discrete (Bernoulli/binarized) results"
+        )
     else:
         notes["bits_per_dim"] = "discrete likelihood: bits/dim is a code length per pixel"
         if OmegaConf.select(config, "data.binarize", default=None) == "none":
             notes["bits_per_dim"] += (
                 "; but the targets are grey levels under a Bernoulli likelihood (the BCE "
                 "convention), which is not a normalised distribution of grey-level images, so "
-                "the NLL is not comparable with binarized-MNIST results in the literature")
-    notes["iw_nll"] = (f"−log p(x) estimated with k = {summary['num_importance_samples']} "
-                       "importance samples from q(z|x) (Burda et al. 2015); an upper bound on "
-                       "the true NLL in expectation")
+                "the NLL is not comparable with binarized-MNIST results in the literature"
+            )
+    notes["iw_nll"] = (
+        f"−log p(x) estimated with k = {summary['num_importance_samples']} "
+        "importance samples from q(z|x) (Burda et al. 2015); an upper bound on "
+        "the true NLL in expectation"
+    )
     notes["kl"] = "KL(q(z|x) || p(z)) at β = 1; closed form where torch.distributions has it"
     if summary["kl_per_dim"] is None:
         notes["kl_per_dim"] = "the posterior does not factorise over dimensions"
     if summary["exact_nll"] is None:
-        notes["exact_nll"] = ("this model has no tractable log p(x) (a model exposing "
-                              "exact_log_likelihood(x) or log_marginal(x), e.g. model=ppca, "
-                              "gets it here)")
+        notes["exact_nll"] = (
+            "this model has no tractable log p(x) (a model exposing "
+            "exact_log_likelihood(x) or log_marginal(x), e.g. model=ppca, "
+            "gets it here)"
+        )
     else:
-        notes["exact_nll"] = ("exact −log p(x) of the model (closed form), next to the IW "
-                              "estimate: iw_nll_minus_exact ≥ 0 up to Monte-Carlo error")
+        notes["exact_nll"] = (
+            "exact −log p(x) of the model (closed form), next to the IW "
+            "estimate: iw_nll_minus_exact ≥ 0 up to Monte-Carlo error"
+        )
     return notes
 
 
@@ -96,8 +116,9 @@ def _write_tensorboard(run_dir: Path, metrics: dict, pictures: Pictures, step: i
         for name, grid in pictures.grids.items():
             writer.add_image(f"eval/{name}", grid, global_step=step)
         for name, figure in pictures.figures.items():
-            writer.add_image(f"eval/{name}", figure_to_array(figure), global_step=step,
-                             dataformats="HWC")
+            writer.add_image(
+                f"eval/{name}", figure_to_array(figure), global_step=step, dataformats="HWC"
+            )
     finally:
         writer.close()
     return log_dir
@@ -115,14 +136,19 @@ def _save_pictures(pictures: Pictures, folder: Path) -> dict[str, str]:
 
 
 def _print_summary(metrics: dict) -> None:
-    rows = [("test points", metrics["num_points"]), ("importance samples k",
-            metrics["num_importance_samples"]), ("ELBO", metrics["elbo"]),
-            ("  recon", metrics["recon"]), ("  KL", metrics["kl"]),
-            ("IW-NLL", metrics["iw_nll"]), ("−ELBO − IW-NLL", metrics["iw_gap"]),
-            ("bits/dim (IW)", metrics["bits_per_dim"]),
-            ("active units", f"{metrics['active_units']} / {metrics['latent_dim']}"),
-            ("exact NLL", metrics["exact_nll"]),
-            ("IW samples/s", metrics["iw_samples_per_second"])]
+    rows = [
+        ("test points", metrics["num_points"]),
+        ("importance samples k", metrics["num_importance_samples"]),
+        ("ELBO", metrics["elbo"]),
+        ("  recon", metrics["recon"]),
+        ("  KL", metrics["kl"]),
+        ("IW-NLL", metrics["iw_nll"]),
+        ("−ELBO − IW-NLL", metrics["iw_gap"]),
+        ("bits/dim (IW)", metrics["bits_per_dim"]),
+        ("active units", f"{metrics['active_units']} / {metrics['latent_dim']}"),
+        ("exact NLL", metrics["exact_nll"]),
+        ("IW samples/s", metrics["iw_samples_per_second"]),
+    ]
     print("vaelab-eval: test split")
     for label, value in rows:
         text = f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -142,25 +168,48 @@ def evaluate(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     device = _device(str(settings.device))
     location = locate_checkpoint(cfg.ckpt_path)
-    run = load_run(location, device, data_overrides={
-        "data_dir": cfg.get("data_dir"), "download": False,
-        "eval_batch_size": settings.get("batch_size"), "num_workers": 0, "on_device": False})
+    run = load_run(
+        location,
+        device,
+        data_overrides={
+            "data_dir": cfg.get("data_dir"),
+            "download": False,
+            "eval_batch_size": settings.get("batch_size"),
+            "num_workers": 0,
+            "on_device": False,
+        },
+    )
     vae = getattr(run.module, "vae", None)
-    if vae is None or not callable(getattr(vae, "prior", None)) or \
-            getattr(vae, "likelihood", None) is None:
+    if (
+        vae is None
+        or not callable(getattr(vae, "prior", None))
+        or getattr(vae, "likelihood", None) is None
+    ):
         raise VaelabError(
             f"{type(run.module).__name__} is not a latent-variable model with a prior p(z) and "
             "a likelihood p(x|z), so log p(x) is undefined (an autoencoder has no prior); "
             "vaelab-eval evaluates VAEs and PPCA — its test metrics are in "
-            f"{location.run_dir / 'metrics.json'}")
+            f"{location.run_dir / 'metrics.json'}"
+        )
     torch.manual_seed(int(settings.seed))
     exact = find_exact_log_likelihood(vae, run.module)
-    result = evaluate_test_set(vae, _test_batches(run, device, limit), int(settings.num_samples),
-                               int(settings.chunk_size), exact=exact)
-    metrics: dict = {"checkpoint": str(location.checkpoint), "run_dir": str(location.run_dir),
-                     "global_step": run.global_step, "epoch": run.epoch, "split": "test",
-                     "device": str(device), "chunk_size": int(settings.chunk_size),
-                     **summarize(result, float(settings.active_unit_threshold))}
+    result = evaluate_test_set(
+        vae,
+        _test_batches(run, device, limit),
+        int(settings.num_samples),
+        int(settings.chunk_size),
+        exact=exact,
+    )
+    metrics: dict = {
+        "checkpoint": str(location.checkpoint),
+        "run_dir": str(location.run_dir),
+        "global_step": run.global_step,
+        "epoch": run.epoch,
+        "split": "test",
+        "device": str(device),
+        "chunk_size": int(settings.chunk_size),
+        **summarize(result, float(settings.active_unit_threshold)),
+    }
     metrics["notes"] = _notes(metrics, run.config)
     output_dir = Path(cfg.output_dir) if cfg.get("output_dir") else location.run_dir / EVAL_DIR
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -168,16 +217,25 @@ def evaluate(cfg: DictConfig) -> dict:
     if settings.get("figures", True):
         inputs = next(_test_batches(run, device, 1))[0]
         snapshot = OmegaConf.select(run.config, "callbacks.encoding_snapshot.path", default=None)
-        pictures = make_pictures(vae, result, inputs, location.run_dir, run.datamodule,
-                                 PictureSettings(**settings.get("pictures", {}),
-                                                 activity_threshold=float(
-                                                     settings.active_unit_threshold)),
-                                 run.global_step, Path(snapshot) if snapshot else None)
+        pictures = make_pictures(
+            vae,
+            result,
+            inputs,
+            location.run_dir,
+            run.datamodule,
+            PictureSettings(
+                **settings.get("pictures", {}),
+                activity_threshold=float(settings.active_unit_threshold),
+            ),
+            run.global_step,
+            Path(snapshot) if snapshot else None,
+        )
     metrics["figures"] = _save_pictures(pictures, output_dir)
     metrics["figures_skipped"] = pictures.skipped
     if settings.get("tensorboard", True):
-        metrics["tensorboard_dir"] = str(_write_tensorboard(location.run_dir, metrics, pictures,
-                                                            run.global_step))
+        metrics["tensorboard_dir"] = str(
+            _write_tensorboard(location.run_dir, metrics, pictures, run.global_step)
+        )
     metrics["wall_seconds"] = time.perf_counter() - started
     metrics["metrics_file"] = str(output_dir / METRICS_FILE)
     (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))

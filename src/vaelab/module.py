@@ -96,8 +96,11 @@ class VAEModule(L.LightningModule):
         # nan_strategy="disable": no per-batch NaN scan (a host sync on GPUs), and a NaN bound
         # shows up as a NaN mean instead of being silently dropped from it
         self.epoch_means = nn.ModuleDict(
-            {f"{stage}_{name}": MeanMetric(nan_strategy="disable")
-             for stage in EVAL_STAGES for name in EPOCH_METRICS}
+            {
+                f"{stage}_{name}": MeanMetric(nan_strategy="disable")
+                for stage in EVAL_STAGES
+                for name in EPOCH_METRICS
+            }
         )
 
     def configure_model(self) -> None:
@@ -125,21 +128,37 @@ class VAEModule(L.LightningModule):
         check_now = loss.device.type == "cpu" or logging_step
         if self.check_finite and check_now and not torch.isfinite(loss):
             raise self._non_finite_loss_error(out, loss)
-        values = {"loss": loss, "recon": out.recon.mean(), "kl": out.kl.mean(),
-                  "elbo": out.bound.mean()}
+        values = {
+            "loss": loss,
+            "recon": out.recon.mean(),
+            "kl": out.kl.mean(),
+            "elbo": out.bound.mean(),
+        }
         if logging_step:
             # per-step curves under the stable names train/loss, train/recon, ...; only on the
             # steps that reach the loggers (every trainer.log_every_n_steps): logging every
             # step costs ~20% of a small model's step time, and sync_dist all-reduces here
-            self.log_dict({f"train/{k}": v.detach() for k, v in values.items()}, on_step=True,
-                          on_epoch=False, prog_bar=False, sync_dist=True)
-            self.log("beta", float(self.kl_weighting.beta(self.global_step)), on_step=True,
-                     on_epoch=False)
+            self.log_dict(
+                {f"train/{k}": v.detach() for k, v in values.items()},
+                on_step=True,
+                on_epoch=False,
+                prog_bar=False,
+                sync_dist=True,
+            )
+            self.log(
+                "beta",
+                float(self.kl_weighting.beta(self.global_step)),
+                on_step=True,
+                on_epoch=False,
+            )
         return loss
 
     def _non_finite_loss_error(self, out: ObjectiveOutput, loss: Tensor) -> NonFiniteLossError:
-        terms = [name for name, value in (("recon", out.recon), ("kl", out.kl))
-                 if not torch.isfinite(value).all()] or ["loss (β-weighted penalty)"]
+        terms = [
+            name
+            for name, value in (("recon", out.recon), ("kl", out.kl))
+            if not torch.isfinite(value).all()
+        ] or ["loss (β-weighted penalty)"]
         checkpoint = self.trainer.checkpoint_callback if self._trainer is not None else None
         last_good = (checkpoint.last_model_path or checkpoint.best_model_path) if checkpoint else ""
         return NonFiniteLossError(
@@ -147,7 +166,8 @@ class VAEModule(L.LightningModule):
             f"{self.current_epoch}); non-finite term: {', '.join(terms)}. Last good checkpoint: "
             f"{last_good or 'none saved yet'}. Try a lower optimizer.lr, "
             "trainer.gradient_clip_val=1.0 or a σ floor on the likelihood; "
-            "trainer.detect_anomaly=true finds the operation that produced it")
+            "trainer.detect_anomaly=true finds the operation that produced it"
+        )
 
     def _is_logging_step(self, batch_idx: int) -> bool:
         """True on the steps whose values Lightning sends to the loggers (its logger
@@ -172,8 +192,9 @@ class VAEModule(L.LightningModule):
         for name, per_point in values.items():
             metric = self.epoch_means[f"{stage}_{name}"]
             metric.update(per_point.detach())
-            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True,
-                     prog_bar=(name == "elbo"))
+            self.log(
+                f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=(name == "elbo")
+            )
 
     def _float32_epoch_means(self) -> None:
         """trainer.precision=bf16-true casts the whole module, the metrics' running sums
@@ -199,5 +220,7 @@ class VAEModule(L.LightningModule):
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
-                                                         "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }

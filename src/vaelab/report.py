@@ -22,18 +22,22 @@ REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
 #: metric columns shown when a job has them: (key, header)
 METRIC_COLUMNS = (
-    ("val/elbo", "val ELBO"), ("test/elbo", "test ELBO"), ("test/recon", "test recon"),
-    ("test/kl", "test KL"), ("eval/iw_nll", "IW-NLL"), ("eval/bits_per_dim", "bits/dim"),
-    ("eval/active_units", "active units"), ("eval/exact_nll", "exact NLL"),
+    ("val/elbo", "val ELBO"),
+    ("test/elbo", "test ELBO"),
+    ("test/recon", "test recon"),
+    ("test/kl", "test KL"),
+    ("eval/iw_nll", "IW-NLL"),
+    ("eval/bits_per_dim", "bits/dim"),
+    ("eval/active_units", "active units"),
+    ("eval/exact_nll", "exact NLL"),
 )
 GLOSSARY = {
     "val/elbo": "ELBO on the validation split (nats per data point, a lower bound on log p(x); "
-                "higher is better)",
+    "higher is better)",
     "test/elbo": "ELBO of the best checkpoint on the test split",
     "test/recon": "−E_q log p(x|z) on the test split (nats)",
     "test/kl": "KL(q(z|x) || p(z)) on the test split (nats)",
-    "eval/iw_nll": "−log p(x) estimated with k importance samples by vaelab-eval (lower is "
-                   "better)",
+    "eval/iw_nll": "−log p(x) estimated with k importance samples by vaelab-eval (lower is better)",
     "eval/bits_per_dim": "IW-NLL / (D · ln 2)",
     "eval/active_units": "latent dimensions with Var_x(E_q[z_u|x]) > 0.01 (Burda et al. 2015)",
     "eval/exact_nll": "exact −log p(x) where the model has one (PPCA)",
@@ -83,16 +87,24 @@ def render_markdown(sweep: Sweep, figure_name: str | None) -> str:
     """The report's Markdown text."""
     ranked, failed = sweep.ranked(), sweep.failed
     direction = "higher is better" if sweep.maximize else "lower is better"
-    lines = [f"# Sweep report: `{sweep.path.name}`", "",
-             f"`{sweep.path}` — {len(sweep.jobs)} jobs: {len(ranked)} finished, "
-             f"{len(failed)} failed. Ranked by **{sweep.metric}** ({direction}).", ""]
+    lines = [
+        f"# Sweep report: `{sweep.path.name}`",
+        "",
+        f"`{sweep.path}` — {len(sweep.jobs)} jobs: {len(ranked)} finished, "
+        f"{len(failed)} failed. Ranked by **{sweep.metric}** ({direction}).",
+        "",
+    ]
     scored = [job for job in ranked if math.isfinite(sweep.score(job))]
     if scored:
         best = scored[0]
         settings = ", ".join(f"`{k}={_format(best.params.get(k))}`" for k in sweep.swept)
-        lines += [f"**Best: job {best.name}** — {settings or 'no swept parameters'} → "
-                  f"{sweep.metric} = **{_format(sweep.score(best))}**", "",
-                  f"Reproduce it: `{reproduce_command(best)}`", ""]
+        lines += [
+            f"**Best: job {best.name}** — {settings or 'no swept parameters'} → "
+            f"{sweep.metric} = **{_format(sweep.score(best))}**",
+            "",
+            f"Reproduce it: `{reproduce_command(best)}`",
+            "",
+        ]
         if len(scored) > 1:
             spread = abs(sweep.score(scored[0]) - sweep.score(scored[-1]))
             lines += [f"Spread between best and worst finished job: {_format(spread)}.", ""]
@@ -104,31 +116,55 @@ def render_markdown(sweep: Sweep, figure_name: str | None) -> str:
     lines += ["## Finished jobs, best first", ""]
     if ranked:
         header = ["rank", "job", *sweep.swept, *(h for _, h in columns)]
-        rows = [[i + 1, _link(sweep, job), *(job.params.get(k) for k in sweep.swept),
-                 *(job.metrics.get(k) for k, _ in columns)] for i, job in enumerate(ranked)]
+        rows = [
+            [
+                i + 1,
+                _link(sweep, job),
+                *(job.params.get(k) for k in sweep.swept),
+                *(job.metrics.get(k) for k, _ in columns),
+            ]
+            for i, job in enumerate(ranked)
+        ]
         lines += _table(header, rows)
     else:
         lines += ["None."]
     lines += ["", f"## Failed jobs ({len(failed)})", ""]
     if failed:
-        lines += _table(["job", *sweep.swept, "error"],
-                        [[_link(sweep, job), *(job.params.get(k) for k in sweep.swept), job.error]
-                         for job in failed])
-        lines += ["", "A failed job's directory holds `error.txt` (the message, then the "
-                  "traceback) or, if the process died, its Hydra log."]
+        lines += _table(
+            ["job", *sweep.swept, "error"],
+            [
+                [_link(sweep, job), *(job.params.get(k) for k in sweep.swept), job.error]
+                for job in failed
+            ],
+        )
+        lines += [
+            "",
+            "A failed job's directory holds `error.txt` (the message, then the "
+            "traceback) or, if the process died, its Hydra log.",
+        ]
     else:
         lines += ["None."]
-    glossary = [f"- **{key}**: {text}" for key, text in GLOSSARY.items()
-                if key in {k for k, _ in columns}]
+    glossary = [
+        f"- **{key}**: {text}" for key, text in GLOSSARY.items() if key in {k for k, _ in columns}
+    ]
     if glossary:
-        lines += ["", "## Columns", "", *glossary,
-                  "- Evaluate a job with `vaelab-eval ckpt_path=<job dir>` to fill the IW-NLL, "
-                  "bits/dim and active-unit columns."]
+        lines += [
+            "",
+            "## Columns",
+            "",
+            *glossary,
+            "- Evaluate a job with `vaelab-eval ckpt_path=<job dir>` to fill the IW-NLL, "
+            "bits/dim and active-unit columns.",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def write_report(path: str | Path, metric: str | None = None, maximize: bool | None = None,
-                 output_dir: str | Path | None = None) -> tuple[Path, Path]:
+def write_report(
+    path: str | Path,
+    metric: str | None = None,
+    maximize: bool | None = None,
+    output_dir: str | Path | None = None,
+) -> tuple[Path, Path]:
     """Read the multirun at ``path``; write report.md and report.png (into ``output_dir``,
     default the multirun dir); return their paths."""
     sweep = read_sweep(path, metric, maximize)
@@ -148,12 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vaelab-report",
         description="Summarise a Hydra multirun: report.md (jobs ranked by the optimised metric, "
-                    "failed jobs with their error) and report.png (metric vs each swept param).")
+        "failed jobs with their error) and report.png (metric vs each swept param).",
+    )
     parser.add_argument("multirun_dir", help="e.g. logs/train/multiruns/2025-01-01_12-00-00")
-    parser.add_argument("--metric", default=None,
-                        help="metric to rank by (default: the jobs' optimized_metric)")
-    parser.add_argument("--direction", choices=("maximize", "minimize"), default=None,
-                        help="default: the sweeper's, else maximize for ELBO-like names")
+    parser.add_argument(
+        "--metric", default=None, help="metric to rank by (default: the jobs' optimized_metric)"
+    )
+    parser.add_argument(
+        "--direction",
+        choices=("maximize", "minimize"),
+        default=None,
+        help="default: the sweeper's, else maximize for ELBO-like names",
+    )
     parser.add_argument("--output-dir", default=None, help="default: the multirun dir")
     return parser
 

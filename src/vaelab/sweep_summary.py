@@ -30,10 +30,14 @@ class SweepSummary(Callback):
         failures = failed_jobs(sweep_dir)
         if not failures:
             return
-        print(f"vaelab: {len(failures)} job(s) of the sweep in {sweep_dir} failed:",
-              file=sys.stderr)
+        print(
+            f"vaelab: {len(failures)} job(s) of the sweep in {sweep_dir} failed:", file=sys.stderr
+        )
         for job, message in failures.items():
             print(f"  job {job}: {message}", file=sys.stderr)
-        print("The other jobs finished; relaunch the same sweep (same hydra.sweep.dir) to "
-              "rerun only the failed and unfinished ones.", file=sys.stderr)
+        print(
+            "The other jobs finished; relaunch the same sweep (same hydra.sweep.dir) to "
+            "rerun only the failed and unfinished ones.",
+            file=sys.stderr,
+        )
         raise SystemExit(1)

@@ -39,8 +39,10 @@ def _writable_output_dir(output_dir: Path) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
-        raise VaelabError(f"cannot write to the run directory {output_dir} ({err.strerror}); "
-                          "free disk space or set paths.log_dir to a writable folder") from err
+        raise VaelabError(
+            f"cannot write to the run directory {output_dir} ({err.strerror}); "
+            "free disk space or set paths.log_dir to a writable folder"
+        ) from err
 
 
 def _as_floats(metrics: dict) -> dict[str, float]:
@@ -82,8 +84,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     validate_config(cfg)
     finished = _finished_metrics(cfg)
     if finished is not None:
-        print(f"Run {cfg.paths.output_dir} already finished (metrics.json exists); skipping it. "
-              "Use resume=never to train it again.")
+        print(
+            f"Run {cfg.paths.output_dir} already finished (metrics.json exists); skipping it. "
+            "Use resume=never to train it again."
+        )
         return finished
     resume_from = _resume_from(cfg)
     output_dir = Path(cfg.paths.output_dir)
@@ -102,9 +106,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_compatible(load_checkpoint(resume_from), model, resume_from)
         print(f"Resuming from {resume_from}")
     callbacks = instantiate_each(cfg.get("callbacks"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks,
-                                     logger=instantiate_each(cfg.get("logger")) or False,
-                                     **precision_overrides(cfg.trainer))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=instantiate_each(cfg.get("logger")) or False,
+        **precision_overrides(cfg.trainer),
+    )
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = _as_floats(trainer.callback_metrics)
     if any(isinstance(c, PreemptionCheckpoint) and c.preempted for c in callbacks):
@@ -118,8 +125,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     if trainer.is_global_zero:  # under DDP every rank gets here with the same synced metrics
         (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        print(f"Run finished: {output_dir}\nOpen TensorBoard with:  tensorboard --logdir "
-              f"{cfg.paths.log_dir}")
+        print(
+            f"Run finished: {output_dir}\nOpen TensorBoard with:  tensorboard --logdir "
+            f"{cfg.paths.log_dir}"
+        )
     return metrics
 
 

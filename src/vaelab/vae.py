@@ -59,7 +59,8 @@ class VAE(nn.Module):
                 raise VaelabError(
                     f"the encoder outputs {features} numbers per image but the "
                     f"{type(self.posterior).__name__} with latent_dim={self.latent_dim} needs "
-                    f"{expected}; check model.* overrides")
+                    f"{expected}; check model.* overrides"
+                )
             out = self.decoder(torch.zeros(batch_size, self.latent_dim)).shape[1:]
             channels = self.likelihood.params_per_channel * self.input_shape[0]
             wanted = (channels, *self.input_shape[1:])
@@ -68,12 +69,14 @@ class VAE(nn.Module):
                     f"the decoder outputs {tuple(out)} per image but the data is "
                     f"{self.input_shape} (C, H, W) and the {type(self.likelihood).__name__} "
                     f"needs {wanted}; this network cannot produce images of this dataset's "
-                    "shape: choose another model= or data=")
+                    "shape: choose another model= or data="
+                )
         except RuntimeError as err:
             raise VaelabError(
                 f"the model does not fit data of shape {self.input_shape} (C, H, W): "
                 f"{str(err).splitlines()[0]}; choose a model= that supports this dataset, or "
-                "remove shape overrides such as model.net.*") from err
+                "remove shape overrides such as model.net.*"
+            ) from err
         finally:
             self.train(was_training)
 

@@ -47,8 +47,9 @@ class Autoencoder(nn.Module):
     generative model (seed 003).
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
-                 input_shape: Sequence[int]) -> None:
+    def __init__(
+        self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, input_shape: Sequence[int]
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -111,14 +112,25 @@ class AutoencoderModule(L.LightningModule):
         if int(latent_dim) < 1:
             raise ValueError(f"model.latent_dim must be >= 1, got {latent_dim}")
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
-            raise ValueError(f"model.reconstruction_loss must be one of "
-                             f"{', '.join(RECONSTRUCTION_LOSSES)}, got {reconstruction_loss!r}")
+            raise ValueError(
+                f"model.reconstruction_loss must be one of "
+                f"{', '.join(RECONSTRUCTION_LOSSES)}, got {reconstruction_loss!r}"
+            )
         input_shape = tuple(int(s) for s in input_shape)
         latent_dim = int(latent_dim)
-        self.save_hyperparameters({"latent_dim": latent_dim, "input_shape": list(input_shape),
-                                   "reconstruction_loss": reconstruction_loss})
-        nets = net(input_shape=input_shape, latent_dim=latent_dim,
-                   encoder_out_features=latent_dim, decoder_out_channels=input_shape[0])
+        self.save_hyperparameters(
+            {
+                "latent_dim": latent_dim,
+                "input_shape": list(input_shape),
+                "reconstruction_loss": reconstruction_loss,
+            }
+        )
+        nets = net(
+            input_shape=input_shape,
+            latent_dim=latent_dim,
+            encoder_out_features=latent_dim,
+            decoder_out_channels=input_shape[0],
+        )
         self.autoencoder = Autoencoder(nets.encoder, nets.decoder, latent_dim, input_shape)
         self.loss_kind: ReconstructionLoss = reconstruction_loss
         self.optimizer_factory = optimizer
@@ -147,8 +159,13 @@ class AutoencoderModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self._trainer is not None:
-            monitor_logged_metric(self.trainer, {f"val/{n}" for n in self.metric_names},
-                                  "val/loss", "min", type(self).__name__)
+            monitor_logged_metric(
+                self.trainer,
+                {f"val/{n}" for n in self.metric_names},
+                "val/loss",
+                "min",
+                type(self).__name__,
+            )
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self.training_loss(batch[0]).mean()
@@ -166,5 +183,7 @@ class AutoencoderModule(L.LightningModule):
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
-                                                         "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }

@@ -34,8 +34,10 @@ class ClosedFormModule(L.LightningModule):
         latent_dim = int(latent_dim)
         data_dim = math.prod(input_shape)
         if not 1 <= latent_dim < data_dim:
-            raise ValueError(f"model.latent_dim must lie in 1..{data_dim - 1} (fewer "
-                             f"components than the {data_dim} pixels), got {latent_dim}")
+            raise ValueError(
+                f"model.latent_dim must lie in 1..{data_dim - 1} (fewer "
+                f"components than the {data_dim} pixels), got {latent_dim}"
+            )
         self.save_hyperparameters({"latent_dim": latent_dim, "input_shape": list(input_shape)})
         self.automatic_optimization = False
         self.latent_dim = latent_dim
@@ -66,8 +68,10 @@ class ClosedFormModule(L.LightningModule):
         if count == 0 or count == self.fitted_on:
             return
         if count < 2:
-            raise VaelabError("a closed-form fit needs at least two training images; use more "
-                              "data (data.val_size smaller) or trainer.limit_train_batches=null")
+            raise VaelabError(
+                "a closed-form fit needs at least two training images; use more "
+                "data (data.val_size smaller) or trainer.limit_train_batches=null"
+            )
         self.fit_moments(self.moments.mean(), self.moments.covariance())
         self.fitted_on.fill_(count)
 
@@ -83,16 +87,20 @@ class ClosedFormModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self.refit()
         if not self.trainer.should_stop:
-            rank_zero_info(f"{type(self).__name__}: closed-form fit on "
-                           f"{int(self.fitted_on)} training images; one pass suffices, "
-                           "training stops")
+            rank_zero_info(
+                f"{type(self).__name__}: closed-form fit on "
+                f"{int(self.fitted_on)} training images; one pass suffices, "
+                "training stops"
+            )
         self.trainer.should_stop = True
 
     def on_test_epoch_start(self) -> None:
         if not self.is_fitted:
-            raise VaelabError(f"{type(self).__name__} has not been fitted: train it first "
-                              "(vaelab-train fits it in one pass) or test a checkpoint written "
-                              "after the fit")
+            raise VaelabError(
+                f"{type(self).__name__} has not been fitted: train it first "
+                "(vaelab-train fits it in one pass) or test a checkpoint written "
+                "after the fit"
+            )
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         if self.is_fitted:  # the sanity check before the fit has nothing to evaluate

@@ -14,8 +14,13 @@ Noise = Literal["gaussian", "masking"]
 NOISES = ("gaussian", "masking")
 
 
-def corrupt(x: Tensor, noise: Noise, noise_std: float, mask_prob: float,
-            generator: torch.Generator | None = None) -> Tensor:
+def corrupt(
+    x: Tensor,
+    noise: Noise,
+    noise_std: float,
+    mask_prob: float,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """x̃ = x + σ·ε with ε ~ N(0, I) (additive isotropic Gaussian), or x̃ = x ⊙ m with
     m_i ~ Bernoulli(1 − p) (masking noise: each pixel set to 0 with probability p)."""
     if noise == "gaussian":
@@ -33,8 +38,14 @@ class DenoisingAutoencoderModule(AutoencoderModule):
     on clean inputs, comparable with a plain autoencoder's).
     """
 
-    def __init__(self, *args: Any, noise: Noise = "gaussian", noise_std: float = 0.5,
-                 mask_prob: float = 0.25, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        noise: Noise = "gaussian",
+        noise_std: float = 0.5,
+        mask_prob: float = 0.25,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         if noise not in NOISES:
             raise ValueError(f"model.noise must be one of {', '.join(NOISES)}, got {noise!r}")
@@ -45,8 +56,9 @@ class DenoisingAutoencoderModule(AutoencoderModule):
         self.noise: Noise = noise
         self.noise_std = float(noise_std)
         self.mask_prob = float(mask_prob)
-        self.save_hyperparameters({"noise": noise, "noise_std": self.noise_std,
-                                   "mask_prob": self.mask_prob})
+        self.save_hyperparameters(
+            {"noise": noise, "noise_std": self.noise_std, "mask_prob": self.mask_prob}
+        )
 
     def corrupt(self, x: Tensor) -> Tensor:
         return corrupt(x, self.noise, self.noise_std, self.mask_prob)

@@ -19,13 +19,20 @@ class EpochMeans(nn.Module):
         super().__init__()
         self.names = tuple(names)
         self.metrics = nn.ModuleDict(
-            {f"{stage}_{name}": MeanMetric() for stage in stages for name in self.names})
+            {f"{stage}_{name}": MeanMetric() for stage in stages for name in self.names}
+        )
 
-    def log(self, module: L.LightningModule, stage: str, values: dict[str, Tensor],
-            prog_bar: str | None = None) -> None:
+    def log(
+        self,
+        module: L.LightningModule,
+        stage: str,
+        values: dict[str, Tensor],
+        prog_bar: str | None = None,
+    ) -> None:
         """Update and log ``<stage>/<name>`` for every per-data-point tensor in ``values``."""
         for name, per_point in values.items():
             metric = self.metrics[f"{stage}_{name}"]
             metric.update(per_point.detach())
-            module.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True,
-                       prog_bar=(name == prog_bar))
+            module.log(
+                f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=(name == prog_bar)
+            )

@@ -37,8 +37,7 @@ class DataMoments(nn.Module):
         self.dim = int(dim)
         self.register_buffer("count", torch.zeros((), dtype=torch.float64), persistent=False)
         self.register_buffer("total", torch.zeros(dim, dtype=torch.float64), persistent=False)
-        self.register_buffer("outer", torch.zeros(dim, dim, dtype=torch.float64),
-                             persistent=False)
+        self.register_buffer("outer", torch.zeros(dim, dim, dtype=torch.float64), persistent=False)
 
     def update(self, x: Tensor) -> None:
         """Add the rows of ``x`` [N, D]."""

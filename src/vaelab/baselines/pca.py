@@ -33,8 +33,7 @@ class PrincipalComponents(nn.Module):
         data_dim = math.prod(self.input_shape)
         # parameters without gradients: fitted in closed form, saved with the checkpoint
         self.mean = nn.Parameter(torch.zeros(data_dim), requires_grad=False)
-        self.components = nn.Parameter(torch.zeros(data_dim, self.latent_dim),
-                                       requires_grad=False)
+        self.components = nn.Parameter(torch.zeros(data_dim, self.latent_dim), requires_grad=False)
         self.register_buffer("variances", torch.ones(self.latent_dim))
         self.likelihood = IsotropicGaussianLikelihood()
 
@@ -90,8 +89,13 @@ class PCAModule(ClosedFormModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self._trainer is not None:
-            monitor_logged_metric(self.trainer, {f"val/{n}" for n in self.metric_names},
-                                  "val/loss", "min", type(self).__name__)
+            monitor_logged_metric(
+                self.trainer,
+                {f"val/{n}" for n in self.metric_names},
+                "val/loss",
+                "min",
+                type(self).__name__,
+            )
 
     def fit_moments(self, mean: Tensor, covariance: Tensor) -> None:
         self.pca.fit(mean, covariance)

@@ -17,8 +17,9 @@ class PointMass(Distribution):
 
     def __init__(self, code: Tensor) -> None:
         self.code = code
-        super().__init__(batch_shape=code.shape[:-1], event_shape=code.shape[-1:],
-                         validate_args=False)
+        super().__init__(
+            batch_shape=code.shape[:-1], event_shape=code.shape[-1:], validate_args=False
+        )
 
     @property
     def mean(self) -> Tensor:

@@ -57,9 +57,11 @@ class ProbabilisticPCA(nn.Module):
         k = self.latent_dim
         noise = axes.variances[k:].mean()
         if noise <= DEGENERATE_NOISE * axes.variances.mean():
-            raise VaelabError(f"PPCA: the training data have no variance outside {k} "
-                              "principal directions, so σ² = 0 and log p(x) is unbounded; "
-                              "lower model.latent_dim or use more data")
+            raise VaelabError(
+                f"PPCA: the training data have no variance outside {k} "
+                "principal directions, so σ² = 0 and log p(x) is unbounded; "
+                "lower model.latent_dim or use more data"
+            )
         scales = (axes.variances[:k] - noise).clamp_min(0).sqrt()
         self.mean.copy_(mean)
         self.weight.copy_(axes.directions[:, :k] * scales)
@@ -146,5 +148,10 @@ class PPCAModule(ClosedFormModule):
 
     def evaluation_values(self, x: Tensor) -> dict[str, Tensor]:
         terms = self.ppca.elbo_terms(x)
-        return {"loss": -terms.bound, "recon": terms.recon, "kl": terms.kl,
-                "elbo": terms.bound, "log_likelihood": self.ppca.log_marginal(x)}
+        return {
+            "loss": -terms.bound,
+            "recon": terms.recon,
+            "kl": terms.kl,
+            "elbo": terms.bound,
+            "log_likelihood": self.ppca.log_marginal(x),
+        }

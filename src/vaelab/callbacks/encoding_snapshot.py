@@ -41,11 +41,13 @@ class EncodingSnapshot(L.Callback):
             # fork the RNG: dynamic binarization draws bits, training must not see the draw
             with torch.no_grad(), torch.random.fork_rng(devices=cuda):
                 try:
-                    encodings = encode_split(vae, datamodule, self.split, self.num_points,
-                                             pl_module.device)
+                    encodings = encode_split(
+                        vae, datamodule, self.split, self.num_points, pl_module.device
+                    )
                 except (KeyError, AttributeError, NotImplementedError):
-                    encodings = encode_split(vae, datamodule, "val", self.num_points,
-                                             pl_module.device)
+                    encodings = encode_split(
+                        vae, datamodule, "val", self.num_points, pl_module.device
+                    )
         finally:
             pl_module.train(was_training)
         encodings.epoch = trainer.current_epoch

@@ -18,11 +18,31 @@ from vaelab.evaluation.sweep import parse_override
 
 #: scalar tags shown as metric columns in the HPARAMS tab
 #: settings that say how a run is executed or logged, not what is trained: not hyperparameters
-NOT_HYPERPARAMETERS = ("hydra", "paths", "callbacks", "logger", "print_config", "task_name",
-                       "data.download", "data.num_workers", "data.pin_memory", "trainer.enable_",
-                       "trainer.accelerator", "trainer.devices")
-DEFAULT_METRICS = ("val/elbo", "val/kl", "val/recon", "test/elbo", "test/kl", "test/recon",
-                   "eval/iw_nll", "eval/bits_per_dim", "eval/active_units")
+NOT_HYPERPARAMETERS = (
+    "hydra",
+    "paths",
+    "callbacks",
+    "logger",
+    "print_config",
+    "task_name",
+    "data.download",
+    "data.num_workers",
+    "data.pin_memory",
+    "trainer.enable_",
+    "trainer.accelerator",
+    "trainer.devices",
+)
+DEFAULT_METRICS = (
+    "val/elbo",
+    "val/kl",
+    "val/recon",
+    "test/elbo",
+    "test/kl",
+    "test/recon",
+    "eval/iw_nll",
+    "eval/bits_per_dim",
+    "eval/active_units",
+)
 
 
 def _plain(value: object) -> int | float | str | bool:
@@ -32,14 +52,21 @@ def _plain(value: object) -> int | float | str | bool:
     return str(value)
 
 
-def hyperparameters(overrides: Sequence[str], params: Mapping[str, object],
-                    choices: Mapping[str, object] | None = None) -> dict:
+def hyperparameters(
+    overrides: Sequence[str],
+    params: Mapping[str, object],
+    choices: Mapping[str, object] | None = None,
+) -> dict:
     """The run's parameters: the config-group ``choices`` (e.g. likelihood: bernoulli) and
     ``params`` (always shown), updated with the command-line overrides (what a sweep varies);
     Hydra's own groups and settings are left out."""
-    values = {group: _plain(option) for group, option in (choices or {}).items()
-              if option is not None and group not in ("paths", "callbacks", "logger", "trainer")
-              and not str(group).startswith("hydra")}
+    values = {
+        group: _plain(option)
+        for group, option in (choices or {}).items()
+        if option is not None
+        and group not in ("paths", "callbacks", "logger", "trainer")
+        and not str(group).startswith("hydra")
+    }
     values.update({key: _plain(value) for key, value in params.items() if value is not None})
     for override in overrides:
         parsed = parse_override(str(override))
@@ -53,12 +80,16 @@ class HParamsLogger(L.Callback):
     and ``overrides`` (``hydra.overrides.task``) — and ``metrics`` as its metric columns, for
     every TensorBoard logger."""
 
-    def __init__(self, overrides: Sequence[str] | None = None,
-                 params: Mapping[str, object] | None = None,
-                 choices: Mapping[str, object] | None = None,
-                 metrics: Sequence[str] = DEFAULT_METRICS) -> None:
-        self.hparams = hyperparameters(list(overrides or []), dict(params or {}),
-                                       dict(choices or {}))
+    def __init__(
+        self,
+        overrides: Sequence[str] | None = None,
+        params: Mapping[str, object] | None = None,
+        choices: Mapping[str, object] | None = None,
+        metrics: Sequence[str] = DEFAULT_METRICS,
+    ) -> None:
+        self.hparams = hyperparameters(
+            list(overrides or []), dict(params or {}), dict(choices or {})
+        )
         self.metrics = list(metrics)
         self._session_end = None
 
@@ -68,7 +99,8 @@ class HParamsLogger(L.Callback):
         from torch.utils.tensorboard.summary import hparams
 
         experiment, session_start, self._session_end = hparams(
-            self.hparams, {name: 0.0 for name in self.metrics})
+            self.hparams, {name: 0.0 for name in self.metrics}
+        )
         self._write(trainer, experiment, session_start)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

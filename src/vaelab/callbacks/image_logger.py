@@ -23,9 +23,15 @@ class ImageLogger(L.Callback):
     if ``png_dir`` is set, to ``<png_dir>/<tag>_epoch<NNN>.png``.
     """
 
-    def __init__(self, every_n_epochs: int = 1, num_reconstructions: int = 16,
-                 num_samples: int = 64, manifold_points: int = 20, manifold_span: float = 3.0,
-                 png_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        num_reconstructions: int = 16,
+        num_samples: int = 64,
+        manifold_points: int = 20,
+        manifold_span: float = 3.0,
+        png_dir: str | None = None,
+    ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         self.every_n_epochs = every_n_epochs
@@ -36,8 +42,9 @@ class ImageLogger(L.Callback):
         self.png_dir = Path(png_dir) if png_dir else None
         self._inputs: Tensor | None = None
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
-                                dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         if batch_idx == 0 and self._inputs is None:
             self._inputs = batch[0][: self.num_reconstructions].detach().clone()
 
@@ -53,8 +60,9 @@ class ImageLogger(L.Callback):
             PRIOR_SAMPLES: prior_sample_grid(vae, self.num_samples),
         }
         if vae.latent_dim == 2:
-            grids[LATENT_MANIFOLD] = latent_manifold_grid(vae, self.manifold_points,
-                                                          self.manifold_span)
+            grids[LATENT_MANIFOLD] = latent_manifold_grid(
+                vae, self.manifold_points, self.manifold_span
+            )
         self._write(trainer, {tag: grid.float().cpu() for tag, grid in grids.items()})
 
     def _write(self, trainer: L.Trainer, grids: dict[str, Tensor]) -> None:

@@ -46,8 +46,11 @@ class PreemptionCheckpoint(L.Callback):
         path = self.dirpath / LAST_CHECKPOINT
         trainer.save_checkpoint(path, weights_only=False)  # full state: optimizer, loops
         trainer.should_stop = True
-        print(f"vaelab: received {signal.Signals(self.signum).name}: saved {path}; "
-              "stopping. Relaunch the same run (resume=auto) to continue.", flush=True)
+        print(
+            f"vaelab: received {signal.Signals(self.signum).name}: saved {path}; "
+            "stopping. Relaunch the same run (resume=auto) to continue.",
+            flush=True,
+        )
 
     def state_dict(self) -> dict:
         return {}

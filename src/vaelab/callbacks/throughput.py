@@ -31,8 +31,9 @@ class TrainThroughput(L.Callback):
 
     def __init__(self, warmup_steps: int = 20, timed_steps: int = 200) -> None:
         if warmup_steps < 0 or timed_steps < 1:
-            raise ValueError(f"need warmup_steps >= 0 and timed_steps >= 1, got {warmup_steps} "
-                             f"and {timed_steps}")
+            raise ValueError(
+                f"need warmup_steps >= 0 and timed_steps >= 1, got {warmup_steps} and {timed_steps}"
+            )
         self.warmup_steps = int(warmup_steps)
         self.timed_steps = int(timed_steps)
         self._seen = 0

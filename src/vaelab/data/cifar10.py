@@ -58,14 +58,24 @@ class CIFAR10DataModule(ImageDataModule):
 
     def _read_batch(self, path: Path) -> ImageSplit:
         def corrupt(problem: str) -> VaelabError:
-            return VaelabError(f"{path} is not a CIFAR-10 batch ({problem}); delete {self.folder} "
-                               "and download it again, or point VAELAB_DATA_DIR at an intact copy")
+            return VaelabError(
+                f"{path} is not a CIFAR-10 batch ({problem}); delete {self.folder} "
+                "and download it again, or point VAELAB_DATA_DIR at an intact copy"
+            )
 
         try:
             with path.open("rb") as handle:
                 entry = pickle.load(handle, encoding="latin1")
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError,
-                AttributeError, ImportError, IndexError) as err:
+        except (
+            OSError,
+            EOFError,
+            pickle.UnpicklingError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            ImportError,
+            IndexError,
+        ) as err:
             raise corrupt(f"cannot be unpickled: {type(err).__name__}: {err}") from err
         if not isinstance(entry, dict) or "data" not in entry or "labels" not in entry:
             raise corrupt("expected a dict with 'data' and 'labels'")
@@ -82,8 +92,9 @@ class CIFAR10DataModule(ImageDataModule):
 
     def _read_all(self, names: tuple[str, ...]) -> ImageSplit:
         parts = [self._read_batch(p) for p in self._paths(names)]
-        return ImageSplit(torch.cat([p.images for p in parts]),
-                          torch.cat([p.labels for p in parts]))
+        return ImageSplit(
+            torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts])
+        )
 
     def load_train(self) -> ImageSplit:
         return self._read_all(TRAIN_BATCHES)

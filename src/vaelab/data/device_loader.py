@@ -27,8 +27,16 @@ class ShardedPermutation:
     ``W · batch_size`` on one process. ``set_epoch`` is called by Lightning's fit loop.
     """
 
-    def __init__(self, num_examples: int, batch_size: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        num_examples: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | str = "cpu",
+    ) -> None:
         if num_examples < 1:
             raise ValueError(f"cannot draw batches from an empty split ({num_examples} examples)")
         if batch_size < 1:
@@ -65,7 +73,7 @@ class ShardedPermutation:
         padding = self.shard_size * self.world_size - self.num_examples
         if padding:
             order = torch.cat([order, order[:padding]])
-        return order[self.rank:: self.world_size].to(self.device)
+        return order[self.rank :: self.world_size].to(self.device)
 
     def __iter__(self) -> Iterator[Tensor]:
         return iter(self.shard().split(self.batch_size))
@@ -77,8 +85,10 @@ class DeviceDataLoader:
 
     def __init__(self, images: Tensor, labels: Tensor, sampler: ShardedPermutation) -> None:
         if len(images) != len(labels) or len(images) != sampler.num_examples:
-            raise ValueError(f"{len(images)} images, {len(labels)} labels and a sampler over "
-                             f"{sampler.num_examples} examples do not match")
+            raise ValueError(
+                f"{len(images)} images, {len(labels)} labels and a sampler over "
+                f"{sampler.num_examples} examples do not match"
+            )
         self.images = images
         self.labels = labels
         self.sampler = sampler  # Lightning calls sampler.set_epoch(epoch) at each epoch start

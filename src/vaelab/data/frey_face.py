@@ -70,9 +70,11 @@ class FreyFaceDataModule(PooledDataModule):
             ) from err
 
     def _corrupt(self, path: Path, problem: str) -> VaelabError:
-        return VaelabError(f"{path} is not a valid Frey Face file ({problem}); replace it with "
-                           f"the original {MAT_FILE} ({MAT_URL}) or point VAELAB_DATA_DIR at an "
-                           "intact copy")
+        return VaelabError(
+            f"{path} is not a valid Frey Face file ({problem}); replace it with "
+            f"the original {MAT_FILE} ({MAT_URL}) or point VAELAB_DATA_DIR at an "
+            "intact copy"
+        )
 
     def _read_mat(self, path: Path) -> np.ndarray:
         try:
@@ -84,8 +86,11 @@ class FreyFaceDataModule(PooledDataModule):
         _, height, width = self.image_shape
         columns = np.asarray(contents[MAT_VARIABLE])
         if columns.ndim != 2 or columns.shape[0] != height * width:
-            raise self._corrupt(path, f"{MAT_VARIABLE!r} has shape {columns.shape}, expected "
-                                      f"({height * width}, N) for {height}×{width} frames")
+            raise self._corrupt(
+                path,
+                f"{MAT_VARIABLE!r} has shape {columns.shape}, expected "
+                f"({height * width}, N) for {height}×{width} frames",
+            )
         return self._checked_uint8(path, columns.T.reshape(-1, height, width))
 
     def _read_npy(self, path: Path) -> np.ndarray:
@@ -95,8 +100,9 @@ class FreyFaceDataModule(PooledDataModule):
             raise self._corrupt(path, f"cannot be read as a .npy array: {err}") from err
         expected = self.image_shape[1:]
         if frames.ndim != 3 or frames.shape[1:] != expected:
-            raise self._corrupt(path, f"array shape {frames.shape}, expected (N, "
-                                      f"{', '.join(map(str, expected))})")
+            raise self._corrupt(
+                path, f"array shape {frames.shape}, expected (N, {', '.join(map(str, expected))})"
+            )
         return self._checked_uint8(path, frames)
 
     def _checked_uint8(self, path: Path, frames: np.ndarray) -> np.ndarray:
@@ -107,6 +113,5 @@ class FreyFaceDataModule(PooledDataModule):
         values = frames.astype(np.float64)
         whole = np.all(np.isfinite(values)) and np.all(values == np.round(values))
         if not whole or values.min() < 0 or values.max() > np.iinfo(np.uint8).max:
-            raise self._corrupt(path, f"pixels of dtype {frames.dtype} are not grey levels "
-                                      "0..255")
+            raise self._corrupt(path, f"pixels of dtype {frames.dtype} are not grey levels 0..255")
         return values.astype(np.uint8)

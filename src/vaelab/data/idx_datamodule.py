@@ -67,13 +67,17 @@ class IDXDataModule(ImageDataModule):
         for path in paths:
             md5 = self._md5_of(path)
             if path.parent == self.search_dirs[0] and md5 and not check_integrity(str(path), md5):
-                raise VaelabError(f"{path} is corrupted (md5 differs from the official "
-                                  f"{md5}); delete it and download it again, or point "
-                                  "VAELAB_DATA_DIR at an intact copy")
+                raise VaelabError(
+                    f"{path} is corrupted (md5 differs from the official "
+                    f"{md5}); delete it and download it again, or point "
+                    "VAELAB_DATA_DIR at an intact copy"
+                )
         images, labels = (read_idx(p) for p in paths)
         if len(images) != len(labels):
-            raise VaelabError(f"{paths[0]} holds {len(images)} images but {paths[1]} holds "
-                              f"{len(labels)} labels; the files are from different releases")
+            raise VaelabError(
+                f"{paths[0]} holds {len(images)} images but {paths[1]} holds "
+                f"{len(labels)} labels; the files are from different releases"
+            )
         return ImageSplit(images.unsqueeze(1).contiguous(), labels.long())
 
     def _download(self, split: str) -> None:

@@ -115,22 +115,27 @@ class ImageDataModule(L.LightningDataModule):
         pool = self._checked(self.load_train(), "train")
         num_val = self._num_val(len(pool))
         if num_val >= len(pool):
-            raise VaelabError(f"data.val_size={self.val_size} leaves no training data "
-                              f"({len(pool)} examples); use a smaller data.val_size")
+            raise VaelabError(
+                f"data.val_size={self.val_size} leaves no training data "
+                f"({len(pool)} examples); use a smaller data.val_size"
+            )
         order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[:num_val], order[num_val:]
         self.splits["train"] = ImageSplit(pool.images[train_idx], pool.labels[train_idx])
         self.splits["val"] = ImageSplit(pool.images[val_idx], pool.labels[val_idx])
         test = self.load_test()
-        self.splits["test"] = (self._checked(test, "test") if test is not None
-                               else self.splits["val"])
+        self.splits["test"] = (
+            self._checked(test, "test") if test is not None else self.splits["val"]
+        )
         for name, split in self.splits.items():
             split.images = self.transform_images(split.images)
             if self.binarize == "static":
                 split.images = self._static_binarization(split.images, name)
         if self.batch_size > len(self.splits["train"]):
-            raise VaelabError(f"data.batch_size={self.batch_size} is larger than the training "
-                              f"split ({len(self.splits['train'])} examples); lower it")
+            raise VaelabError(
+                f"data.batch_size={self.batch_size} is larger than the training "
+                f"split ({len(self.splits['train'])} examples); lower it"
+            )
 
     def _num_val(self, pool_size: int) -> int:
         if isinstance(self.val_size, float):
@@ -142,8 +147,10 @@ class ImageDataModule(L.LightningDataModule):
         if split.images.dtype != torch.uint8:
             images = split.images.float()
             if not torch.isfinite(images).all():
-                raise VaelabError(f"the {name} images contain NaN or Inf values; clean the "
-                                  "data files (pixels must be finite grey levels)")
+                raise VaelabError(
+                    f"the {name} images contain NaN or Inf values; clean the "
+                    "data files (pixels must be finite grey levels)"
+                )
         return split
 
     def _static_binarization(self, images: Tensor, split_name: str) -> Tensor:
@@ -160,9 +167,15 @@ class ImageDataModule(L.LightningDataModule):
         if self.on_device:
             return self._device_loader(split, batch_size, shuffle)
         # one gather per batch instead of one index per example (same values, same order)
-        return DataLoader(TensorBatchDataset(data.images, data.labels), batch_size=batch_size,
-                          shuffle=shuffle, collate_fn=keep_batch, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            TensorBatchDataset(data.images, data.labels),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=keep_batch,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def _device_loader(self, split: str, batch_size: int, shuffle: bool) -> DeviceDataLoader:
         """``data.on_device=true``: the split is copied to the training device once; each rank
@@ -176,9 +189,14 @@ class ImageDataModule(L.LightningDataModule):
             data = ImageSplit(host.images.to(device), host.labels.to(device))
             self._device_splits[split] = data
         sampler = ShardedPermutation(
-            len(data), batch_size, shuffle, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
+            len(data),
+            batch_size,
+            shuffle,
+            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
             rank=trainer.global_rank if trainer is not None else 0,
-            world_size=trainer.world_size if trainer is not None else 1, device=device)
+            world_size=trainer.world_size if trainer is not None else 1,
+            device=device,
+        )
         return DeviceDataLoader(data.images, data.labels, sampler)
 
     def train_dataloader(self) -> DataLoader | DeviceDataLoader:

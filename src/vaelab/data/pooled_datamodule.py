@@ -47,8 +47,10 @@ class PooledDataModule(ImageDataModule):
         pool_size = len(self._cached_pool())
         num_test = self._num_test(pool_size)
         if num_test >= pool_size:
-            raise VaelabError(f"data.test_size={self.test_size} leaves no training data "
-                              f"({pool_size} examples); use a smaller data.test_size")
+            raise VaelabError(
+                f"data.test_size={self.test_size} leaves no training data "
+                f"({pool_size} examples); use a smaller data.test_size"
+            )
         generator = torch.Generator().manual_seed(self.split_seed + TEST_SPLIT_SEED_OFFSET)
         order = torch.randperm(pool_size, generator=generator)
         return order[num_test:], order[:num_test]

@@ -27,12 +27,16 @@ def active_units(posterior_means: Tensor, threshold: float = ACTIVITY_THRESHOLD)
     variance across x is ≈ 0; an inactive unit carries no information about x.
     """
     if posterior_means.ndim != 2:
-        raise ValueError("posterior_means must be [N, D], got shape "
-                         f"{tuple(posterior_means.shape)}")
+        raise ValueError(
+            f"posterior_means must be [N, D], got shape {tuple(posterior_means.shape)}"
+        )
     if posterior_means.shape[0] < 2:
-        raise ValueError("active units need the posterior means of at least 2 data points, got "
-                         f"{posterior_means.shape[0]}; evaluate more test batches")
+        raise ValueError(
+            "active units need the posterior means of at least 2 data points, got "
+            f"{posterior_means.shape[0]}; evaluate more test batches"
+        )
     activity = posterior_means.double().var(dim=0, correction=1)
     mask = activity > threshold
-    return ActiveUnits(count=int(mask.sum()), activity=activity, mask=mask,
-                       threshold=float(threshold))
+    return ActiveUnits(
+        count=int(mask.sum()), activity=activity, mask=mask, threshold=float(threshold)
+    )

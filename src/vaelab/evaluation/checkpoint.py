@@ -50,8 +50,9 @@ def _best_checkpoint(folder: Path) -> Path:
     last = folder / LAST_CHECKPOINT
     if last.is_file():
         for state in load_checkpoint(last).get("callbacks", {}).values():
-            best = Path(str(state.get("best_model_path") or "")) if isinstance(state, dict) \
-                else Path()
+            best = (
+                Path(str(state.get("best_model_path") or "")) if isinstance(state, dict) else Path()
+            )
             if best.name and (folder / best.name).is_file():
                 return folder / best.name
     if len(candidates) == 1:
@@ -60,8 +61,10 @@ def _best_checkpoint(folder: Path) -> Path:
         return max(candidates, key=lambda p: p.stat().st_mtime)
     if last.is_file():
         return last
-    raise VaelabError(f"no checkpoint (*.ckpt) in {folder}; train with the model_checkpoint "
-                      "callback enabled, or pass ckpt_path=<file.ckpt>")
+    raise VaelabError(
+        f"no checkpoint (*.ckpt) in {folder}; train with the model_checkpoint "
+        "callback enabled, or pass ckpt_path=<file.ckpt>"
+    )
 
 
 def locate_checkpoint(path: str | Path) -> CheckpointLocation:
@@ -69,26 +72,33 @@ def locate_checkpoint(path: str | Path) -> CheckpointLocation:
     its run dir and the saved config; a run dir gives its best checkpoint, else last.ckpt."""
     path = Path(path).expanduser().resolve()
     if not path.exists():
-        raise VaelabError(f"ckpt_path {path} does not exist; pass a run's .ckpt file or its run "
-                          "directory (logs/<task>/runs/<time>)")
+        raise VaelabError(
+            f"ckpt_path {path} does not exist; pass a run's .ckpt file or its run "
+            "directory (logs/<task>/runs/<time>)"
+        )
     if path.is_dir():
         folder = path if path.name == CHECKPOINT_DIR else path / CHECKPOINT_DIR
         if not folder.is_dir():
-            raise VaelabError(f"{path} has no {CHECKPOINT_DIR}/ folder; pass a run directory "
-                              "written by vaelab-train or a .ckpt file")
+            raise VaelabError(
+                f"{path} has no {CHECKPOINT_DIR}/ folder; pass a run directory "
+                "written by vaelab-train or a .ckpt file"
+            )
         checkpoint = _best_checkpoint(folder)
     else:
         checkpoint = path
     for run_dir in (checkpoint.parent, checkpoint.parent.parent):
         if (run_dir / CONFIG_FILE).is_file():
             return CheckpointLocation(checkpoint, run_dir, run_dir / CONFIG_FILE)
-    raise VaelabError(f"no {CONFIG_FILE} next to {checkpoint} (looked in {checkpoint.parent} "
-                      f"and {checkpoint.parent.parent}); vaelab-train saves the run's config "
-                      f"as <run dir>/{CONFIG_FILE} — keep the checkpoint inside its run dir")
+    raise VaelabError(
+        f"no {CONFIG_FILE} next to {checkpoint} (looked in {checkpoint.parent} "
+        f"and {checkpoint.parent.parent}); vaelab-train saves the run's config "
+        f"as <run dir>/{CONFIG_FILE} — keep the checkpoint inside its run dir"
+    )
 
 
-def load_run(location: CheckpointLocation, device: torch.device,
-             data_overrides: dict[str, Any] | None = None) -> LoadedRun:
+def load_run(
+    location: CheckpointLocation, device: torch.device, data_overrides: dict[str, Any] | None = None
+) -> LoadedRun:
     """Rebuild data (set up for testing) and model from the saved config and load the
     checkpoint's weights."""
     config = OmegaConf.load(location.config)
@@ -103,6 +113,11 @@ def load_run(location: CheckpointLocation, device: torch.device,
     module.load_state_dict(checkpoint["state_dict"])
     module.to(device).eval()
     datamodule.setup("test")
-    return LoadedRun(location=location, config=config, module=module, datamodule=datamodule,
-                     global_step=int(checkpoint.get("global_step", 0)),
-                     epoch=int(checkpoint.get("epoch", 0)))
+    return LoadedRun(
+        location=location,
+        config=config,
+        module=module,
+        datamodule=datamodule,
+        global_step=int(checkpoint.get("global_step", 0)),
+        epoch=int(checkpoint.get("epoch", 0)),
+    )

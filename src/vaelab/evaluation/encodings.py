@@ -34,21 +34,36 @@ class Encodings:
         """Tensors and plain values only, so :func:`load_encodings` can use weights_only=True."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"mean": self.mean.cpu(), "stddev": self.stddev.cpu(),
-                    "labels": self.labels.cpu(), "split": self.split, "epoch": int(self.epoch),
-                    "global_step": int(self.global_step)}, path)
+        torch.save(
+            {
+                "mean": self.mean.cpu(),
+                "stddev": self.stddev.cpu(),
+                "labels": self.labels.cpu(),
+                "split": self.split,
+                "epoch": int(self.epoch),
+                "global_step": int(self.global_step),
+            },
+            path,
+        )
 
 
 def load_encodings(path: str | Path) -> Encodings:
     """Read a file written by :meth:`Encodings.save` (never executes code from the file)."""
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
-        return Encodings(mean=stored["mean"], stddev=stored["stddev"], labels=stored["labels"],
-                         split=str(stored["split"]), epoch=int(stored["epoch"]),
-                         global_step=int(stored["global_step"]))
+        return Encodings(
+            mean=stored["mean"],
+            stddev=stored["stddev"],
+            labels=stored["labels"],
+            split=str(stored["split"]),
+            epoch=int(stored["epoch"]),
+            global_step=int(stored["global_step"]),
+        )
     except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
-        raise VaelabError(f"cannot read the encodings snapshot {path} ({err}); delete it, or "
-                          "re-run training with callbacks.encoding_snapshot enabled") from err
+        raise VaelabError(
+            f"cannot read the encodings snapshot {path} ({err}); delete it, or "
+            "re-run training with callbacks.encoding_snapshot enabled"
+        ) from err
 
 
 def marginal_stddev(q: Distribution) -> Tensor:
@@ -77,8 +92,9 @@ def prepare_batch(datamodule, batch, device: torch.device) -> tuple[Tensor, Tens
 
 
 @torch.no_grad()
-def encode_split(vae: VAE, datamodule, split: str, max_points: int,
-                 device: torch.device) -> Encodings:
+def encode_split(
+    vae: VAE, datamodule, split: str, max_points: int, device: torch.device
+) -> Encodings:
     """q(z|x) of the first ``max_points`` examples of ``split`` (loader order, unshuffled)."""
     means, stddevs, labels = [], [], []
     collected = 0
@@ -94,5 +110,6 @@ def encode_split(vae: VAE, datamodule, split: str, max_points: int,
         collected += take
     if not means:
         raise VaelabError(f"the {split} split is empty; nothing to encode")
-    return Encodings(mean=torch.cat(means), stddev=torch.cat(stddevs), labels=torch.cat(labels),
-                     split=split)
+    return Encodings(
+        mean=torch.cat(means), stddev=torch.cat(stddevs), labels=torch.cat(labels), split=split
+    )

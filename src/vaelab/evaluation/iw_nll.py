@@ -42,8 +42,9 @@ def _check_counts(num_samples: int, chunk_size: int) -> None:
 
 
 @torch.no_grad()
-def importance_weighted_log_likelihood(vae: VAE, x: Tensor, num_samples: int,
-                                       chunk_size: int) -> ImportanceWeightedEstimate:
+def importance_weighted_log_likelihood(
+    vae: VAE, x: Tensor, num_samples: int, chunk_size: int
+) -> ImportanceWeightedEstimate:
     """Estimate log p(x) for a batch ``x`` [B, C, H, W] with ``num_samples`` importance samples
     from the encoder's q(z|x), ``chunk_size`` samples (× B codes) per decoder pass."""
     _check_counts(num_samples, chunk_size)

@@ -53,16 +53,22 @@ def read_learning_curves(tensorboard_dir: str | Path) -> LearningCurves:
                 tag = f"{split}/{pattern.format(q=quantity)}"
                 if tag in tags:
                     events = accumulator.Scalars(tag)
-                    label = split if split == "val" or pattern.endswith("_epoch") \
+                    label = (
+                        split
+                        if split == "val" or pattern.endswith("_epoch")
                         else f"{split} (logged steps)"
+                    )
                     result.curves.setdefault(quantity, {})[split] = Curve(
-                        steps=[e.step for e in events], values=[e.value for e in events],
-                        label=label)
+                        steps=[e.step for e in events],
+                        values=[e.value for e in events],
+                        label=label,
+                    )
                     break
     if "epoch" in tags:
         # epochs as Lightning logged them next to train/val scalars (test steps excluded)
-        logged = {step for splits in result.curves.values() for c in splits.values()
-                  for step in c.steps}
+        logged = {
+            step for splits in result.curves.values() for c in splits.values() for step in c.steps
+        }
         last_step: dict[int, int] = {}
         for event in accumulator.Scalars("epoch"):
             if event.step in logged:

@@ -101,12 +101,18 @@ def _synchronize(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def evaluate_test_set(vae: VAE, batches: Iterable[tuple[Tensor, Tensor]], num_samples: int,
-                      chunk_size: int, exact: ExactLogLikelihood | None = None
-                      ) -> TestSetEvaluation:
+def evaluate_test_set(
+    vae: VAE,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    num_samples: int,
+    chunk_size: int,
+    exact: ExactLogLikelihood | None = None,
+) -> TestSetEvaluation:
     """Run the IW estimator and the ELBO terms over ``batches`` of (x [B, C, H, W], labels)."""
-    columns: dict[str, list[Tensor]] = {name: [] for name in (
-        "iw", "recon", "kl", "kl_per_dim", "exact", "mean", "stddev", "labels")}
+    columns: dict[str, list[Tensor]] = {
+        name: []
+        for name in ("iw", "recon", "kl", "kl_per_dim", "exact", "mean", "stddev", "labels")
+    }
     iw_seconds = 0.0
     for x, labels in batches:
         _synchronize(x.device)
@@ -131,13 +137,17 @@ def evaluate_test_set(vae: VAE, batches: Iterable[tuple[Tensor, Tensor]], num_sa
         raise ValueError("no test batches to evaluate; check eval.limit_batches and the test split")
     joined = {name: torch.cat(parts) if parts else None for name, parts in columns.items()}
     return TestSetEvaluation(
-        iw_log_likelihood=joined["iw"], recon=joined["recon"], kl=joined["kl"],
-        kl_per_dim=joined["kl_per_dim"], exact_log_likelihood=joined["exact"],
-        encodings=Encodings(mean=joined["mean"], stddev=joined["stddev"],
-                            labels=joined["labels"]),
-        num_samples=int(num_samples), data_dims=math.prod(vae.input_shape),
+        iw_log_likelihood=joined["iw"],
+        recon=joined["recon"],
+        kl=joined["kl"],
+        kl_per_dim=joined["kl_per_dim"],
+        exact_log_likelihood=joined["exact"],
+        encodings=Encodings(mean=joined["mean"], stddev=joined["stddev"], labels=joined["labels"]),
+        num_samples=int(num_samples),
+        data_dims=math.prod(vae.input_shape),
         is_continuous=bool(getattr(vae.likelihood, "is_continuous", False)),
-        iw_seconds=iw_seconds)
+        iw_seconds=iw_seconds,
+    )
 
 
 def _mean_and_stderr(values: Tensor) -> tuple[float, float]:
@@ -146,8 +156,9 @@ def _mean_and_stderr(values: Tensor) -> tuple[float, float]:
     return float(values.mean()), stderr
 
 
-def summarize(result: TestSetEvaluation, threshold: float = ACTIVITY_THRESHOLD
-              ) -> dict[str, object]:
+def summarize(
+    result: TestSetEvaluation, threshold: float = ACTIVITY_THRESHOLD
+) -> dict[str, object]:
     """The scalars of metrics.json (and TensorBoard): nats per data point, bits/dim, counts."""
     iw_nll, iw_nll_stderr = _mean_and_stderr(-result.iw_log_likelihood)
     elbo, elbo_stderr = _mean_and_stderr(result.elbo)
@@ -162,8 +173,9 @@ def summarize(result: TestSetEvaluation, threshold: float = ACTIVITY_THRESHOLD
         "neg_elbo": -elbo,
         "recon": float(result.recon.mean()),
         "kl": float(result.kl.mean()),
-        "kl_per_dim": (result.kl_per_dim.mean(0).tolist()
-                       if result.kl_per_dim is not None else None),
+        "kl_per_dim": (
+            result.kl_per_dim.mean(0).tolist() if result.kl_per_dim is not None else None
+        ),
         "iw_nll": iw_nll,
         "iw_nll_stderr": iw_nll_stderr,
         "iw_gap": -elbo - iw_nll,
@@ -175,8 +187,11 @@ def summarize(result: TestSetEvaluation, threshold: float = ACTIVITY_THRESHOLD
         "posterior_mean_variance": units.activity.tolist() if units is not None else None,
         "exact_nll": None,
         "iw_seconds": result.iw_seconds,
-        "iw_samples_per_second": (result.num_points * result.num_samples / result.iw_seconds
-                                  if result.iw_seconds > 0 else None),
+        "iw_samples_per_second": (
+            result.num_points * result.num_samples / result.iw_seconds
+            if result.iw_seconds > 0
+            else None
+        ),
     }
     if result.exact_log_likelihood is not None:
         exact_nll = float(-result.exact_log_likelihood.mean())

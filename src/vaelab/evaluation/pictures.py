@@ -58,9 +58,14 @@ class Pictures:
 
 
 def _subset(encodings: Encodings, count: int) -> Encodings:
-    return Encodings(mean=encodings.mean[:count], stddev=encodings.stddev[:count],
-                     labels=encodings.labels[:count], split=encodings.split,
-                     epoch=encodings.epoch, global_step=encodings.global_step)
+    return Encodings(
+        mean=encodings.mean[:count],
+        stddev=encodings.stddev[:count],
+        labels=encodings.labels[:count],
+        split=encodings.split,
+        epoch=encodings.epoch,
+        global_step=encodings.global_step,
+    )
 
 
 @torch.no_grad()
@@ -76,50 +81,71 @@ def traversal_grid(vae: VAE, code: Tensor, dims: list[int], values: Tensor) -> T
 
 def _traversal(vae: VAE, result: TestSetEvaluation, settings: PictureSettings) -> Figure:
     latent_dim = vae.latent_dim
-    activity = active_units(result.encodings.mean, settings.activity_threshold).activity \
-        if result.num_points > 1 else None
+    activity = (
+        active_units(result.encodings.mean, settings.activity_threshold).activity
+        if result.num_points > 1
+        else None
+    )
     dims = list(range(latent_dim))
     if activity is not None and latent_dim > settings.traversal_max_dims:
-        dims = sorted(torch.argsort(activity, descending=True)[: settings.traversal_max_dims]
-                      .tolist())
+        dims = sorted(
+            torch.argsort(activity, descending=True)[: settings.traversal_max_dims].tolist()
+        )
     device = next(vae.parameters()).device
-    values = torch.linspace(-settings.traversal_span, settings.traversal_span,
-                            settings.traversal_steps, device=device)
+    values = torch.linspace(
+        -settings.traversal_span, settings.traversal_span, settings.traversal_steps, device=device
+    )
     grid = traversal_grid(vae, result.encodings.mean[0].to(device), dims, values)
-    return latent_traversal_figure(grid.cpu(), dims, values.tolist(),
-                                   activity.tolist() if activity is not None else None,
-                                   latent_dim)
+    return latent_traversal_figure(
+        grid.cpu(),
+        dims,
+        values.tolist(),
+        activity.tolist() if activity is not None else None,
+        latent_dim,
+    )
 
 
-def make_pictures(vae: VAE, result: TestSetEvaluation, inputs: Tensor, run_dir: Path,
-                  datamodule, settings: PictureSettings, global_step: int,
-                  snapshot: Path | None = None) -> Pictures:
+def make_pictures(
+    vae: VAE,
+    result: TestSetEvaluation,
+    inputs: Tensor,
+    run_dir: Path,
+    datamodule,
+    settings: PictureSettings,
+    global_step: int,
+    snapshot: Path | None = None,
+) -> Pictures:
     """Every picture of the issue for this run (``inputs``: a batch of test images;
     ``snapshot``: the epoch-0 encodings file, default ``<run>/encodings/epoch000.pt``)."""
     pictures = Pictures()
     class_names = getattr(datamodule, "class_names", None)
-    pictures.grids["reconstructions"] = reconstruction_grid(
-        vae, inputs[: settings.num_reconstructions]).float().cpu()
-    pictures.grids["prior_samples"] = prior_sample_grid(
-        vae, settings.num_prior_samples, seed=settings.prior_seed).float().cpu()
+    pictures.grids["reconstructions"] = (
+        reconstruction_grid(vae, inputs[: settings.num_reconstructions]).float().cpu()
+    )
+    pictures.grids["prior_samples"] = (
+        prior_sample_grid(vae, settings.num_prior_samples, seed=settings.prior_seed).float().cpu()
+    )
     after = _subset(result.encodings, len(result.encodings))
     after.global_step = global_step
     if vae.latent_dim == 2:
         manifold = latent_manifold_grid(vae, settings.manifold_points, settings.manifold_span)
         pictures.figures["latent_manifold"] = latent_manifold_figure(
-            manifold.cpu(), settings.manifold_span, settings.manifold_points, after.mean)
+            manifold.cpu(), settings.manifold_span, settings.manifold_points, after.mean
+        )
         pictures.skipped["latent_traversals"] = "latent_dim = 2: see latent_manifold"
     else:
         pictures.skipped["latent_manifold"] = f"needs latent_dim = 2, got {vae.latent_dim}"
         pictures.figures["latent_traversals"] = _traversal(vae, result, settings)
     pictures.figures["latent_scatter"] = latent_scatter_figure(
-        _subset(after, settings.scatter_points), class_names)
+        _subset(after, settings.scatter_points), class_names
+    )
     curves = read_learning_curves(run_dir / "tensorboard")
     if curves:
         pictures.figures["learning_curves"] = learning_curves_figure(curves)
     else:
-        pictures.skipped["learning_curves"] = (f"no TensorBoard events in {run_dir / 'tensorboard'}"
-                                               " (train with logger=tensorboard)")
+        pictures.skipped["learning_curves"] = (
+            f"no TensorBoard events in {run_dir / 'tensorboard'} (train with logger=tensorboard)"
+        )
     snapshot = Path(snapshot) if snapshot is not None else run_dir / SNAPSHOT_FILE
     if snapshot.is_file():
         before = load_encodings(snapshot)
@@ -128,6 +154,7 @@ def make_pictures(vae: VAE, result: TestSetEvaluation, inputs: Tensor, run_dir: 
         now.global_step = global_step
         pictures.figures["before_after"] = before_after_figure(before, now, class_names)
     else:
-        pictures.skipped["before_after"] = (f"no epoch-0 snapshot {snapshot} (train with the "
-                                            "callbacks.encoding_snapshot callback)")
+        pictures.skipped["before_after"] = (
+            f"no epoch-0 snapshot {snapshot} (train with the callbacks.encoding_snapshot callback)"
+        )
     return pictures

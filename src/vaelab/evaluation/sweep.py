@@ -83,9 +83,13 @@ class Sweep:
         """Finished jobs, best first; jobs without a finite score last."""
         finished = [job for job in self.jobs if not job.failed]
         sign = -1.0 if self.maximize else 1.0
-        return sorted(finished, key=lambda j: (not math.isfinite(self.score(j)),
-                                               sign * self.score(j)
-                                               if math.isfinite(self.score(j)) else 0.0))
+        return sorted(
+            finished,
+            key=lambda j: (
+                not math.isfinite(self.score(j)),
+                sign * self.score(j) if math.isfinite(self.score(j)) else 0.0,
+            ),
+        )
 
     @property
     def failed(self) -> list[SweepJob]:
@@ -102,8 +106,11 @@ def _read_json(path: Path) -> dict:
 def _last_log_line(folder: Path) -> str | None:
     """The last line mentioning an error in the job's Hydra log, if any."""
     for log in sorted(folder.glob("*.log")):
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines()
-                 if "error" in line.lower()]
+        lines = [
+            line.strip()
+            for line in log.read_text(errors="replace").splitlines()
+            if "error" in line.lower()
+        ]
         if lines:
             return lines[-1]
     return None
@@ -117,11 +124,16 @@ def error_summary(text: str, limit: int = 400) -> str:
     return summary if len(summary) <= limit else summary[: limit - 1] + "…"
 
 
-def _numeric_metrics(raw: dict, prefix: str = "", keys: tuple[str, ...] | None = None
-                     ) -> dict[str, float]:
-    return {f"{prefix}{key}": float(value) for key, value in raw.items()
-            if (keys is None or key in keys) and isinstance(value, int | float)
-            and not isinstance(value, bool)}
+def _numeric_metrics(
+    raw: dict, prefix: str = "", keys: tuple[str, ...] | None = None
+) -> dict[str, float]:
+    return {
+        f"{prefix}{key}": float(value)
+        for key, value in raw.items()
+        if (keys is None or key in keys)
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    }
 
 
 def read_job(folder: Path) -> SweepJob:
@@ -138,8 +150,9 @@ def read_job(folder: Path) -> SweepJob:
     if (folder / ERROR_FILE).is_file():
         job.error = error_summary((folder / ERROR_FILE).read_text())
     elif not train_metrics.is_file():
-        job.error = _last_log_line(folder) or ("did not finish: no metrics.json (crashed, killed "
-                                               "or still running)")
+        job.error = _last_log_line(folder) or (
+            "did not finish: no metrics.json (crashed, killed or still running)"
+        )
     return job
 
 
@@ -164,27 +177,29 @@ def _sweeper_direction(path: Path) -> bool | None:
     return None
 
 
-def read_sweep(path: str | Path, metric: str | None = None,
-               maximize: bool | None = None) -> Sweep:
+def read_sweep(path: str | Path, metric: str | None = None, maximize: bool | None = None) -> Sweep:
     """All jobs of the multirun at ``path``; the metric defaults to the jobs'
     ``optimized_metric`` (else val/elbo) and its direction to the sweeper's or the name's."""
     path = Path(path).expanduser().resolve()
     if not path.is_dir():
-        raise VaelabError(f"{path} is not a directory; pass a multirun directory such as "
-                          "logs/train/multiruns/<time>")
-    folders = sorted((f for f in path.iterdir() if (f / OVERRIDES_FILE).is_file()),
-                     key=_job_order)
+        raise VaelabError(
+            f"{path} is not a directory; pass a multirun directory such as "
+            "logs/train/multiruns/<time>"
+        )
+    folders = sorted((f for f in path.iterdir() if (f / OVERRIDES_FILE).is_file()), key=_job_order)
     if not folders:
-        raise VaelabError(f"no jobs in {path}: a multirun job is a sub-directory with "
-                          f"{OVERRIDES_FILE}; run `vaelab-train --multirun ...` first")
+        raise VaelabError(
+            f"no jobs in {path}: a multirun job is a sub-directory with "
+            f"{OVERRIDES_FILE}; run `vaelab-train --multirun ...` first"
+        )
     jobs = [read_job(folder) for folder in folders]
-    metric = metric or next((j.optimized_metric for j in jobs if j.optimized_metric),
-                            DEFAULT_METRIC)
+    metric = metric or next(
+        (j.optimized_metric for j in jobs if j.optimized_metric), DEFAULT_METRIC
+    )
     if maximize is None:
         maximize = _sweeper_direction(path)
     if maximize is None:
         maximize = bool(MAXIMISED.search(metric))
     keys = list(dict.fromkeys(key for job in jobs for key in job.params))
-    swept = [key for key in keys
-             if len({repr(job.params.get(key)) for job in jobs}) > 1] or keys
+    swept = [key for key in keys if len({repr(job.params.get(key)) for job in jobs}) > 1] or keys
     return Sweep(path=path, jobs=jobs, swept=swept, metric=metric, maximize=maximize)

@@ -61,8 +61,10 @@ class LocationScaleLikelihood(Likelihood):
             raise ValueError(f"likelihood.min_scale must be >= 0, got {min_scale}")
         learned = variance != "fixed"
         if scale <= 0 or (learned and scale <= min_scale):
-            raise ValueError(f"likelihood.scale must be > 0 (and > min_scale={min_scale} when "
-                             f"σ is learned), got {scale}")
+            raise ValueError(
+                f"likelihood.scale must be > 0 (and > min_scale={min_scale} when "
+                f"σ is learned), got {scale}"
+            )
         self.variance = variance
         self.scale = float(scale)
         self.min_scale = float(min_scale)
@@ -94,8 +96,9 @@ class LocationScaleLikelihood(Likelihood):
             scale = self.min_scale + torch.exp(log_scale)
         elif self.variance == "learned_global":
             if self.log_scale is None:
-                raise RuntimeError("global_shape=per_pixel needs setup(input_shape) first "
-                                   "(VAEModule calls it)")
+                raise RuntimeError(
+                    "global_shape=per_pixel needs setup(input_shape) first (VAEModule calls it)"
+                )
             raw_loc = decoder_output
             scale = self.min_scale + torch.exp(self.log_scale)
         else:

@@ -11,8 +11,13 @@ def make_activation(name: str, negative_slope: float = 0.01) -> nn.Module:
     """A fresh activation module; ``negative_slope`` is used by leaky ReLU only."""
     if name == "leaky_relu":
         return nn.LeakyReLU(negative_slope)
-    factories = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "elu": nn.ELU,
-                 "sigmoid": nn.Sigmoid}
+    factories = {
+        "relu": nn.ReLU,
+        "tanh": nn.Tanh,
+        "softplus": nn.Softplus,
+        "elu": nn.ELU,
+        "sigmoid": nn.Sigmoid,
+    }
     if name not in factories:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
     return factories[name]()

@@ -34,8 +34,9 @@ class ConvEncoder(nn.Module):
     (e.g. Frey's 20-pixel width).
     """
 
-    def __init__(self, input_shape: Sequence[int], hidden: int, out_features: int,
-                 negative_slope: float) -> None:
+    def __init__(
+        self, input_shape: Sequence[int], hidden: int, out_features: int, negative_slope: float
+    ) -> None:
         super().__init__()
         channels, height, width = input_shape
         widths = [channels, hidden, 2 * hidden, out_features]
@@ -94,8 +95,9 @@ class ConvDecoder(nn.Module):
         rows, cols = DecoderGeometry.for_side(height), DecoderGeometry.for_side(width)
         pads = list(zip(rows.output_padding, cols.output_padding, strict=True))
         self.net = nn.Sequential(
-            *self._block(latent_dim, 4 * hidden, (rows.first_kernel, cols.first_kernel),
-                         STRIDE, pads[0]),
+            *self._block(
+                latent_dim, 4 * hidden, (rows.first_kernel, cols.first_kernel), STRIDE, pads[0]
+            ),
             *self._block(4 * hidden, 2 * hidden, 4, 1, (0, 0)),
             *self._block(2 * hidden, hidden, 3, STRIDE, pads[1]),
             nn.ConvTranspose2d(hidden, out_channels, 4, STRIDE, output_padding=pads[2]),
@@ -105,17 +107,25 @@ class ConvDecoder(nn.Module):
             raise RuntimeError(f"decoder geometry {self.full_side} cannot cover {height, width}")
 
     @staticmethod
-    def _block(fan_in: int, fan_out: int, kernel: int | tuple[int, int], stride: int,
-               padding: tuple[int, int]) -> list[nn.Module]:
-        return [nn.ConvTranspose2d(fan_in, fan_out, kernel, stride, output_padding=padding),
-                nn.BatchNorm2d(fan_out), nn.ReLU()]
+    def _block(
+        fan_in: int,
+        fan_out: int,
+        kernel: int | tuple[int, int],
+        stride: int,
+        padding: tuple[int, int],
+    ) -> list[nn.Module]:
+        return [
+            nn.ConvTranspose2d(fan_in, fan_out, kernel, stride, output_padding=padding),
+            nn.BatchNorm2d(fan_out),
+            nn.ReLU(),
+        ]
 
     def forward(self, z: Tensor) -> Tensor:
         out = self.net(z.reshape(-1, self.latent_dim, 1, 1))
         _, height, width = self.output_shape
         top = (out.shape[-2] - height) // 2
         left = (out.shape[-1] - width) // 2
-        return out[..., top: top + height, left: left + width]
+        return out[..., top : top + height, left : left + width]
 
 
 def conv(
@@ -133,8 +143,6 @@ def conv(
         raise ValueError(f"the conv net needs an input shape (C, H, W), got {tuple(input_shape)}")
     _, height, width = input_shape
     return EncoderDecoder(
-        encoder=ConvEncoder(input_shape, int(encoder_hidden), encoder_out_features,
-                            negative_slope),
-        decoder=ConvDecoder(latent_dim, int(decoder_hidden),
-                            (decoder_out_channels, height, width)),
+        encoder=ConvEncoder(input_shape, int(encoder_hidden), encoder_out_features, negative_slope),
+        decoder=ConvDecoder(latent_dim, int(decoder_hidden), (decoder_out_channels, height, width)),
     )

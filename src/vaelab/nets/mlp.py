@@ -22,23 +22,40 @@ def _mlp(sizes: Sequence[int], activation: str, negative_slope: float) -> list[n
 class MLPEncoder(nn.Sequential):
     """Flatten (C, H, W) → hidden layers → a linear head of ``out_features`` numbers."""
 
-    def __init__(self, input_shape: Sequence[int], hidden_dims: Sequence[int], out_features: int,
-                 activation: str, negative_slope: float) -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        hidden_dims: Sequence[int],
+        out_features: int,
+        activation: str,
+        negative_slope: float,
+    ) -> None:
         sizes = [math.prod(input_shape), *hidden_dims]
-        super().__init__(nn.Flatten(), *_mlp(sizes, activation, negative_slope),
-                         nn.Linear(sizes[-1], out_features))
+        super().__init__(
+            nn.Flatten(),
+            *_mlp(sizes, activation, negative_slope),
+            nn.Linear(sizes[-1], out_features),
+        )
 
 
 class MLPDecoder(nn.Module):
     """z → hidden layers (the encoder's, mirrored) → a linear layer reshaped to the image."""
 
-    def __init__(self, latent_dim: int, hidden_dims: Sequence[int], output_shape: Sequence[int],
-                 activation: str, negative_slope: float) -> None:
+    def __init__(
+        self,
+        latent_dim: int,
+        hidden_dims: Sequence[int],
+        output_shape: Sequence[int],
+        activation: str,
+        negative_slope: float,
+    ) -> None:
         super().__init__()
         self.output_shape = tuple(output_shape)
         sizes = [latent_dim, *hidden_dims]
-        self.net = nn.Sequential(*_mlp(sizes, activation, negative_slope),
-                                 nn.Linear(sizes[-1], math.prod(self.output_shape)))
+        self.net = nn.Sequential(
+            *_mlp(sizes, activation, negative_slope),
+            nn.Linear(sizes[-1], math.prod(self.output_shape)),
+        )
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z).reshape(-1, *self.output_shape)
@@ -61,6 +78,11 @@ def mlp(
     hidden = [int(h) for h in hidden_dims]
     return EncoderDecoder(
         encoder=MLPEncoder(input_shape, hidden, encoder_out_features, activation, negative_slope),
-        decoder=MLPDecoder(latent_dim, hidden[::-1], (decoder_out_channels, height, width),
-                           activation, negative_slope),
+        decoder=MLPDecoder(
+            latent_dim,
+            hidden[::-1],
+            (decoder_out_channels, height, width),
+            activation,
+            negative_slope,
+        ),
     )

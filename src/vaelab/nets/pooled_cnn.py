@@ -15,15 +15,19 @@ def _pooled_sides(side: int, kernel: int, pool: int) -> tuple[int, int]:
     """(side after conv → pool, side after the second conv) for one image axis."""
     after_conv = side - kernel + 1
     if after_conv < pool or after_conv % pool:
-        raise ValueError(f"pooled_cnn: an image side of {side} gives {after_conv} after a "
-                         f"{kernel}-wide valid convolution, not a multiple of the pool size "
-                         f"{pool}, so the decoder cannot mirror it; change net.kernel_size or "
-                         "net.pool_size")
+        raise ValueError(
+            f"pooled_cnn: an image side of {side} gives {after_conv} after a "
+            f"{kernel}-wide valid convolution, not a multiple of the pool size "
+            f"{pool}, so the decoder cannot mirror it; change net.kernel_size or "
+            "net.pool_size"
+        )
     pooled = after_conv // pool
     final = pooled - kernel + 1
     if final < 1:
-        raise ValueError(f"pooled_cnn: an image side of {side} is too small for two "
-                         f"{kernel}-wide convolutions and a {pool}× pool; lower net.kernel_size")
+        raise ValueError(
+            f"pooled_cnn: an image side of {side} is too small for two "
+            f"{kernel}-wide convolutions and a {pool}× pool; lower net.kernel_size"
+        )
     return pooled, final
 
 
@@ -67,9 +71,11 @@ def pooled_cnn(
 
     widths = [flat, *(int(h) for h in hidden_dims)]
     encoder = nn.Sequential(
-        nn.Conv2d(in_channels, first, kernel_size), act(),
+        nn.Conv2d(in_channels, first, kernel_size),
+        act(),
         nn.MaxPool2d(pool_size),
-        nn.Conv2d(first, second, kernel_size), act(),
+        nn.Conv2d(first, second, kernel_size),
+        act(),
         nn.Flatten(),
         *dense(widths),
         nn.Linear(widths[-1], encoder_out_features),
@@ -77,7 +83,8 @@ def pooled_cnn(
     decoder = nn.Sequential(
         *dense([latent_dim, *widths[::-1]]),
         nn.Unflatten(1, (second, final_h, final_w)),
-        nn.ConvTranspose2d(second, first, kernel_size), act(),
+        nn.ConvTranspose2d(second, first, kernel_size),
+        act(),
         nn.Upsample(scale_factor=pool_size, mode="nearest"),
         nn.ConvTranspose2d(first, decoder_out_channels, kernel_size),
     )

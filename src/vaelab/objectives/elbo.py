@@ -41,6 +41,9 @@ class ELBO(Objective):
             kl = kl_per_dim.sum(-1)
         else:
             kl_per_dim = None
-            kl = (kl_divergence(q, prior) if self.kl == "analytic"
-                  else (q.log_prob(z) - prior.log_prob(z)).mean(0))
+            kl = (
+                kl_divergence(q, prior)
+                if self.kl == "analytic"
+                else (q.log_prob(z) - prior.log_prob(z)).mean(0)
+            )
         return ObjectiveOutput(recon=recon, kl=kl, bound=-(recon + kl), kl_per_dim=kl_per_dim)

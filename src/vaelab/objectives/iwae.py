@@ -46,13 +46,16 @@ class IWAE(Objective):
             if vae.posterior.factorizes
             else None
         )
-        return ObjectiveOutput(recon=-log_likelihood.mean(0), kl=log_ratio.mean(0),
-                               bound=bound, kl_per_dim=kl_per_dim)
+        return ObjectiveOutput(
+            recon=-log_likelihood.mean(0), kl=log_ratio.mean(0), bound=bound, kl_per_dim=kl_per_dim
+        )
 
     def loss(self, out: ObjectiveOutput, weighting: KLWeighting, step: int) -> Tensor:
         """−L_k per data point; only the plain bound (β = 1) is defined."""
         if not (isinstance(weighting, ConstantBeta) and weighting.value == 1.0):
-            raise VaelabError("objective=iwae optimises the importance-weighted bound, which "
-                              "has no KL term to weight; use beta=constant beta.value=1.0 "
-                              "(or objective=elbo for β-VAEs and KL schedules)")
+            raise VaelabError(
+                "objective=iwae optimises the importance-weighted bound, which "
+                "has no KL term to weight; use beta=constant beta.value=1.0 "
+                "(or objective=elbo for β-VAEs and KL schedules)"
+            )
         return -out.bound

@@ -21,9 +21,11 @@ class BurdaStages:
 
     def __post_init__(self) -> None:
         if self.num_stages < 1 or self.growth < 1 or self.decade_stages <= 0:
-            raise ValueError(f"burda schedule: num_stages >= 1, growth >= 1 and decade_stages "
-                             f"> 0 required, got {self.num_stages}, {self.growth}, "
-                             f"{self.decade_stages}")
+            raise ValueError(
+                f"burda schedule: num_stages >= 1, growth >= 1 and decade_stages "
+                f"> 0 required, got {self.num_stages}, {self.growth}, "
+                f"{self.decade_stages}"
+            )
 
     @property
     def total_epochs(self) -> int:
@@ -43,8 +45,9 @@ class BurdaStages:
         return 10.0 ** (-self.stage(epoch) / self.decade_stages)
 
 
-def burda_schedule(optimizer: torch.optim.Optimizer, num_stages: int = 8, growth: int = 3,
-                   decade_stages: int = 7) -> LambdaLR:
+def burda_schedule(
+    optimizer: torch.optim.Optimizer, num_stages: int = 8, growth: int = 3, decade_stages: int = 7
+) -> LambdaLR:
     """A LambdaLR stepped once per epoch (VAEModule's ``interval: epoch``) whose lr is the
     optimiser's initial lr times :class:`BurdaStages`."""
     return LambdaLR(optimizer, BurdaStages(num_stages, growth, decade_stages))

@@ -27,8 +27,11 @@ CLASS_COLOURS = "tab10"
 #: probability mass enclosed by the white posterior-density contours of the manifold plot
 CONTOUR_MASSES = (0.5, 0.9)
 SPLIT_STYLES = {"train": {"color": "tab:blue"}, "val": {"color": "tab:orange"}}
-QUANTITY_TITLES = {"loss": "Loss (−ELBO, β-weighted)", "kl": "KL(q(z|x) || p(z))",
-                   "recon": "Reconstruction −E_q log p(x|z)"}
+QUANTITY_TITLES = {
+    "loss": "Loss (−ELBO, β-weighted)",
+    "kl": "KL(q(z|x) || p(z))",
+    "recon": "Reconstruction −E_q log p(x|z)",
+}
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -83,8 +86,12 @@ def project_encodings(encodings: Encodings) -> tuple[np.ndarray, np.ndarray, lis
         return mean.numpy(), stddev.numpy(), ["$z_1$", "$z_2$"], ""
     if dim == 1:
         y = encodings.labels.double().unsqueeze(1)
-        return (torch.cat([mean, y], 1).numpy(), torch.cat([stddev, 0 * y], 1).numpy(),
-                ["$z_1$", "class"], "")
+        return (
+            torch.cat([mean, y], 1).numpy(),
+            torch.cat([stddev, 0 * y], 1).numpy(),
+            ["$z_1$", "class"],
+            "",
+        )
     centre, basis, ratio = pca_basis(mean)
     projected = (mean - centre) @ basis
     projected_std = ((stddev**2) @ (basis**2)).sqrt()
@@ -94,12 +101,19 @@ def project_encodings(encodings: Encodings) -> tuple[np.ndarray, np.ndarray, lis
 
 def _class_names(labels: np.ndarray, names: Sequence[str] | None) -> dict[int, str]:
     found = sorted(int(v) for v in np.unique(labels))
-    return {v: (names[v] if names is not None and 0 <= v < len(names) else
-                ("unlabelled" if v < 0 else str(v))) for v in found}
+    return {
+        v: (
+            names[v]
+            if names is not None and 0 <= v < len(names)
+            else ("unlabelled" if v < 0 else str(v))
+        )
+        for v in found
+    }
 
 
-def _draw_encodings(axes, encodings: Encodings, class_names: Sequence[str] | None,
-                    error_bars: bool, title: str) -> None:
+def _draw_encodings(
+    axes, encodings: Encodings, class_names: Sequence[str] | None, error_bars: bool, title: str
+) -> None:
     points, spread, axis_labels, note = project_encodings(encodings)
     labels = encodings.labels.cpu().numpy()
     cmap = colormaps[CLASS_COLOURS]
@@ -107,12 +121,20 @@ def _draw_encodings(axes, encodings: Encodings, class_names: Sequence[str] | Non
         mask = labels == value
         colour = "0.5" if value < 0 else cmap(value % cmap.N)
         if error_bars:
-            axes.errorbar(points[mask, 0], points[mask, 1], xerr=spread[mask, 0],
-                          yerr=spread[mask, 1], fmt="o", markersize=2, elinewidth=0.6,
-                          alpha=0.45, color=colour, label=name)
+            axes.errorbar(
+                points[mask, 0],
+                points[mask, 1],
+                xerr=spread[mask, 0],
+                yerr=spread[mask, 1],
+                fmt="o",
+                markersize=2,
+                elinewidth=0.6,
+                alpha=0.45,
+                color=colour,
+                label=name,
+            )
         else:
-            axes.scatter(points[mask, 0], points[mask, 1], s=6, alpha=0.7, color=colour,
-                         label=name)
+            axes.scatter(points[mask, 0], points[mask, 1], s=6, alpha=0.7, color=colour, label=name)
     axes.set_xlabel(axis_labels[0])
     axes.set_ylabel(axis_labels[1])
     axes.set_title(f"{title}\n({note})" if note else title, fontsize=10)
@@ -121,32 +143,46 @@ def _draw_encodings(axes, encodings: Encodings, class_names: Sequence[str] | Non
         handle.set_alpha(1.0)
 
 
-def latent_scatter_figure(encodings: Encodings, class_names: Sequence[str] | None = None
-                          ) -> Figure:
+def latent_scatter_figure(encodings: Encodings, class_names: Sequence[str] | None = None) -> Figure:
     """Test encodings E_q[z|x] coloured by class with ±σ error bars (seed 004)."""
     figure = new_figure(7, 6)
     axes = figure.add_subplot()
-    _draw_encodings(axes, encodings, class_names, error_bars=True,
-                    title=f"Posterior means ± σ of {len(encodings)} test images")
+    _draw_encodings(
+        axes,
+        encodings,
+        class_names,
+        error_bars=True,
+        title=f"Posterior means ± σ of {len(encodings)} test images",
+    )
     figure.tight_layout()
     return figure
 
 
-def before_after_figure(before: Encodings, after: Encodings,
-                        class_names: Sequence[str] | None = None) -> Figure:
+def before_after_figure(
+    before: Encodings, after: Encodings, class_names: Sequence[str] | None = None
+) -> Figure:
     """Encodings of the same images before training (epoch 0) and after (seed 003)."""
     figure = new_figure(13, 6)
     left, right = figure.subplots(1, 2)
-    _draw_encodings(left, before, class_names, error_bars=False,
-                    title=f"Encodings of {len(before)} {before.split} images before training")
-    _draw_encodings(right, after, class_names, error_bars=False,
-                    title=f"The same images after training (step {after.global_step})")
+    _draw_encodings(
+        left,
+        before,
+        class_names,
+        error_bars=False,
+        title=f"Encodings of {len(before)} {before.split} images before training",
+    )
+    _draw_encodings(
+        right,
+        after,
+        class_names,
+        error_bars=False,
+        title=f"The same images after training (step {after.global_step})",
+    )
     figure.tight_layout()
     return figure
 
 
-def _mass_levels(density: np.ndarray, masses: Sequence[float], total: float
-                 ) -> dict[float, float]:
+def _mass_levels(density: np.ndarray, masses: Sequence[float], total: float) -> dict[float, float]:
     """Density level → mass: the super-level set of each level holds that fraction of
     ``total`` (highest-density regions); ascending levels."""
     values = np.sort(density.ravel())[::-1]
@@ -159,8 +195,9 @@ def _mass_levels(density: np.ndarray, masses: Sequence[float], total: float
     return dict(sorted(levels.items()))
 
 
-def latent_manifold_figure(manifold: Tensor, span: float, points_per_axis: int,
-                           posterior_means: Tensor) -> Figure:
+def latent_manifold_figure(
+    manifold: Tensor, span: float, points_per_axis: int, posterior_means: Tensor
+) -> Figure:
     """Decoder means over a grid of z ∈ [−span, span]² (seed 000's plot_latent_space) with
     white contours of the encoded test points' density (seed 004): a 2-D histogram smoothed
     with a Gaussian kernel (Scott's rule), at the levels enclosing :data:`CONTOUR_MASSES` of
@@ -169,12 +206,17 @@ def latent_manifold_figure(manifold: Tensor, span: float, points_per_axis: int,
     edge = span + step / 2
     figure = new_figure(8, 8)
     axes = figure.add_subplot()
-    axes.imshow(_grid_to_numpy(manifold), extent=(-edge, edge, -edge, edge), origin="upper",
-                interpolation="nearest")
+    axes.imshow(
+        _grid_to_numpy(manifold),
+        extent=(-edge, edge, -edge, edge),
+        origin="upper",
+        interpolation="nearest",
+    )
     means = posterior_means.double().cpu().numpy()
     bins = 3 * points_per_axis
-    counts, x_edges, y_edges = np.histogram2d(means[:, 0], means[:, 1], bins=bins,
-                                              range=[[-edge, edge], [-edge, edge]])
+    counts, x_edges, y_edges = np.histogram2d(
+        means[:, 0], means[:, 1], bins=bins, range=[[-edge, edge], [-edge, edge]]
+    )
     # Gaussian smoothing with Scott's bandwidth σ̂ · n^(−1/6) for 2-D data
     bandwidth = float(means.std(axis=0).mean()) * max(len(means), 2) ** (-1 / 6)
     density = gaussian_filter(counts, sigma=max(bandwidth / (x_edges[1] - x_edges[0]), 0.5))
@@ -183,24 +225,34 @@ def latent_manifold_figure(manifold: Tensor, span: float, points_per_axis: int,
     centres_y = (y_edges[:-1] + y_edges[1:]) / 2
     inside = 100 * counts.sum() / max(len(means), 1)
     if levels:
-        contour = axes.contour(centres_x, centres_y, density.T, levels=list(levels),
-                               colors="white", linewidths=2)
-        axes.clabel(contour, fmt={level: f"{100 * m:.0f}%" for level, m in levels.items()},
-                    fontsize=9)
+        contour = axes.contour(
+            centres_x, centres_y, density.T, levels=list(levels), colors="white", linewidths=2
+        )
+        axes.clabel(
+            contour, fmt={level: f"{100 * m:.0f}%" for level, m in levels.items()}, fontsize=9
+        )
     axes.set_xlim(-edge, edge)
     axes.set_ylim(-edge, edge)
     axes.set_xlabel("$z_1$")
     axes.set_ylabel("$z_2$")
-    axes.set_title("Latent manifold: E[x|z] over a grid of z\n"
-                   f"white: density of {len(means)} encoded test images "
-                   f"({'/'.join(f'{int(100 * m)}%' for m in CONTOUR_MASSES)} contours; "
-                   f"{inside:.0f}% inside the plot)", fontsize=10)
+    axes.set_title(
+        "Latent manifold: E[x|z] over a grid of z\n"
+        f"white: density of {len(means)} encoded test images "
+        f"({'/'.join(f'{int(100 * m)}%' for m in CONTOUR_MASSES)} contours; "
+        f"{inside:.0f}% inside the plot)",
+        fontsize=10,
+    )
     figure.tight_layout()
     return figure
 
 
-def latent_traversal_figure(grid: Tensor, dims: Sequence[int], values: Sequence[float],
-                            activity: Sequence[float] | None, latent_dim: int) -> Figure:
+def latent_traversal_figure(
+    grid: Tensor,
+    dims: Sequence[int],
+    values: Sequence[float],
+    activity: Sequence[float] | None,
+    latent_dim: int,
+) -> Figure:
     """Rows: one latent dimension each, swept over ``values`` around a test code, all other
     dimensions fixed; ``grid`` is the make_grid image with one row per dimension."""
     image = _grid_to_numpy(grid)
@@ -211,15 +263,19 @@ def latent_traversal_figure(grid: Tensor, dims: Sequence[int], values: Sequence[
     axes.imshow(image, interpolation="nearest")
     height, breadth = image.shape[:2]
     axes.set_yticks([(i + 0.5) * height / rows for i in range(rows)])
-    axes.set_yticklabels([f"$z_{{{d + 1}}}$" + (f" ({activity[d]:.2g})" if activity else "")
-                          for d in dims], fontsize=7)
+    axes.set_yticklabels(
+        [f"$z_{{{d + 1}}}$" + (f" ({activity[d]:.2g})" if activity else "") for d in dims],
+        fontsize=7,
+    )
     axes.set_xticks([(j + 0.5) * breadth / cols for j in range(cols)])
     axes.set_xticklabels([f"{round(v, 6) + 0.0:+.1f}" for v in values], fontsize=7)
     shown = "all" if rows == latent_dim else f"the {rows} most active of"
-    axes.set_title(f"Latent traversals around the first test image's code: {shown} "
-                   f"{latent_dim} dims swept, the others fixed"
-                   + ("\n(in brackets: Var_x E_q[z_j], active if > 0.01)" if activity else ""),
-                   fontsize=9)
+    axes.set_title(
+        f"Latent traversals around the first test image's code: {shown} "
+        f"{latent_dim} dims swept, the others fixed"
+        + ("\n(in brackets: Var_x E_q[z_j], active if > 0.01)" if activity else ""),
+        fontsize=9,
+    )
     figure.tight_layout()
     return figure
 
@@ -246,9 +302,16 @@ def learning_curves_figure(curves: LearningCurves) -> Figure:
     for axes, quantity in zip(panels, QUANTITIES, strict=True):
         for split, curve in curves.curves.get(quantity, {}).items():
             stepwise = curve.label != split
-            axes.plot(curve.steps, curve.values, marker="" if stepwise else "o", markersize=4,
-                      linewidth=1.0 if stepwise else 1.8, alpha=0.6 if stepwise else 1.0,
-                      label=curve.label, **SPLIT_STYLES.get(split, {}))
+            axes.plot(
+                curve.steps,
+                curve.values,
+                marker="" if stepwise else "o",
+                markersize=4,
+                linewidth=1.0 if stepwise else 1.8,
+                alpha=0.6 if stepwise else 1.0,
+                label=curve.label,
+                **SPLIT_STYLES.get(split, {}),
+            )
         _epoch_axis(axes, curves.epoch_ends)
         axes.set_xlabel("optimizer step")
         axes.set_ylabel("nats per data point")
@@ -269,8 +332,13 @@ def _numeric(values: Sequence[object]) -> bool:
     return True
 
 
-def sweep_figure(metric: str, maximize: bool, params: Sequence[str],
-                 rows: Sequence[dict[str, object]], failed: Sequence[dict[str, object]]) -> Figure:
+def sweep_figure(
+    metric: str,
+    maximize: bool,
+    params: Sequence[str],
+    rows: Sequence[dict[str, object]],
+    failed: Sequence[dict[str, object]],
+) -> Figure:
     """The optimised metric against each swept parameter: one panel per parameter, numeric
     parameters on a (log, when they span > 1 decade) axis, others as categories; the best
     job is starred and failed jobs are marked ✗ on the lower edge."""
@@ -296,16 +364,36 @@ def sweep_figure(metric: str, maximize: bool, params: Sequence[str],
             axes.set_xticklabels(categories, rotation=30, ha="right", fontsize=8)
         if len(params) == 1 and len(x) > 1:  # one swept parameter: join the jobs in x order
             order = sorted(range(len(x)), key=lambda i: x[i])
-            axes.plot([x[i] for i in order], [scores[i] for i in order], color="tab:blue",
-                      alpha=0.5, zorder=2)
+            axes.plot(
+                [x[i] for i in order],
+                [scores[i] for i in order],
+                color="tab:blue",
+                alpha=0.5,
+                zorder=2,
+            )
         axes.scatter(x, scores, s=30, color="tab:blue", zorder=3, label="job")
         if best is not None:
-            axes.scatter([x[best]], [scores[best]], s=220, marker="*", color="gold",
-                         edgecolors="black", zorder=4, label=f"best (job {rows[best]['job']})")
+            axes.scatter(
+                [x[best]],
+                [scores[best]],
+                s=220,
+                marker="*",
+                color="gold",
+                edgecolors="black",
+                zorder=4,
+                label=f"best (job {rows[best]['job']})",
+            )
         if x_failed:
             lower = min(scores) if scores else 0.0
-            axes.scatter(x_failed, [lower] * len(x_failed), marker="x", s=60, color="tab:red",
-                         zorder=4, label="failed")
+            axes.scatter(
+                x_failed,
+                [lower] * len(x_failed),
+                marker="x",
+                s=60,
+                color="tab:red",
+                zorder=4,
+                label="failed",
+            )
         if numeric and len(set(x + x_failed)) > 1:
             positive = [v for v in x + x_failed if v > 0]
             if len(positive) == len(x + x_failed) and max(positive) / min(positive) > 10:
@@ -321,7 +409,8 @@ def sweep_figure(metric: str, maximize: bool, params: Sequence[str],
         axes.legend(fontsize=8)
     for axes in axes_list[panels:]:
         axes.set_visible(False)
-    figure.suptitle(f"{metric} of {len(rows)} finished jobs"
-                    + (f", {len(failed)} failed" if failed else ""))
+    figure.suptitle(
+        f"{metric} of {len(rows)} finished jobs" + (f", {len(failed)} failed" if failed else "")
+    )
     figure.tight_layout()
     return figure

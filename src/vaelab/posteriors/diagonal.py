@@ -22,8 +22,10 @@ class DiagonalGaussianPosterior(Posterior):
     def __init__(self, parameterization: str = "log_var") -> None:
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"posterior.parameterization must be one of "
-                             f"{', '.join(PARAMETERIZATIONS)}, got {parameterization!r}")
+            raise ValueError(
+                f"posterior.parameterization must be one of "
+                f"{', '.join(PARAMETERIZATIONS)}, got {parameterization!r}"
+            )
         self.parameterization = parameterization
 
     def num_params(self, latent_dim: int) -> int:

@@ -29,8 +29,10 @@ class FullCovarianceGaussianPosterior(Posterior):
     def __init__(self, diagonal_transform: str = "exp") -> None:
         super().__init__()
         if diagonal_transform not in DIAGONAL_TRANSFORMS:
-            raise ValueError(f"posterior.diagonal_transform must be one of "
-                             f"{', '.join(DIAGONAL_TRANSFORMS)}, got {diagonal_transform!r}")
+            raise ValueError(
+                f"posterior.diagonal_transform must be one of "
+                f"{', '.join(DIAGONAL_TRANSFORMS)}, got {diagonal_transform!r}"
+            )
         self.diagonal_transform = diagonal_transform
 
     def num_params(self, latent_dim: int) -> int:
@@ -41,15 +43,17 @@ class FullCovarianceGaussianPosterior(Posterior):
         num = encoder_output.shape[-1]
         dim = (math.isqrt(9 + 8 * num) - 3) // 2
         if self.num_params(dim) != num:
-            raise ValueError(f"a full-covariance posterior needs D(D + 3)/2 encoder outputs; "
-                             f"{num} is not of that form")
+            raise ValueError(
+                f"a full-covariance posterior needs D(D + 3)/2 encoder outputs; "
+                f"{num} is not of that form"
+            )
         return dim
 
     def scale_tril(self, encoder_output: Tensor) -> Tensor:
         """The Cholesky factor L [..., D, D] (lower triangular, positive diagonal)."""
         dim = self._latent_dim(encoder_output)
-        raw_diag = encoder_output[..., dim: 2 * dim].float()
-        below = encoder_output[..., 2 * dim:].float()
+        raw_diag = encoder_output[..., dim : 2 * dim].float()
+        below = encoder_output[..., 2 * dim :].float()
         positive = torch.exp(raw_diag) if self.diagonal_transform == "exp" else F.softplus(raw_diag)
         rows, cols = torch.tril_indices(dim, dim, offset=-1, device=encoder_output.device)
         tril = encoder_output.new_zeros(*encoder_output.shape[:-1], dim, dim, dtype=torch.float32)
@@ -58,8 +62,9 @@ class FullCovarianceGaussianPosterior(Posterior):
 
     def distribution(self, encoder_output: Tensor) -> Distribution:
         dim = self._latent_dim(encoder_output)
-        return MultivariateNormal(encoder_output[..., :dim].float(),
-                                  scale_tril=self.scale_tril(encoder_output))
+        return MultivariateNormal(
+            encoder_output[..., :dim].float(), scale_tril=self.scale_tril(encoder_output)
+        )
 
     def standard_prior(self, latent_dim: int, device: torch.device) -> Distribution:
         zeros = torch.zeros(latent_dim, device=device)

@@ -7,5 +7,11 @@ from vaelab.schedules.cyclical import CyclicalBeta
 from vaelab.schedules.free_bits import FreeBits
 from vaelab.schedules.linear_warmup import LinearWarmup
 
-__all__ = ["CapacityPenalty", "ConstantBeta", "CyclicalBeta", "FreeBits", "KLWeighting",
-           "LinearWarmup"]
+__all__ = [
+    "CapacityPenalty",
+    "ConstantBeta",
+    "CyclicalBeta",
+    "FreeBits",
+    "KLWeighting",
+    "LinearWarmup",
+]

@@ -14,11 +14,14 @@ class CapacityPenalty(KLWeighting):
     the loss is recon + γ·|KL̄ − C|. ``beta(step)`` (logged as ``beta``) is γ.
     """
 
-    def __init__(self, gamma: float = 1000.0, capacity_max: float = 25.0,
-                 capacity_steps: int = 100000) -> None:
+    def __init__(
+        self, gamma: float = 1000.0, capacity_max: float = 25.0, capacity_steps: int = 100000
+    ) -> None:
         if gamma < 0 or capacity_max < 0:
-            raise ValueError(f"beta.gamma and beta.capacity_max must be >= 0, got gamma="
-                             f"{gamma}, capacity_max={capacity_max}")
+            raise ValueError(
+                f"beta.gamma and beta.capacity_max must be >= 0, got gamma="
+                f"{gamma}, capacity_max={capacity_max}"
+            )
         if int(capacity_steps) < 1:
             raise ValueError(f"beta.capacity_steps must be >= 1, got {capacity_steps}")
         self.gamma = float(gamma)

@@ -11,13 +11,20 @@ class CyclicalBeta(KLWeighting):
     then β = value. Each cycle starts again at β = 0; after T steps the pattern repeats.
     """
 
-    def __init__(self, value: float = 1.0, total_steps: int = 100000, num_cycles: int = 4,
-                 ramp_fraction: float = 0.5) -> None:
+    def __init__(
+        self,
+        value: float = 1.0,
+        total_steps: int = 100000,
+        num_cycles: int = 4,
+        ramp_fraction: float = 0.5,
+    ) -> None:
         if value < 0:
             raise ValueError(f"beta.value must be >= 0, got {value}")
         if int(num_cycles) < 1 or int(total_steps) < int(num_cycles):
-            raise ValueError(f"beta needs 1 <= num_cycles <= total_steps, got num_cycles="
-                             f"{num_cycles}, total_steps={total_steps}")
+            raise ValueError(
+                f"beta needs 1 <= num_cycles <= total_steps, got num_cycles="
+                f"{num_cycles}, total_steps={total_steps}"
+            )
         if not 0.0 < ramp_fraction <= 1.0:
             raise ValueError(f"beta.ramp_fraction must lie in (0, 1], got {ramp_fraction}")
         self.value = float(value)

@@ -24,8 +24,10 @@ class FreeBits(KLWeighting):
 
     def penalty(self, kl: Tensor, kl_per_dim: Tensor | None, step: int) -> Tensor:
         if kl_per_dim is None:
-            raise VaelabError("beta=free_bits needs the KL of each latent dimension, which a "
-                              "non-factorising posterior (posterior=full_covariance) does not "
-                              "have; use posterior=diagonal or another beta schedule")
+            raise VaelabError(
+                "beta=free_bits needs the KL of each latent dimension, which a "
+                "non-factorising posterior (posterior=full_covariance) does not "
+                "have; use posterior=diagonal or another beta schedule"
+            )
         floored = kl_per_dim.mean(0).clamp(min=self.free_nats).sum()
         return floored.expand_as(kl)

@@ -9,8 +9,20 @@ import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
 
-FIRST_FIELDS = ("data", "model", "likelihood", "posterior", "objective", "beta", "optimizer",
-                "lr_scheduler", "trainer", "callbacks", "logger", "paths")
+FIRST_FIELDS = (
+    "data",
+    "model",
+    "likelihood",
+    "posterior",
+    "objective",
+    "beta",
+    "optimizer",
+    "lr_scheduler",
+    "trainer",
+    "callbacks",
+    "logger",
+    "paths",
+)
 
 
 def print_config_tree(cfg: DictConfig, order: Sequence[str] = FIRST_FIELDS) -> None:
@@ -20,7 +32,8 @@ def print_config_tree(cfg: DictConfig, order: Sequence[str] = FIRST_FIELDS) -> N
     for field in fields:
         branch = tree.add(field, style="bold")
         value = cfg[field]
-        text = (OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig)
-                else str(value))
+        text = (
+            OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        )
         branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
