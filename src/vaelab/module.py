@@ -18,6 +18,7 @@ from vaelab.likelihoods.bernoulli import BernoulliLikelihood
 from vaelab.nets.networks import EncoderDecoder
 from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.objectives.elbo import ELBO
+from vaelab.optim.configure import optimizer_config
 from vaelab.posteriors.base import Posterior
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.schedules.base import KLWeighting
@@ -216,11 +217,6 @@ class VAEModule(L.LightningModule):
         self._evaluation_step("test", batch)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
-        }
+        return optimizer_config(
+            self.parameters(), self.optimizer_factory, self.lr_scheduler_factory
+        )

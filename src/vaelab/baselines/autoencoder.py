@@ -17,6 +17,7 @@ from vaelab.baselines.point_mass import PointMass
 from vaelab.likelihoods.base import EVENT_DIMS
 from vaelab.likelihoods.bernoulli import BernoulliLikelihood
 from vaelab.nets.networks import EncoderDecoder
+from vaelab.optim.configure import optimizer_config
 
 ReconstructionLoss = Literal["bce", "mse"]
 RECONSTRUCTION_LOSSES = ("bce", "mse")
@@ -179,11 +180,6 @@ class AutoencoderModule(L.LightningModule):
         self.epoch_means.log(self, "test", self.evaluation_values(batch[0]))
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
-        }
+        return optimizer_config(
+            self.parameters(), self.optimizer_factory, self.lr_scheduler_factory
+        )
