@@ -72,7 +72,8 @@ def mlp(
 ) -> EncoderDecoder:
     """Encoder input → hidden_dims → head; decoder latent → reversed(hidden_dims) → image.
 
-    Defaults are seed 000's lecture VAE: 784→400→200→(μ, log σ²), 2→200→400→784, leaky ReLU 0.2.
+    Defaults are seed 000's lecture VAE: hidden 400→200, z = 2, the decoder mirrored, leaky ReLU
+    0.2; the input size comes from ``input_shape`` (the datamodule's dims).
     """
     _, height, width = input_shape
     hidden = [int(h) for h in hidden_dims]
