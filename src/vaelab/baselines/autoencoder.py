@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaelab.baselines.checkpoint_metric import monitor_logged_metric
+from vaelab.baselines.checkpoint_metric import MonitorsValLossWithoutELBO
 from vaelab.baselines.epoch_means import EpochMeans
 from vaelab.baselines.point_mass import PointMass
 from vaelab.likelihoods.base import EVENT_DIMS
@@ -84,7 +83,7 @@ class Autoencoder(nn.Module):
         return self.likelihood.mean(self.decode(z))
 
 
-class AutoencoderModule(L.LightningModule):
+class AutoencoderModule(MonitorsValLossWithoutELBO):
     """Trains an :class:`Autoencoder` on ``reconstruction_loss`` (per image, summed over
     pixels, mean over the batch). Logged: ``<stage>/loss`` (the minimised loss) and
     ``<stage>/recon`` (the loss on clean inputs; equal to ``loss`` here).
@@ -157,16 +156,6 @@ class AutoencoderModule(L.LightningModule):
     def evaluation_values(self, x: Tensor) -> dict[str, Tensor]:
         recon = self.loss_on(x, x)
         return {"loss": recon, "recon": recon}
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit" and self._trainer is not None:
-            monitor_logged_metric(
-                self.trainer,
-                {f"val/{n}" for n in self.metric_names},
-                "val/loss",
-                "min",
-                type(self).__name__,
-            )
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self.training_loss(batch[0]).mean()

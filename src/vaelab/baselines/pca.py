@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vaelab.baselines.checkpoint_metric import monitor_logged_metric
+from vaelab.baselines.checkpoint_metric import MonitorsValLossWithoutELBO
 from vaelab.baselines.closed_form import ClosedFormModule
 from vaelab.baselines.isotropic_gaussian import IsotropicGaussianLikelihood
 from vaelab.baselines.moments import principal_axes
@@ -67,7 +67,7 @@ class PrincipalComponents(nn.Module):
         return self.decode(z * self.variances.sqrt())
 
 
-class PCAModule(ClosedFormModule):
+class PCAModule(MonitorsValLossWithoutELBO, ClosedFormModule):
     """``vaelab-train model=pca``: fits :class:`PrincipalComponents` in one pass.
 
     Logged: ``<stage>/sse`` = Σ_pixels (x − x̂)² per image, and ``<stage>/loss`` (the same:
@@ -86,16 +86,6 @@ class PCAModule(ClosedFormModule):
     def vae(self) -> PrincipalComponents:
         """The model the image callbacks draw (they read ``pl_module.vae``)."""
         return self.pca
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit" and self._trainer is not None:
-            monitor_logged_metric(
-                self.trainer,
-                {f"val/{n}" for n in self.metric_names},
-                "val/loss",
-                "min",
-                type(self).__name__,
-            )
 
     def fit_moments(self, mean: Tensor, covariance: Tensor) -> None:
         self.pca.fit(mean, covariance)
