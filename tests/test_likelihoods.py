@@ -51,6 +51,22 @@ def test_bernoulli_matches_torch_and_bce(rng):
     assert got.shape == (BATCH,)
 
 
+def test_bernoulli_fast_path_broadcasts_samples_like_the_distribution(rng):
+    """The hot-path log_prob (no distribution objects) against the Independent distribution
+    for L samples of logits [L, B, C, H, W] scored on images [B, C, H, W], binary and grey."""
+    samples = 3
+    logits = torch.stack([decoder_output(rng) for _ in range(samples)])
+    likelihood = BernoulliLikelihood()
+    for x in (grey(rng), torch.bernoulli(grey(rng), generator=rng)):
+        got = likelihood.log_prob(logits, x)
+        assert got.shape == (samples, BATCH)
+        torch.testing.assert_close(got, likelihood.distribution(logits).log_prob(x), **TOL)
+        torch.testing.assert_close(got[1], likelihood.log_prob(logits[1], x), **TOL)
+    # a grid of codes [G, 1, C, H, W] against the batch: every pair, as quadrature uses it
+    pairs = likelihood.log_prob(logits[:, :1], grey(rng))
+    assert pairs.shape == (samples, BATCH)
+
+
 def test_continuous_bernoulli_matches_torch_and_closed_form(rng):
     logits, x = decoder_output(rng), grey(rng)
     likelihood = ContinuousBernoulliLikelihood()

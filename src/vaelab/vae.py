@@ -90,10 +90,12 @@ class VAE(nn.Module):
         out = self.decoder(_in_dtype_of(self.decoder, z.reshape(-1, self.latent_dim)))
         return out.reshape(*leading, *out.shape[-EVENT_DIMS:])
 
-    def prior(self) -> Distribution:
-        """p(z) = N(0, I) in the posterior's own family, so KL has a closed form."""
-        reference = next(self.parameters())
-        return self.posterior.standard_prior(self.latent_dim, reference.device)
+    def prior(self, device: torch.device | None = None) -> Distribution:
+        """p(z) = N(0, I) in the posterior's own family, so KL has a closed form; on
+        ``device`` (default: the parameters' device)."""
+        if device is None:
+            device = next(self.parameters()).device
+        return self.posterior.cached_prior(self.latent_dim, device)
 
     def sample_images(self, num: int, generator: torch.Generator | None = None) -> Tensor:
         """Decoder means E[x|z] for z ~ p(z): [num, C, H, W]."""

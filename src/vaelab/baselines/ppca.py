@@ -80,8 +80,10 @@ class ProbabilisticPCA(nn.Module):
         """Exact log p(x) in nats per image [B] (a density over pixel values)."""
         return self.marginal().log_prob(x.flatten(start_dim=1).double())
 
-    def prior(self) -> MultivariateNormal:
-        eye = torch.eye(self.latent_dim, dtype=torch.float64, device=self.mean.device)
+    def prior(self, device: torch.device | None = None) -> MultivariateNormal:
+        """p(z) = N(0, I) in float64 (on ``device``, default: the model's), as VAE.prior."""
+        device = self.mean.device if device is None else device
+        eye = torch.eye(self.latent_dim, dtype=torch.float64, device=device)
         return MultivariateNormal(torch.zeros_like(eye[0]), covariance_matrix=eye)
 
     def encode(self, x: Tensor) -> MultivariateNormal:

@@ -213,7 +213,7 @@ class ImageDataModule(L.LightningDataModule):
         The precision plugin then casts it as Lightning casts float batches (bfloat16 under
         trainer.precision=bf16-true; unchanged otherwise): the uint8 batch passed its cast."""
         images, labels = batch
-        x = images.float() / PIXEL_MAX
+        x = torch.div(images, PIXEL_MAX)  # one pass: true division of uint8 gives float32
         if self.binarize == "dynamic":
             x = torch.bernoulli(x)
         if self.trainer is not None:

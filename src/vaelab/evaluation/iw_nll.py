@@ -49,7 +49,7 @@ def importance_weighted_log_likelihood(
     from the encoder's q(z|x), ``chunk_size`` samples (× B codes) per decoder pass."""
     _check_counts(num_samples, chunk_size)
     q = vae.encode(x)
-    prior = vae.prior()
+    prior = vae.prior(x.device)
     batch = x.shape[0]
     device = x.device
     log_sum_weights = torch.full((batch,), -math.inf, dtype=torch.float64, device=device)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Bernoulli, Distribution
 
-from vaelab.likelihoods.base import Likelihood
+from vaelab.likelihoods.base import EVENT_DIMS, Likelihood
 
 
 class BernoulliLikelihood(Likelihood):
@@ -21,3 +23,12 @@ class BernoulliLikelihood(Likelihood):
     def pixel_distribution(self, decoder_output: Tensor) -> Distribution:
         # validate_args=False: grey-level targets in [0, 1] are allowed (BCE convention)
         return Bernoulli(logits=decoder_output, validate_args=False)
+
+    def log_prob(self, decoder_output: Tensor, x: Tensor) -> Tensor:
+        """Σ_pixels log Bernoulli(x | σ(logits)) in float32: the expression
+        ``Bernoulli(logits).log_prob`` evaluates (−BCE-with-logits), summed before the sign
+        flip. This is the training hot path: it skips building two distribution objects and
+        a negated per-pixel copy each step (tests hold it equal to torch.distributions)."""
+        logits, target = torch.broadcast_tensors(decoder_output.float(), x.float())
+        per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        return -per_pixel.sum(dim=tuple(range(-EVENT_DIMS, 0)))

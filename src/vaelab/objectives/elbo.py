@@ -30,20 +30,26 @@ class ELBO(Objective):
 
     def __call__(self, vae: VAE, x: Tensor) -> ObjectiveOutput:
         q = vae.encode(x)
-        prior = vae.prior()
-        z = q.rsample((self.num_samples,))  # [L, B, D]
-        recon = -vae.likelihood.log_prob(vae.decode(z), x).mean(0)
+        # one sample: z is [B, D] and no average over a sample axis is needed
+        sample_shape = () if self.num_samples == 1 else (self.num_samples,)
+        z = q.rsample(sample_shape)  # [L, B, D] or [B, D]
+        prior = vae.prior(z.device)
+
+        def sample_mean(per_sample: Tensor) -> Tensor:
+            return per_sample.mean(0) if sample_shape else per_sample
+
+        recon = -sample_mean(vae.likelihood.log_prob(vae.decode(z), x))
         if vae.posterior.factorizes:  # per-dimension terms; their sum is the KL
             if self.kl == "analytic":
                 kl_per_dim = kl_divergence(q.base_dist, prior.base_dist)
             else:
-                kl_per_dim = (q.base_dist.log_prob(z) - prior.base_dist.log_prob(z)).mean(0)
+                kl_per_dim = sample_mean(q.base_dist.log_prob(z) - prior.base_dist.log_prob(z))
             kl = kl_per_dim.sum(-1)
         else:
             kl_per_dim = None
             kl = (
                 kl_divergence(q, prior)
                 if self.kl == "analytic"
-                else (q.log_prob(z) - prior.log_prob(z)).mean(0)
+                else sample_mean(q.log_prob(z) - prior.log_prob(z))
             )
         return ObjectiveOutput(recon=recon, kl=kl, bound=-(recon + kl), kl_per_dim=kl_per_dim)

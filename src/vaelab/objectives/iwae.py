@@ -35,7 +35,7 @@ class IWAE(Objective):
 
     def __call__(self, vae: VAE, x: Tensor) -> ObjectiveOutput:
         q = vae.encode(x)
-        prior = vae.prior()
+        prior = vae.prior(x.device)
         z = q.rsample((self.num_samples,))  # [k, B, D]
         log_likelihood = vae.likelihood.log_prob(vae.decode(z), x)  # [k, B]
         log_ratio = q.log_prob(z) - prior.log_prob(z)  # log q(z|x) − log p(z), [k, B]

@@ -26,6 +26,15 @@ class Posterior(nn.Module):
         zeros = torch.zeros(latent_dim, device=device)
         return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
 
+    def cached_prior(self, latent_dim: int, device: torch.device | str) -> Distribution:
+        """:meth:`standard_prior`, built once per (latent_dim, device): its tensors are
+        constants, and rebuilding it is ~25 µs of Python in every training step."""
+        cache = self.__dict__.setdefault("_prior_cache", {})
+        key = (int(latent_dim), torch.device(device))
+        if key not in cache:
+            cache[key] = self.standard_prior(*key)
+        return cache[key]
+
     def mean(self, encoder_output: Tensor) -> Tensor:
         """E_q[z], the code used for plots and active-unit counts."""
         return self.distribution(encoder_output).mean
