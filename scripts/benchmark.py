@@ -12,6 +12,9 @@ logits, diagonal Gaussian posterior, analytic KL, Adam lr 1e-3, one process.
               is not a project dependency: ``pip install --no-deps --target DIR pythae imageio``
               and pass ``--pythae-path DIR``)
   (g) compile (d) with ``+model.compile=true`` (only with ``--variants … g``)
+  (l) floor   Lightning's own cost: a LightningModule whose training_step is (a)'s loss, fed
+              (a)'s float batches, no logger, no callbacks: what any Lightning-based
+              framework pays per step before doing anything of its own
 
 Each variant trains ``--warmup-steps`` untimed steps, then ``--timed-images`` images timed
 (device synchronised at both ends); variants run interleaved ``--repeats`` times and the
@@ -61,9 +64,10 @@ VARIANTS = {
     "e": "(d) + trainer.precision=bf16-mixed",
     "f": "pythae TrainingPipeline",
     "g": "(d) + model.compile=true",
+    "l": "Lightning floor: (a)'s loss in a bare LightningModule",
 }
 #: run unless --variants says otherwise (g compiles for minutes on a CPU)
-DEFAULT_VARIANTS = ["a", "b", "c", "d", "e", "f"]
+DEFAULT_VARIANTS = ["a", "b", "c", "d", "e", "f", "l"]
 
 
 @dataclass
@@ -159,6 +163,54 @@ def run_plain(args, batch_size: int) -> Measurement:
 
     rate = timed_loop(batches, step, device, args.warmup_steps, args.timed_images)
     return Measurement("a", batch_size, rate)
+
+
+def run_lightning_floor(args, batch_size: int) -> Measurement:
+    import lightning as L
+
+    from vaelab.callbacks.throughput import TrainThroughput
+
+    device = torch.device(args.device)
+    x_all = (mnist_train_images(args.data_dir).float() / 255).to(device)
+    steps = args.warmup_steps + -(-args.timed_images // batch_size)
+    order = torch.randperm(len(x_all), device=device)
+    batches = [
+        [x_all.index_select(0, order[(i * batch_size) % (len(x_all) - batch_size) :][:batch_size])]
+        for i in range(steps)
+    ]
+
+    class PlainModule(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vae = PlainVAE(x_all[0].numel())
+
+        def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
+            return self.vae.loss(batch[0])
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.Adam(self.parameters(), lr=LR)
+
+    class Batches:  # a sized iterable, as Lightning wants a train loader to be
+        def __iter__(self):
+            return iter(batches)
+
+        def __len__(self) -> int:
+            return len(batches)
+
+    throughput = TrainThroughput(args.warmup_steps, steps - args.warmup_steps)
+    trainer = L.Trainer(
+        accelerator=args.device,
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[throughput],
+    )
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        trainer.fit(PlainModule(), train_dataloaders=Batches())
+    return Measurement("l", batch_size, throughput.images_per_second)
 
 
 def torchvision_root(data_dir: Path, scratch: Path) -> Path:
@@ -379,6 +431,7 @@ RUNNERS = {
     "d": lambda a, b: run_vaelab(a, b, "d"),
     "e": lambda a, b: run_vaelab(a, b, "e"),
     "g": lambda a, b: run_vaelab(a, b, "g"),
+    "l": run_lightning_floor,
 }
 
 
