@@ -75,9 +75,8 @@ for precision in ("32-true", "bf16-mixed", "16-mixed", "bf16-true"):
         continue
     m = json.loads(path.read_text())
     rate = m.get("perf/train_images_per_s")
-    print(f"| {precision} | {-m['val/elbo']:.2f} | {-m['test/elbo']:.2f} | "
-          f"{rate:,.0f} |" if rate else f"| {precision} | {-m['val/elbo']:.2f} | "
-          f"{-m['test/elbo']:.2f} | – |")
+    rate_text = f"{rate:,.0f}" if rate else "–"
+    print(f"| {precision} | {-m['val/elbo']:.2f} | {-m['test/elbo']:.2f} | {rate_text} |")
 EOF
     ;;
 eval)
