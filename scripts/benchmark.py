@@ -411,7 +411,7 @@ def run_iw_nll(args, batch_size: int) -> Measurement:
     from vaelab.builders import build_module
 
     images = mnist_train_images(args.data_dir)[:batch_size]
-    vae = build_module(cfg, tuple(images.shape[1:])).vae.to(device).eval()
+    vae = build_module(cfg, tuple(images.shape[1:])).model.to(device).eval()
     x = (images.float() / 255).to(device)
     num_samples, chunk = 500, 100
     importance_weighted_log_likelihood(vae, x, 10, 10)

@@ -11,10 +11,13 @@ import torch.nn.functional as F
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from vaelab.likelihoods.bernoulli import BernoulliLikelihood
-from vaelab.module import VAEModule
+from vaelab.models.vae import VAE
+from vaelab.module import LatentVariableModule
 from vaelab.nets.mlp import mlp
 from vaelab.objectives.elbo import ELBO
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
+from vaelab.priors.standard_normal import StandardNormalPrior
+from vaelab.schedules.constant import ConstantBeta
 
 
 def test_bernoulli_log_prob_equals_torch_distributions_and_bce():
@@ -45,7 +48,9 @@ def test_analytic_kl_matches_closed_form_torch_and_monte_carlo():
     torch.manual_seed(1)
     mu, log_var = torch.randn(4, 3), torch.randn(4, 3)
     q = _diag_q(mu, log_var)
-    prior = DiagonalGaussianPosterior().standard_prior(3, torch.device("cpu"))
+    prior = StandardNormalPrior()
+    prior.setup(3, (1, 1, 1), encode=None)
+    prior = prior.distribution()
     analytic = kl_divergence(q, prior)
     # seed 000's closed form: −½ Σ (1 + log σ² − μ² − σ²)
     closed = -0.5 * (1 + log_var - mu**2 - log_var.exp()).sum(-1)
@@ -63,10 +68,8 @@ def test_analytic_kl_matches_closed_form_torch_and_monte_carlo():
 
 def _module(latent_dim=2, num_samples=1, input_shape=(1, 4, 3), hidden=(8,)):
     net = lambda **kw: mlp(hidden_dims=hidden, activation="leaky_relu", negative_slope=0.2, **kw)  # noqa: E731
-    return VAEModule(
-        net=net,
-        latent_dim=latent_dim,
-        input_shape=input_shape,
+    return LatentVariableModule(
+        model=VAE(net=net, latent_dim=latent_dim, input_shape=input_shape),
         optimizer=lambda params: torch.optim.Adam(params),
         objective=ELBO(num_samples=num_samples),
     )
@@ -80,10 +83,10 @@ def test_training_loss_is_negative_elbo_in_nats_per_image_by_hand():
     loss = module.training_step([x, torch.zeros(6)], 0)
     # by hand: the same ε, seed 000's loss (BCE summed over pixels + closed-form KL), / batch
     torch.manual_seed(3)
-    enc = module.vae.encoder(x)
+    enc = module.model.encoder(x)
     mu, log_var = enc.chunk(2, dim=-1)
     z = mu + (0.5 * log_var).exp() * torch.randn_like(mu)
-    probs = torch.sigmoid(module.vae.decoder(z))
+    probs = torch.sigmoid(module.model.decoder(z))
     bce = F.binary_cross_entropy(probs, x, reduction="sum")
     kl = -0.5 * torch.sum(1 + log_var - mu**2 - log_var.exp())
     torch.testing.assert_close(loss, (bce + kl) / len(x), atol=1e-4, rtol=1e-5)
@@ -94,15 +97,17 @@ def test_elbo_is_below_exact_log_likelihood_of_a_one_dimensional_latent_model():
     every x (a sign error in either term breaks this)."""
     torch.manual_seed(4)
     module = _module(latent_dim=1, input_shape=(1, 2, 2), hidden=(6,))
-    vae = module.vae
+    vae = module.model
     x = torch.bernoulli(torch.rand(8, 1, 2, 2))
     with torch.no_grad():
         z_grid = torch.linspace(-12, 12, 40001).unsqueeze(-1)
-        log_px_given_z = vae.likelihood.log_prob(vae.decode(z_grid).unsqueeze(1), x)  # [G, B]
+        log_px_given_z = vae.decode(z_grid.unsqueeze(1)).log_prob(x)  # [G, B]
         log_prior = Normal(0.0, 1.0).log_prob(z_grid)  # [G, 1]
         dz = float(z_grid[1] - z_grid[0])
         log_px = torch.logsumexp(log_px_given_z + log_prior, dim=0) + math.log(dz)
-        elbo = ELBO(num_samples=20_000)(vae, x).bound
+        objective = ELBO(num_samples=20_000)
+        objective.setup(vae, ConstantBeta(1.0), {})
+        elbo = objective(vae, x, None, ConstantBeta(1.0), 0).bound
     assert torch.all(elbo <= log_px + 1e-3), (elbo, log_px)
     assert torch.all(log_px - elbo < 5.0)  # and a real bound, not −∞
     assert torch.all(log_px < 0)  # a probability mass of a binary image
@@ -114,9 +119,11 @@ def test_elbo_terms_have_one_value_per_data_point_and_correct_signs(num_samples)
     module = _module(num_samples=num_samples)
     x = torch.bernoulli(torch.rand(9, 1, 4, 3))
     out = module(x)
-    for term in (out.recon, out.kl, out.bound):
+    recon, kl = out.terms["recon"], out.terms["kl"]
+    for term in (recon, kl, out.bound, out.loss):
         assert term.shape == (9,)
-    assert out.kl_per_dim.shape == (9, 2)
-    assert torch.all(out.recon > 0) and torch.all(out.kl >= 0)
-    torch.testing.assert_close(out.bound, -(out.recon + out.kl))
-    torch.testing.assert_close(out.kl_per_dim.sum(-1), out.kl)
+    assert out.per_dimension["kl"].shape == (9, 2)
+    assert torch.all(recon > 0) and torch.all(kl >= 0)
+    torch.testing.assert_close(out.bound, -(recon + kl))
+    torch.testing.assert_close(out.loss, recon + kl)  # β = 1: the loss is −ELBO
+    torch.testing.assert_close(out.per_dimension["kl"].sum(-1), kl)

@@ -17,7 +17,8 @@ from torch.distributions import Distribution, MultivariateNormal, Normal
 from vaelab.evaluation.iw_nll import importance_weighted_log_likelihood
 from vaelab.likelihoods.base import Likelihood
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
-from vaelab.vae import VAE
+from vaelab.models.vae import VAE
+from vaelab.nets.networks import EncoderDecoder
 
 IMAGE_SHAPE = (1, 3, 4)
 DATA_DIMS = math.prod(IMAGE_SHAPE)
@@ -71,13 +72,15 @@ def linear_gaussian_vae(seed: int = 0) -> tuple[VAE, MultivariateNormal]:
     posterior_cov = NOISE_STD**2 * torch.linalg.inv(m)
     projection = 0.9 * torch.linalg.solve(m, weight.T)  # a 10% shrunk posterior mean
     log_var = torch.log(2.0 * torch.diagonal(posterior_cov))  # too wide, and no correlation
+    networks = EncoderDecoder(
+        LinearEncoder(projection, bias, log_var), LinearDecoder(weight, bias)
+    )
     vae = VAE(
-        LinearEncoder(projection, bias, log_var),
-        LinearDecoder(weight, bias),
-        DiagonalGaussianPosterior(),
-        FixedGaussian(NOISE_STD),
+        lambda **sizes: networks,
         LATENT_DIM,
         IMAGE_SHAPE,
+        posterior=DiagonalGaussianPosterior(),
+        likelihood=FixedGaussian(NOISE_STD),
     )
     marginal = MultivariateNormal(bias, weight @ weight.T + NOISE_STD**2 * torch.eye(DATA_DIMS))
     return vae, marginal
@@ -125,9 +128,9 @@ def test_exact_log_likelihood_is_the_gaussian_marginal_by_quadrature():
     with torch.no_grad():
         decoded = vae.decode(z.float())
     for image, target in zip(x, marginal.log_prob(x.flatten(1)), strict=True):
-        log_joint = vae.likelihood.log_prob(
-            decoded, image.expand_as(decoded)
-        ).detach().double() + Normal(0.0, 1.0).log_prob(z).sum(-1)
+        log_joint = decoded.log_prob(image.expand(len(z), *IMAGE_SHAPE)).detach().double() + Normal(
+            0.0, 1.0
+        ).log_prob(z).sum(-1)
         quadrature = torch.logsumexp(log_joint, 0) + math.log(cell)
         assert float(quadrature) == pytest.approx(float(target), abs=1e-3)
 

@@ -18,11 +18,13 @@ from torch import Tensor, nn
 from tests.conftest import compose_config
 from vaelab.errors import VaelabError
 from vaelab.likelihoods import BernoulliLikelihood, GaussianLikelihood
+from vaelab.models.vae import VAE
 from vaelab.nets.mlp import mlp
-from vaelab.objectives import ELBO, IWAE
+from vaelab.nets.networks import EncoderDecoder
+from vaelab.objectives import ELBO, IWAE, Objective, ObjectiveOutput
 from vaelab.posteriors import DiagonalGaussianPosterior, FullCovarianceGaussianPosterior
 from vaelab.schedules import ConstantBeta, LinearWarmup
-from vaelab.vae import VAE
+from vaelab.schedules.base import Weighting
 
 X = 1.5
 NUM_COPIES = 40_000  # independent estimates, one per copy of x
@@ -53,17 +55,36 @@ class AffineDecoder(nn.Module):
         return (self.a * z + self.b).reshape(-1, 1, 1, 1)
 
 
+def given_networks(encoder: nn.Module, decoder: nn.Module):
+    """A ``model.net`` builder that hands back networks built by the test."""
+
+    def build(**sizes) -> EncoderDecoder:
+        return EncoderDecoder(encoder, decoder)
+
+    return build
+
+
 def linear_gaussian_vae(
     mu: float = 0.3, log_var: float = -0.5, a: float = 1.0, b: float = 0.0
 ) -> VAE:
-    return VAE(
-        FixedGaussianEncoder(mu, log_var),
-        AffineDecoder(a, b),
-        DiagonalGaussianPosterior("log_var"),
-        GaussianLikelihood("fixed", scale=1.0),
+    vae = VAE(
+        given_networks(FixedGaussianEncoder(mu, log_var), AffineDecoder(a, b)),
         latent_dim=1,
         input_shape=(1, 1, 1),
+        posterior=DiagonalGaussianPosterior("log_var"),
+        likelihood=GaussianLikelihood("fixed", scale=1.0),
     )
+    vae.decoder.inputs.clear()  # forget the shape check's call
+    return vae
+
+
+def run(
+    objective: Objective, vae: VAE, x: Tensor, weighting: Weighting | None = None
+) -> ObjectiveOutput:
+    """Set the objective up for ``vae`` and evaluate it on ``x`` at step 0."""
+    weighting = weighting or ConstantBeta(1.0)
+    objective.setup(vae, weighting, {})
+    return objective(vae, x, None, weighting, 0)
 
 
 def copies(value: float = X, num: int = NUM_COPIES) -> Tensor:
@@ -91,29 +112,29 @@ def test_elbo_is_unbiased_for_the_closed_form(kl):
     torch.manual_seed(0)
     vae = linear_gaussian_vae()
     with torch.no_grad():
-        out = ELBO(kl=kl)(vae, copies())
+        out = run(ELBO(kl=kl), vae, copies())
     mean, se = mean_and_se(out.bound)
     assert abs(mean - closed_form_elbo(X, 0.3, -0.5)) < 4 * se
     if kl == "analytic":  # exact, no sampling noise in the KL
         torch.testing.assert_close(
-            out.kl, torch.full_like(out.kl, 0.5 * (0.3**2 + math.exp(-0.5) - 1 + 0.5))
+            out.terms["kl"], torch.full_like(out.terms["kl"], 0.5 * (0.3**2 + math.exp(-0.5) - 1 + 0.5))
         )
-    torch.testing.assert_close(out.bound, -(out.recon + out.kl))
+    torch.testing.assert_close(out.bound, -(out.terms["recon"] + out.terms["kl"]))
 
 
 def test_monte_carlo_and_analytic_kl_agree_in_expectation():
     torch.manual_seed(1)
     vae = linear_gaussian_vae(mu=-0.8, log_var=0.4)
     with torch.no_grad():
-        analytic = ELBO(kl="analytic")(vae, copies())
-        sampled = ELBO(kl="monte_carlo")(vae, copies())
-    kl_mean, kl_se = mean_and_se(sampled.kl)
-    assert abs(kl_mean - analytic.kl[0].item()) < 4 * kl_se
+        analytic = run(ELBO(kl="analytic"), vae, copies())
+        sampled = run(ELBO(kl="monte_carlo"), vae, copies())
+    kl_mean, kl_se = mean_and_se(sampled.terms["kl"])
+    assert abs(kl_mean - analytic.terms["kl"][0].item()) < 4 * kl_se
     (mean_a, se_a), (mean_m, se_m) = mean_and_se(analytic.bound), mean_and_se(sampled.bound)
     assert abs(mean_a - mean_m) < 4 * math.hypot(se_a, se_m)
     # the per-dimension KLs add up to the KL in both estimators
-    torch.testing.assert_close(sampled.kl_per_dim.sum(-1), sampled.kl)
-    torch.testing.assert_close(analytic.kl_per_dim.sum(-1), analytic.kl)
+    torch.testing.assert_close(sampled.per_dimension["kl"].sum(-1), sampled.terms["kl"])
+    torch.testing.assert_close(analytic.per_dimension["kl"].sum(-1), analytic.terms["kl"])
 
 
 @pytest.mark.parametrize("kl", ["analytic", "monte_carlo"])
@@ -121,8 +142,8 @@ def test_num_samples_reduces_variance_as_one_over_l(kl):
     torch.manual_seed(2)
     vae = linear_gaussian_vae()
     with torch.no_grad():
-        single = ELBO(kl=kl, num_samples=1)(vae, copies()).bound
-        ten = ELBO(kl=kl, num_samples=10)(vae, copies()).bound
+        single = run(ELBO(kl=kl, num_samples=1), vae, copies()).bound
+        ten = run(ELBO(kl=kl, num_samples=10), vae, copies()).bound
     ratio = (single.var() / ten.var()).item()
     assert 8.5 < ratio < 11.5, ratio
     assert abs(single.mean() - ten.mean()) < 4 * math.hypot(
@@ -135,18 +156,23 @@ def test_num_samples_reduces_variance_as_one_over_l(kl):
 )
 def test_samples_go_through_the_decoder_in_one_batched_call(objective):
     vae = linear_gaussian_vae()
-    out = objective(vae, copies(num=7))
+    out = run(objective, vae, copies(num=7))
     assert vae.decoder.inputs and len(vae.decoder.inputs) == 1
     assert vae.decoder.inputs[0].shape == (5 * 7, 1)
-    assert out.bound.shape == out.recon.shape == out.kl.shape == (7,)
+    assert out.bound.shape == out.terms["recon"].shape == out.terms["kl"].shape == (7,)
 
 
 def small_mlp_vae(posterior=None) -> tuple[VAE, Tensor]:
     torch.manual_seed(3)
     shape, latent = (1, 4, 4), 3
     posterior = posterior or DiagonalGaussianPosterior()
-    nets = mlp(shape, latent, posterior.num_params(latent), 1, hidden_dims=(8,))
-    vae = VAE(nets.encoder, nets.decoder, posterior, BernoulliLikelihood(), latent, shape)
+    vae = VAE(
+        lambda **sizes: mlp(hidden_dims=(8,), **sizes),
+        latent,
+        shape,
+        posterior=posterior,
+        likelihood=BernoulliLikelihood(),
+    )
     x = torch.bernoulli(torch.full((6, *shape), 0.4))
     return vae, x
 
@@ -157,13 +183,14 @@ def small_mlp_vae(posterior=None) -> tuple[VAE, Tensor]:
 def test_iwae_with_one_sample_is_the_monte_carlo_elbo(posterior):
     vae, x = small_mlp_vae(posterior)
     torch.manual_seed(4)
-    iwae = IWAE(num_samples=1)(vae, x)
+    iwae = run(IWAE(num_samples=1), vae, x)
     torch.manual_seed(4)
-    elbo = ELBO(kl="monte_carlo", num_samples=1)(vae, x)
+    elbo = run(ELBO(kl="monte_carlo", num_samples=1), vae, x)
     torch.testing.assert_close(iwae.bound, elbo.bound)
-    torch.testing.assert_close(iwae.recon, elbo.recon)
-    torch.testing.assert_close(iwae.kl, elbo.kl)
-    assert (iwae.kl_per_dim is None) == (not posterior.factorizes)
+    torch.testing.assert_close(iwae.terms["elbo"], elbo.bound)
+    torch.testing.assert_close(iwae.terms["recon"], elbo.terms["recon"])
+    torch.testing.assert_close(iwae.terms["kl"], elbo.terms["kl"])
+    assert ("kl" in elbo.per_dimension) == posterior.factorizes
 
 
 def test_iwae_bound_is_non_decreasing_in_k_and_approaches_log_evidence():
@@ -174,7 +201,7 @@ def test_iwae_bound_is_non_decreasing_in_k_and_approaches_log_evidence():
     stats = []
     with torch.no_grad():
         for k in (1, 2, 5, 20, 100):
-            stats.append(mean_and_se(IWAE(num_samples=k)(vae, x).bound))
+            stats.append(mean_and_se(run(IWAE(num_samples=k), vae, x).bound))
     truth = log_evidence(X)
     for (low, low_se), (high, high_se) in zip(stats[:-1], stats[1:], strict=True):
         assert high > low - 3 * math.hypot(low_se, high_se)
@@ -188,7 +215,7 @@ def test_iwae_bound_is_non_decreasing_in_k_and_approaches_log_evidence():
 def test_iwae_with_the_exact_posterior_is_log_evidence_for_every_sample(k):
     """q = p(z|x) = N(x/2, ½) makes every weight p(x): the bound is exact, with no noise."""
     vae = linear_gaussian_vae(mu=X / 2, log_var=math.log(0.5))
-    bound = IWAE(num_samples=k)(vae, copies(num=50)).bound
+    bound = run(IWAE(num_samples=k), vae, copies(num=50)).bound
     torch.testing.assert_close(bound, torch.full_like(bound, log_evidence(X)), rtol=0, atol=1e-5)
 
 
@@ -202,7 +229,7 @@ def test_iwae_gradient_is_the_weighted_pathwise_gradient():
     mu, log_var, a, b, k = 0.4, -0.3, 1.3, 0.2, 4
     vae = linear_gaussian_vae(mu, log_var, a, b)
     x = torch.tensor([0.3, 1.5, -0.8]).reshape(3, 1, 1, 1)
-    out = IWAE(num_samples=k)(vae, x)
+    out = run(IWAE(num_samples=k), vae, x)
     out.bound.sum().backward()
 
     sigma = math.exp(0.5 * log_var)
@@ -228,18 +255,28 @@ def test_iwae_gradient_is_the_weighted_pathwise_gradient():
 
 def test_iwae_loss_is_minus_bound_and_refuses_beta():
     vae, x = small_mlp_vae()
-    out = IWAE(num_samples=3)(vae, x)
-    torch.testing.assert_close(IWAE().loss(out, ConstantBeta(1.0), 0), -out.bound)
+    out = run(IWAE(num_samples=3), vae, x)
+    torch.testing.assert_close(out.loss, -out.bound)
     for weighting in (ConstantBeta(0.5), LinearWarmup(1.0, 100)):
         with pytest.raises(VaelabError, match="beta=constant"):
-            IWAE().loss(out, weighting, 0)
+            IWAE().setup(vae, weighting, {})
 
 
 def test_elbo_loss_weights_the_kl_by_beta():
     vae, x = small_mlp_vae()
-    out = ELBO()(vae, x)
-    torch.testing.assert_close(ELBO().loss(out, ConstantBeta(4.0), 0), out.recon + 4.0 * out.kl)
-    torch.testing.assert_close(ELBO().loss(out, ConstantBeta(1.0), 0), -out.bound)
+    torch.manual_seed(7)
+    weighted = run(ELBO(), vae, x, ConstantBeta(4.0))
+    torch.manual_seed(7)
+    plain = run(ELBO(), vae, x, ConstantBeta(1.0))
+    recon, kl = plain.terms["recon"], plain.terms["kl"]
+    torch.testing.assert_close(weighted.loss, recon + 4.0 * kl)
+    torch.testing.assert_close(plain.loss, -plain.bound)
+    torch.testing.assert_close(weighted.bound, plain.bound)  # the bound is β-free
+
+
+def test_iwae_logs_its_bound_under_its_own_name_and_the_elbo_beside_it():
+    assert IWAE().logged_names()[0] == "iwae_bound" and "elbo" in IWAE().logged_names()
+    assert ELBO().logged_names() == ("elbo", "recon", "kl")
 
 
 @pytest.mark.parametrize(
@@ -255,7 +292,7 @@ def test_objective_configs_instantiate(tmp_path, overrides, cls, num_samples):
 
 
 def test_bad_num_samples_raise():
-    with pytest.raises(ValueError, match="num_samples"):
+    with pytest.raises(VaelabError, match="num_samples"):
         IWAE(num_samples=0)
-    with pytest.raises(ValueError, match="num_samples"):
+    with pytest.raises(VaelabError, match="num_samples"):
         ELBO(num_samples=0)

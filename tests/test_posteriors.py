@@ -9,9 +9,17 @@ from torch.distributions import kl_divergence
 
 from tests.conftest import compose_config
 from vaelab.posteriors import DiagonalGaussianPosterior, FullCovarianceGaussianPosterior
+from vaelab.priors.standard_normal import StandardNormalPrior
 
 LATENT = 3
 NUM_MC = 100_000
+
+
+def standard_normal(latent_dim: int = LATENT):
+    """The default prior N(0, I) as the model builds it (for the KL of every posterior)."""
+    prior = StandardNormalPrior()
+    prior.setup(latent_dim, (1, 1, 1), encode=None)
+    return prior.distribution()
 
 
 def encoder_output(num_params: int, batch: int = 4, seed: int = 0) -> torch.Tensor:
@@ -32,7 +40,7 @@ def test_analytic_kl_agrees_with_monte_carlo(name):
     """KL(q || N(0, I)) in closed form vs the mean of log q(z) − log p(z) over 10⁵ samples."""
     posterior = POSTERIORS[name]
     q = posterior.distribution(encoder_output(posterior.num_params(LATENT)))
-    prior = posterior.standard_prior(LATENT, torch.device("cpu"))
+    prior = standard_normal()
     analytic = kl_divergence(q, prior)
     torch.manual_seed(1)
     z = q.sample((NUM_MC,))
@@ -48,7 +56,7 @@ def test_diagonal_kl_is_the_lecture_formula():
     out = encoder_output(2 * LATENT)
     mu, log_var = out.chunk(2, dim=-1)
     posterior = DiagonalGaussianPosterior("log_var")
-    kl = kl_divergence(posterior.distribution(out), posterior.standard_prior(LATENT, "cpu"))
+    kl = kl_divergence(posterior.distribution(out), standard_normal())
     expected = -0.5 * (1 + log_var - mu**2 - log_var.exp()).sum(-1)
     torch.testing.assert_close(kl, expected)
 
@@ -63,7 +71,7 @@ def test_full_covariance_kl_is_the_gaussian_formula():
     expected = 0.5 * (
         cov.diagonal(dim1=-2, dim2=-1).sum(-1) + (mu**2).sum(-1) - LATENT - torch.logdet(cov)
     )
-    kl = kl_divergence(posterior.distribution(out), posterior.standard_prior(LATENT, "cpu"))
+    kl = kl_divergence(posterior.distribution(out), standard_normal())
     torch.testing.assert_close(kl, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -113,8 +121,8 @@ def test_full_covariance_with_diagonal_cholesky_equals_diagonal_exactly():
         q_diag = diag.distribution(out)
         torch.testing.assert_close(q_full.log_prob(points), q_diag.log_prob(points))
         torch.testing.assert_close(
-            kl_divergence(q_full, full.standard_prior(LATENT, "cpu")),
-            kl_divergence(q_diag, diag.standard_prior(LATENT, "cpu")),
+            kl_divergence(q_full, standard_normal()),
+            kl_divergence(q_diag, standard_normal()),
         )
         torch.testing.assert_close(q_full.mean, q_diag.mean)
         torch.testing.assert_close(q_full.variance, q_diag.variance)
@@ -149,7 +157,7 @@ def test_wrong_encoder_width_and_options_raise():
     [
         (["posterior=diagonal"], DiagonalGaussianPosterior, True),
         (
-            ["posterior=diagonal", "posterior.parameterization=log_scale"],
+            ["posterior=diagonal", "model.posterior.parameterization=log_scale"],
             DiagonalGaussianPosterior,
             True,
         ),
@@ -157,5 +165,5 @@ def test_wrong_encoder_width_and_options_raise():
     ],
 )
 def test_posterior_configs_instantiate(tmp_path, overrides, cls, factorizes):
-    posterior = instantiate(compose_config(overrides, tmp_path).posterior)
+    posterior = instantiate(compose_config(overrides, tmp_path).model.posterior)
     assert type(posterior) is cls and posterior.factorizes is factorizes

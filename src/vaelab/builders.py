@@ -1,38 +1,148 @@
-"""Build a LightningModule from a composed config; shared by training and evaluation."""
+"""Build the model and the LightningModule from a composed config (train and eval share it).
+
+``cfg.model`` is the model (its ``_target_`` a :class:`~vaelab.models.interface.
+LatentVariableModel`) with its parts composed under it by the ``posterior=``,
+``likelihood=`` and ``prior=`` groups; the module gets the model, ``objective=``, ``beta=``,
+``optimizer=`` and ``lr_scheduler=``. A group the model cannot use is refused by name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-import lightning as L
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaelab.errors import VaelabError
+from vaelab.models.interface import LatentVariableModel, input_shape_of
+from vaelab.module import LatentVariableModule
 
-#: config groups that become constructor arguments of the model when present
-MODEL_PARTS = ("likelihood", "posterior", "objective", "beta")
+#: groups composed into the model (packages model.<group>)
+MODEL_PART_GROUPS = ("posterior", "likelihood", "prior")
+#: groups handed to the LightningModule
+MODULE_GROUPS = ("objective", "beta", "optimizer", "lr_scheduler")
 
 
-def build_module(cfg: DictConfig, input_shape: Sequence[int]) -> L.LightningModule:
-    """``cfg.model`` instantiated with the data's shape, the optimiser (a partial), the
-    optional LR scheduler (a partial) and the likelihood/posterior/objective/β groups."""
-    data_shape = tuple(int(s) for s in input_shape)
+def model_class(cfg: DictConfig) -> type[LatentVariableModel]:
+    target = OmegaConf.select(cfg, "model._target_")
+    cls = get_class(target) if target else None
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, LatentVariableModel)):
+        raise VaelabError(
+            f"model._target_={target!r} is not a vaelab latent-variable model (a subclass of "
+            "vaelab.models.interface.LatentVariableModel); choose a model= from conf/model/"
+        )
+    return cls
+
+
+def usable_groups(cls: type[LatentVariableModel]) -> set[str]:
+    """The groups a model class uses: the parts its constructor takes, and its
+    ``config_groups``."""
+    parameters = set(inspect.signature(cls).parameters)
+    return {g for g in MODEL_PART_GROUPS if g in parameters} | set(cls.config_groups)
+
+
+def chosen_groups(overrides: Iterable[str]) -> dict[str, str]:
+    """The groups named by command-line overrides, each with the override that names it:
+    ``posterior=full_covariance``, ``model.posterior.parameterization=log_scale`` and
+    ``beta.value=4`` name posterior, posterior and beta."""
+    named: dict[str, str] = {}
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
+        path = key.split(".")
+        if path[0] == "model" and len(path) > 1 and path[1] in MODEL_PART_GROUPS:
+            named.setdefault(path[1], override)
+        elif path[0] in MODEL_PART_GROUPS + MODULE_GROUPS:
+            named.setdefault(path[0], override)
+    return named
+
+
+def command_line_overrides(cfg: DictConfig) -> list[str]:
+    """The run's command-line overrides (Hydra's task overrides), or none outside Hydra."""
+    from_cfg = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    if from_cfg is not None:
+        return list(from_cfg)
+    if HydraConfig.initialized():
+        return list(HydraConfig.get().overrides.task)
+    return []
+
+
+def check_model_groups(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """Refuse a group the chosen model cannot use, naming the override to remove."""
+    cls = model_class(cfg)
+    usable = usable_groups(cls)
+    refused = {g: o for g, o in chosen_groups(overrides).items() if g not in usable}
+    if refused:
+        choice = _model_choice(cfg, cls)
+        reasons = "; ".join(
+            f"model={choice} has no {group}: remove {override}"
+            for group, override in sorted(refused.items())
+        )
+        raise VaelabError(reasons)
+
+
+def _model_choice(cfg: DictConfig, cls: type) -> str:
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("model")
+        if choice:
+            return str(choice)
+    return cls.__name__
+
+
+def build_model(cfg: DictConfig, input_shape: Sequence[int]) -> LatentVariableModel:
+    """``cfg.model`` instantiated for data of ``input_shape`` (C, H, W); parts composed by
+    default that this model does not take are left out."""
+    cls = model_class(cfg)
+    data_shape = input_shape_of(input_shape)
     declared = cfg.model.get("input_shape")
-    if declared is not None and tuple(int(s) for s in declared) != data_shape:
+    if declared is not None and input_shape_of(declared) != data_shape:
         raise VaelabError(
             f"model.input_shape={list(declared)} does not match the data's {data_shape} "
             "(C, H, W); networks take their input shape from the data: remove the override "
             "or choose the data= that has this shape"
         )
-    parts = {name: instantiate(cfg[name]) for name in MODEL_PARTS if cfg.get(name)}
-    scheduler = cfg.get("lr_scheduler")
-    return instantiate(
-        cfg.model,
-        input_shape=data_shape,
-        optimizer=instantiate(cfg.optimizer),
-        lr_scheduler=instantiate(scheduler) if scheduler else None,
-        **parts,
+    model_cfg = cfg.model.copy()
+    parameters = set(inspect.signature(cls).parameters)
+    with open_dict(model_cfg):
+        for part in MODEL_PART_GROUPS:
+            if part in model_cfg and part not in parameters:
+                del model_cfg[part]
+        model_cfg.pop("input_shape", None)
+    return instantiate(model_cfg, input_shape=data_shape)
+
+
+def build_module(
+    cfg: DictConfig,
+    input_shape: Sequence[int],
+    data_info: Mapping[str, Any] | None = None,
+) -> LatentVariableModule:
+    """The LightningModule of a run: the model and the module groups the model uses."""
+    check_model_groups(cfg, command_line_overrides(cfg))
+    model = build_model(cfg, input_shape)
+    groups = usable_groups(type(model))
+
+    def group(name: str) -> Any:
+        node = cfg.get(name)
+        return instantiate(node) if name in groups and node else None
+
+    objective = group("objective")
+    if objective is None and "objective" not in groups:
+        objective = model.default_objective()
+    settings = cfg.get("module") or {}
+    trainer = cfg.get("trainer") or {}
+    return LatentVariableModule(
+        model=model,
+        objective=objective,
+        weighting=group("beta"),
+        optimizer=group("optimizer"),
+        lr_scheduler=group("lr_scheduler"),
+        check_finite=bool(settings.get("check_finite", True)),
+        compile=bool(settings.get("compile", False)),
+        gradient_clip_val=trainer.get("gradient_clip_val"),
+        gradient_clip_algorithm=trainer.get("gradient_clip_algorithm") or "norm",
+        data_info=data_info,
     )
 
 

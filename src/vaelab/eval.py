@@ -23,7 +23,8 @@ from vaelab.cli import run_reporting_errors
 from vaelab.errors import VaelabError
 from vaelab.evaluation.checkpoint import LoadedRun, load_run, locate_checkpoint
 from vaelab.evaluation.encodings import prepare_batch
-from vaelab.evaluation.metrics import evaluate_test_set, find_exact_log_likelihood, summarize
+from vaelab.evaluation.metrics import evaluate_test_set, summarize
+from vaelab.models.interface import MissingCapability
 from vaelab.evaluation.pictures import Pictures, PictureSettings, make_pictures
 from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.plots.figures import figure_to_array, save_figure
@@ -179,27 +180,22 @@ def evaluate(cfg: DictConfig) -> dict:
             "on_device": False,
         },
     )
-    vae = getattr(run.module, "vae", None)
-    if (
-        vae is None
-        or not callable(getattr(vae, "prior", None))
-        or getattr(vae, "likelihood", None) is None
-    ):
-        raise VaelabError(
-            f"{type(run.module).__name__} is not a latent-variable model with a prior p(z) and "
-            "a likelihood p(x|z), so log p(x) is undefined (an autoencoder has no prior); "
-            "vaelab-eval evaluates VAEs and PPCA — its test metrics are in "
-            f"{location.run_dir / 'metrics.json'}"
-        )
+    model = run.module.model
     torch.manual_seed(int(settings.seed))
-    exact = find_exact_log_likelihood(vae, run.module)
-    result = evaluate_test_set(
-        vae,
-        _test_batches(run, device, limit),
-        int(settings.num_samples),
-        int(settings.chunk_size),
-        exact=exact,
-    )
+    try:
+        result = evaluate_test_set(
+            model,
+            _test_batches(run, device, limit),
+            int(settings.num_samples),
+            int(settings.chunk_size),
+            int(settings.get("elbo_samples", 10)),
+        )
+    except MissingCapability as missing:
+        raise VaelabError(
+            f"{missing}: vaelab-eval estimates log p(x), which needs a prior p(z) and a "
+            "likelihood p(x|z) (VAEs and PPCA have them; an autoencoder or PCA does not); "
+            f"this run's test metrics are in {location.run_dir / 'metrics.json'}"
+        ) from missing
     metrics: dict = {
         "checkpoint": str(location.checkpoint),
         "run_dir": str(location.run_dir),
@@ -218,7 +214,7 @@ def evaluate(cfg: DictConfig) -> dict:
         inputs = next(_test_batches(run, device, 1))[0]
         snapshot = OmegaConf.select(run.config, "callbacks.encoding_snapshot.path", default=None)
         pictures = make_pictures(
-            vae,
+            model,
             result,
             inputs,
             location.run_dir,

@@ -1,165 +1,221 @@
-"""The LightningModule: a VAE trained on −ELBO = −E_q[log p(x|z)] + β·KL(q(z|x) || p(z))."""
+"""The one LightningModule: trains any latent-variable model with any objective.
+
+It receives the model (``model=``), the objective (``objective=``), the regulariser's weight
+schedule (``beta=``) and the optimiser and LR-scheduler partials; it knows nothing about a
+model's parts. Every logged quantity is in nats per data point.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
-from torch.distributions import Distribution
 from torchmetrics import MeanMetric
 
 from vaelab.errors import VaelabError
-from vaelab.likelihoods.base import Likelihood
-from vaelab.likelihoods.bernoulli import BernoulliLikelihood
-from vaelab.nets.networks import EncoderDecoder
+from vaelab.models.interface import LatentVariableModel
+from vaelab.monitoring import monitor_logged_metric
 from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.objectives.elbo import ELBO
 from vaelab.optim.configure import optimizer_config
-from vaelab.posteriors.base import Posterior
-from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
-from vaelab.schedules.base import KLWeighting
+from vaelab.schedules.base import Weighting
 from vaelab.schedules.constant import ConstantBeta
-from vaelab.vae import VAE
 
-EPOCH_METRICS = ("loss", "recon", "kl", "elbo")
+STAGES = ("train", "val", "test")
 EVAL_STAGES = ("val", "test")
-
-
-@contextmanager
-def unvalidated_distributions() -> Iterator[None]:
-    """torch.distributions without argument checks inside a training/evaluation step: each
-    check is an extra kernel and, on a GPU, a host sync (3 % of a CPU step of the MLP VAE).
-    Non-finite losses are caught by ``check_finite`` instead."""
-    previous = Distribution._validate_args
-    Distribution.set_default_validate_args(False)
-    try:
-        yield
-    finally:
-        Distribution.set_default_validate_args(previous)
+LOSS = "loss"
+#: the metric checkpoints watch when the model logs no ELBO (autoencoders, PCA)
+FALLBACK_MONITOR = ("val/loss", "min")
 
 
 class NonFiniteLossError(VaelabError):
     """The training loss became NaN or Inf; training stops at that step."""
 
 
-class VAEModule(L.LightningModule):
-    """Trains a :class:`~vaelab.vae.VAE`; every logged quantity is in nats per data point.
+def split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
+    """(x, y) of a batch: the datamodules yield (images, labels or factors)."""
+    if isinstance(batch, Tensor):
+        return batch, None
+    return batch[0], (batch[1] if len(batch) > 1 else None)
 
-    Logged: ``<stage>/loss`` (the minimised objective, β-weighted), ``<stage>/recon``
-    (−E_q log p(x|z)), ``<stage>/kl`` (KL(q||p)), ``<stage>/elbo`` (the β = 1 bound, higher is
-    better) for stage ∈ {train, val, test}, and ``beta``.
+
+class LatentVariableModule(L.LightningModule):
+    """Trains ``model`` on ``objective``: loss = the objective's per-data-point loss, averaged.
+
+    Logged for each stage ∈ {train, val, test}: ``<stage>/loss`` (what is minimised),
+    ``<stage>/<objective.bound_name>`` (``elbo`` for the ELBO, ``iwae_bound`` for IWAE) and
+    every term the objective names (``recon``, ``kl``, …), plus ``beta``. Models fitted in
+    closed form (``trains_by_gradient = False``) are fitted in one pass over the training
+    split. Objectives with an adversary are trained with manual optimisation: the model's
+    optimiser and the adversary's step in turn, each clipped by ``gradient_clip_val``.
     """
 
     def __init__(
         self,
-        net: Callable[..., EncoderDecoder],
-        latent_dim: int,
-        input_shape: Sequence[int],
-        optimizer: Callable[..., torch.optim.Optimizer],
-        likelihood: Likelihood | None = None,
-        posterior: Posterior | None = None,
+        model: LatentVariableModel,
         objective: Objective | None = None,
-        beta: KLWeighting | None = None,
+        weighting: Weighting | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         lr_scheduler: Callable[..., Any] | None = None,
         check_finite: bool = True,
         compile: bool = False,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str = "norm",
+        data_info: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if int(latent_dim) < 1:
-            raise ValueError(f"model.latent_dim must be >= 1, got {latent_dim}")
-        input_shape = tuple(int(s) for s in input_shape)
-        latent_dim = int(latent_dim)
-        # plain types only: checkpoints are loaded with torch.load(weights_only=True)
-        self.save_hyperparameters({"latent_dim": latent_dim, "input_shape": list(input_shape)})
-        likelihood = likelihood if likelihood is not None else BernoulliLikelihood()
-        posterior = posterior if posterior is not None else DiagonalGaussianPosterior()
-        likelihood.setup(input_shape)  # per-pixel likelihood parameters need (C, H, W)
-        channels = input_shape[0]
-        nets = net(
-            input_shape=input_shape,
-            latent_dim=latent_dim,
-            encoder_out_features=posterior.num_params(latent_dim),
-            decoder_out_channels=likelihood.params_per_channel * channels,
-        )
-        self.vae = VAE(nets.encoder, nets.decoder, posterior, likelihood, latent_dim, input_shape)
-        self.vae.check_shapes()
+        self.model = model
+        self.objective = objective if objective is not None else ELBO()
+        self.weighting = weighting if weighting is not None else ConstantBeta(1.0)
+        self.objective.setup(model, self.weighting, dict(data_info or {}))
+        if model.trains_by_gradient and optimizer is None:
+            raise VaelabError(f"{type(model).__name__} trains by gradient: it needs optimizer=")
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
         # stop at the exact step a loss goes NaN/Inf (on GPUs: the next logging step)
         self.check_finite = bool(check_finite)
         self.compile_networks = bool(compile)
-        self.objective = objective if objective is not None else ELBO()
-        self.kl_weighting = beta if beta is not None else ConstantBeta(1.0)
-        self.optimizer_factory = optimizer
-        self.lr_scheduler_factory = lr_scheduler
+        self.gradient_clip_val = gradient_clip_val
+        self.gradient_clip_algorithm = gradient_clip_algorithm
+        self.automatic_optimization = model.trains_by_gradient and not self.objective.has_adversary
+        # plain types only: checkpoints are loaded with torch.load(weights_only=True)
+        self.save_hyperparameters(
+            {
+                "model": type(model).__name__,
+                "latent_dim": int(model.latent_dim),
+                "input_shape": list(model.input_shape),
+                "objective": type(self.objective).__name__,
+                **self.objective.resolved_choices(),
+            }
+        )
+        for name, value in self.objective.resolved_choices().items():
+            rank_zero_info(f"vaelab: objective {type(self.objective).__name__}: {name} = {value}")
+        self.metric_names = (LOSS, *self.objective.logged_names())
         # nan_strategy="disable": no per-batch NaN scan (a host sync on GPUs), and a NaN bound
         # shows up as a NaN mean instead of being silently dropped from it
         self.epoch_means = nn.ModuleDict(
             {
                 f"{stage}_{name}": MeanMetric(nan_strategy="disable")
                 for stage in EVAL_STAGES
-                for name in EPOCH_METRICS
+                for name in self.metric_names
             }
         )
 
+    def logged_metric_names(self) -> list[str]:
+        """Every scalar name this module logs (checked against callback monitors)."""
+        return [f"{stage}/{name}" for stage in STAGES for name in self.metric_names] + ["beta"]
+
+    # -- set-up ---------------------------------------------------------------------------
     def configure_model(self) -> None:
-        """``+model.compile=true``: torch.compile the encoder and decoder in place (fused
+        """``module.compile=true``: torch.compile the model's submodules in place (fused
         kernels, fewer launches; the first steps pay the compilation). In place, so parameter
         names and checkpoints are the same as without compilation."""
         if self.compile_networks and not getattr(self, "_networks_compiled", False):
-            self.vae.encoder.compile()
-            self.vae.decoder.compile()
+            for child in self.model.children():
+                if any(True for _ in child.parameters()):
+                    child.compile()
             self._networks_compiled = True
 
-    def forward(self, x: Tensor) -> ObjectiveOutput:
-        return self.objective(self.vae, x)
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self._trainer is not None and "elbo" not in self.metric_names:
+            logged = {f"val/{name}" for name in self.metric_names}
+            monitor_logged_metric(self.trainer, logged, *FALLBACK_MONITOR, type(self.model).__name__)
 
-    def _loss(self, out: ObjectiveOutput) -> Tensor:
-        return self.objective.loss(out, self.kl_weighting, self.global_step)
+    def configure_optimizers(self) -> Any:
+        if not self.model.trains_by_gradient:
+            return None
+        model_parameters = [p for p in self.model.parameters() if p.requires_grad]
+        main = optimizer_config(model_parameters, self.optimizer_factory, self.lr_scheduler_factory)
+        if not self.objective.has_adversary:
+            return main
+        adversary = self.objective.adversary_optimizer
+        if adversary is None:
+            raise VaelabError(
+                f"{type(self.objective).__name__} has an adversary but no adversary optimizer"
+            )
+        return [main, {"optimizer": adversary(params=self.objective.adversary_parameters())}]
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        with unvalidated_distributions():
-            out = self(batch[0])
-        loss = self._loss(out).mean()
+    # -- steps ----------------------------------------------------------------------------
+    def forward(self, x: Tensor, y: Tensor | None = None) -> ObjectiveOutput:
+        return self.objective(self.model, x, y, self.weighting, self.global_step)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        x, y = split_batch(batch)
+        if not self.model.trains_by_gradient:
+            self.model.accumulate(x, y)
+            if batch_idx + 1 == self.trainer.num_training_batches:
+                self.model.finish_fit()  # before this epoch's validation and checkpoints
+            return None
+        out = self(x, y)
+        loss = out.loss.mean()
         logging_step = self._is_logging_step(batch_idx)
         # on a GPU the check is a host sync that stalls the queue: there it runs on logging
         # steps only (and on each epoch's last batch, before any checkpoint is written)
         check_now = loss.device.type == "cpu" or logging_step
         if self.check_finite and check_now and not torch.isfinite(loss):
             raise self._non_finite_loss_error(out, loss)
+        extra: dict[str, Tensor] = {}
+        if not self.automatic_optimization:
+            extra = self._manual_steps(x, y, out, loss)
         if logging_step:
-            # per-step curves under the stable names train/loss, train/recon, ...; only on the
+            # per-step curves under the stable names train/loss, train/elbo, ...; only on the
             # steps that reach the loggers (every trainer.log_every_n_steps): logging every
             # step costs ~20% of a small model's step time, and sync_dist all-reduces here
-            values = {
-                "loss": loss,
-                "recon": out.recon.mean(),
-                "kl": out.kl.mean(),
-                "elbo": out.bound.mean(),
-            }
+            values = {LOSS: loss, **self._per_point_values(out), **extra}
             self.log_dict(
-                {f"train/{k}": v.detach() for k, v in values.items()},
+                {f"train/{name}": value.detach().mean() for name, value in values.items()},
                 on_step=True,
                 on_epoch=False,
-                prog_bar=False,
                 sync_dist=True,
             )
-            self.log(
-                "beta",
-                float(self.kl_weighting.beta(self.global_step)),
-                on_step=True,
-                on_epoch=False,
+            self.log("beta", float(self.weighting.beta(self.global_step)), on_step=True)
+        return loss if self.automatic_optimization else None
+
+    def _manual_steps(
+        self, x: Tensor, y: Tensor | None, out: ObjectiveOutput, loss: Tensor
+    ) -> dict[str, Tensor]:
+        """One step of the model's optimiser on ``loss``, then one of the adversary's on the
+        objective's adversary loss; returns the adversary's terms for logging."""
+        model_optimizer, adversary_optimizer = self.optimizers()
+        self._step(model_optimizer, loss)
+        adversary = self.objective.adversary_step(self.model, x, y, out)
+        self._step(adversary_optimizer, adversary.loss)
+        if self.trainer.is_last_batch:
+            scheduler = self.lr_schedulers()
+            if scheduler is not None:
+                scheduler.step()
+        return {"adversary_loss": adversary.loss.detach(), **adversary.terms}
+
+    def _step(self, optimizer, loss: Tensor) -> None:
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        if self.gradient_clip_val:
+            self.clip_gradients(
+                optimizer,
+                gradient_clip_val=self.gradient_clip_val,
+                gradient_clip_algorithm=self.gradient_clip_algorithm,
             )
-        return loss
+        optimizer.step()
+
+    def on_train_epoch_end(self) -> None:
+        if not self.model.trains_by_gradient:
+            self.model.finish_fit()
+            self.trainer.should_stop = True  # one pass is the whole fit
+
+    def _per_point_values(self, out: ObjectiveOutput) -> dict[str, Tensor]:
+        values = dict(out.terms)
+        if self.objective.bound_name is not None and out.bound is not None:
+            values[self.objective.bound_name] = out.bound
+        return values
 
     def _non_finite_loss_error(self, out: ObjectiveOutput, loss: Tensor) -> NonFiniteLossError:
         terms = [
-            name
-            for name, value in (("recon", out.recon), ("kl", out.kl))
-            if not torch.isfinite(value).all()
-        ] or ["loss (β-weighted penalty)"]
+            name for name, value in out.terms.items() if not torch.isfinite(value).all()
+        ] or ["loss (weighted penalty)"]
         checkpoint = self.trainer.checkpoint_callback if self._trainer is not None else None
         last_good = (checkpoint.last_model_path or checkpoint.best_model_path) if checkpoint else ""
         return NonFiniteLossError(
@@ -186,10 +242,13 @@ class VAEModule(L.LightningModule):
         last_batch = batch_idx + 1 == trainer.num_training_batches
         return (bool(every) and step % every == 0) or last_step or last_batch
 
-    def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
-        with unvalidated_distributions():
-            out = self(batch[0])
-        values = {"loss": self._loss(out), "recon": out.recon, "kl": out.kl, "elbo": out.bound}
+    def _evaluation_step(self, stage: str, batch: Any) -> None:
+        sanity_checking = self._trainer is not None and self._trainer.sanity_checking
+        if sanity_checking and not self.model.trains_by_gradient:
+            return  # a closed-form model is fitted after the sanity check: nothing to evaluate
+        x, y = split_batch(batch)
+        out = self(x, y)
+        values = {LOSS: out.loss, **self._per_point_values(out)}
         for name, per_point in values.items():
             metric = self.epoch_means[f"{stage}_{name}"]
             metric.update(per_point.detach())
@@ -210,13 +269,8 @@ class VAEModule(L.LightningModule):
     def on_test_start(self) -> None:
         self._float32_epoch_means()
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluation_step("val", batch)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluation_step("test", batch)
-
-    def configure_optimizers(self) -> Any:
-        return optimizer_config(
-            self.parameters(), self.optimizer_factory, self.lr_scheduler_factory
-        )

@@ -29,9 +29,9 @@ class EncodingSnapshot(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step > 0 or not trainer.is_global_zero or self.path.exists():
             return
-        vae = getattr(pl_module, "vae", None)
+        model = pl_module.model
         datamodule = trainer.datamodule
-        if vae is None or datamodule is None:
+        if datamodule is None:
             return
         was_training = pl_module.training
         pl_module.eval()
@@ -42,11 +42,11 @@ class EncodingSnapshot(L.Callback):
             with torch.no_grad(), torch.random.fork_rng(devices=cuda):
                 try:
                     encodings = encode_split(
-                        vae, datamodule, self.split, self.num_points, pl_module.device
+                        model, datamodule, self.split, self.num_points, pl_module.device
                     )
                 except (KeyError, AttributeError, NotImplementedError):
                     encodings = encode_split(
-                        vae, datamodule, "val", self.num_points, pl_module.device
+                        model, datamodule, "val", self.num_points, pl_module.device
                     )
         finally:
             pl_module.train(was_training)

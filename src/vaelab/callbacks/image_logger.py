@@ -41,12 +41,17 @@ class ImageLogger(L.Callback):
         self.manifold_span = manifold_span
         self.png_dir = Path(png_dir) if png_dir else None
         self._inputs: Tensor | None = None
+        self._labels: Tensor | None = None
 
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
         if batch_idx == 0 and self._inputs is None:
             self._inputs = batch[0][: self.num_reconstructions].detach().clone()
+            labels = batch[1] if len(batch) > 1 else None
+            self._labels = (
+                labels[: self.num_reconstructions].detach().clone() if labels is not None else None
+            )
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         due = (trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.fast_dev_run
@@ -54,14 +59,15 @@ class ImageLogger(L.Callback):
             return
         if self._inputs is None:
             return
-        vae = pl_module.vae
+        model = pl_module.model
+        labels = self._labels.to(pl_module.device) if self._labels is not None else None
         grids = {
-            RECONSTRUCTIONS: reconstruction_grid(vae, self._inputs.to(pl_module.device)),
-            PRIOR_SAMPLES: prior_sample_grid(vae, self.num_samples),
+            RECONSTRUCTIONS: reconstruction_grid(model, self._inputs.to(pl_module.device), labels),
+            PRIOR_SAMPLES: prior_sample_grid(model, self.num_samples),
         }
-        if vae.latent_dim == 2:
+        if model.latent_dim == 2:
             grids[LATENT_MANIFOLD] = latent_manifold_grid(
-                vae, self.manifold_points, self.manifold_span
+                model, self.manifold_points, self.manifold_span
             )
         self._write(trainer, {tag: grid.float().cpu() for tag, grid in grids.items()})
 

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from vaelab.errors import VaelabError
-from vaelab.vae import VAE
+from vaelab.models.interface import LatentVariableModel
 
 SPLITS = ("train", "val", "test")
 
@@ -93,7 +93,7 @@ def prepare_batch(datamodule, batch, device: torch.device) -> tuple[Tensor, Tens
 
 @torch.no_grad()
 def encode_split(
-    vae: VAE, datamodule, split: str, max_points: int, device: torch.device
+    model: LatentVariableModel, datamodule, split: str, max_points: int, device: torch.device
 ) -> Encodings:
     """q(z|x) of the first ``max_points`` examples of ``split`` (loader order, unshuffled)."""
     means, stddevs, labels = [], [], []
@@ -103,7 +103,7 @@ def encode_split(
             break
         x, y = prepare_batch(datamodule, batch, device)
         take = min(len(x), max_points - collected)
-        q = vae.encode(x[:take])
+        q = model.latent_codes(x[:take], y[:take])
         means.append(q.mean.float().cpu())
         stddevs.append(marginal_stddev(q).float().cpu())
         labels.append(y[:take].cpu())

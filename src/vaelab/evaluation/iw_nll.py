@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vaelab.vae import VAE
+from vaelab.models.interface import LatentVariableModel
 
 
 @dataclass
@@ -43,13 +43,17 @@ def _check_counts(num_samples: int, chunk_size: int) -> None:
 
 @torch.no_grad()
 def importance_weighted_log_likelihood(
-    vae: VAE, x: Tensor, num_samples: int, chunk_size: int
+    model: LatentVariableModel,
+    x: Tensor,
+    num_samples: int,
+    chunk_size: int,
+    y: Tensor | None = None,
 ) -> ImportanceWeightedEstimate:
-    """Estimate log p(x) for a batch ``x`` [B, C, H, W] with ``num_samples`` importance samples
-    from the encoder's q(z|x), ``chunk_size`` samples (× B codes) per decoder pass."""
+    """Estimate log p(x) (log p(x|y) for a conditional model) for a batch ``x`` with
+    ``num_samples`` importance samples from the model's q(z|x), ``chunk_size`` samples (× B
+    codes) per decoder pass, through the model's own ``sample_latents`` — the estimator
+    behind the training bounds."""
     _check_counts(num_samples, chunk_size)
-    q = vae.encode(x)
-    prior = vae.prior(x.device)
     batch = x.shape[0]
     device = x.device
     log_sum_weights = torch.full((batch,), -math.inf, dtype=torch.float64, device=device)
@@ -58,12 +62,16 @@ def importance_weighted_log_likelihood(
     remaining = int(num_samples)
     while remaining > 0:
         size = min(int(chunk_size), remaining)
-        z = q.rsample((size,)) if q.has_rsample else q.sample((size,))  # [S, B, D]
-        log_px_given_z = vae.likelihood.log_prob(vae.decode(z), x).double()  # [S, B]
-        log_w = log_px_given_z + prior.log_prob(z).double() - q.log_prob(z).double()
+        samples = model.sample_latents(x, y, size)  # log-densities [S, B]
+        # summed in float64, like the accumulation: log w = log p(x|z) + log p(z) − log q(z|x)
+        log_w = (
+            samples.log_likelihood.double()
+            + samples.log_prior.double()
+            - samples.log_posterior.double()
+        )
         log_sum_weights = torch.logaddexp(log_sum_weights, torch.logsumexp(log_w, dim=0))
         sum_log_weights += log_w.sum(0)
-        sum_log_likelihood += log_px_given_z.sum(0)
+        sum_log_likelihood += samples.log_likelihood.double().sum(0)
         remaining -= size
     return ImportanceWeightedEstimate(
         log_likelihood=log_sum_weights - math.log(num_samples),

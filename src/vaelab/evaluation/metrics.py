@@ -10,90 +10,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.distributions import Independent, kl_divergence
 
 from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD, active_units
 from vaelab.evaluation.encodings import Encodings, marginal_stddev
 from vaelab.evaluation.iw_nll import importance_weighted_log_likelihood
-from vaelab.vae import VAE
+from vaelab.models.interface import LatentVariableModel
+from vaelab.objectives.elbo import ELBO
+from vaelab.schedules.constant import ConstantBeta
 
-#: a model with a tractable marginal exposes one of these: ``method(x) -> log p(x) [B]``
-#: (vaelab.baselines.ppca.ProbabilisticPCA has ``log_marginal``)
-EXACT_LIKELIHOOD_METHODS = ("exact_log_likelihood", "log_marginal")
-
-ExactLogLikelihood = Callable[[Tensor], Tensor]
-
-
-@dataclass
-class TestSetEvaluation:
-    """Per-data-point results over the evaluated test points (N of them), float64 nats."""
-
-    iw_log_likelihood: Tensor  # [N] log p(x) estimated with k importance samples
-    recon: Tensor  # [N] −E_q log p(x|z), estimated with the same k samples
-    kl: Tensor  # [N] KL(q(z|x) || p(z)), closed form where torch knows it, else Monte Carlo
-    kl_per_dim: Tensor | None  # [N, D] when the posterior factorises
-    exact_log_likelihood: Tensor | None  # [N] when the model has a tractable log p(x)
-    encodings: Encodings
-    num_samples: int
-    data_dims: int
-    is_continuous: bool
-    iw_seconds: float
-
-    @property
-    def elbo(self) -> Tensor:
-        return -(self.recon + self.kl)
-
-    @property
-    def num_points(self) -> int:
-        return len(self.iw_log_likelihood)
-
-
-def bits_per_dim(nll: float, data_dims: int) -> float:
-    """NLL in nats per data point → bits per dimension: NLL / (D · ln 2)."""
-    return nll / (data_dims * math.log(2))
-
-
-def _kl_terms(q, prior, factorizes: bool, mc_kl: Tensor) -> tuple[Tensor, Tensor | None]:
-    """KL(q || p) per point [B] (analytic if registered, else the Monte-Carlo ``mc_kl``) and,
-    for a factorising q, per dimension [B, D]."""
-    try:
-        kl = kl_divergence(q, prior).double()
-    except NotImplementedError:
-        kl = mc_kl
-    per_dim = None
-    if factorizes and hasattr(q, "base_dist") and hasattr(prior, "base_dist"):
-        try:
-            per_dim = kl_divergence(q.base_dist, prior.base_dist).double()
-        except NotImplementedError:
-            per_dim = None
-        if per_dim is not None and per_dim.shape != q.mean.shape:
-            per_dim = None
-    return kl, per_dim
-
-
-def find_exact_log_likelihood(*owners: object) -> ExactLogLikelihood | None:
-    """The first :data:`EXACT_LIKELIHOOD_METHODS` method among ``owners`` (the VAE, the
-    module), or None when the model's log p(x) is intractable."""
-    for owner in owners:
-        for name in EXACT_LIKELIHOOD_METHODS:
-            method = getattr(owner, name, None)
-            if callable(method):
-                return method
-    return None
-
-
-def _factorizes(vae: VAE, q) -> bool:
-    """Whether q(z|x) factorises over dimensions (the posterior family says; else its type)."""
-    posterior = getattr(vae, "posterior", None)
-    if posterior is not None:
-        return bool(posterior.factorizes)
-    return isinstance(q, Independent) and q.reinterpreted_batch_ndims == 1
-
+#: samples per data point of the ELBO that eval reports (its recon term is a Monte-Carlo mean)
+ELBO_SAMPLES = 10
 
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
@@ -102,13 +33,21 @@ def _synchronize(device: torch.device) -> None:
 
 @torch.no_grad()
 def evaluate_test_set(
-    vae: VAE,
+    model: LatentVariableModel,
     batches: Iterable[tuple[Tensor, Tensor]],
     num_samples: int,
     chunk_size: int,
-    exact: ExactLogLikelihood | None = None,
+    elbo_samples: int = ELBO_SAMPLES,
 ) -> TestSetEvaluation:
-    """Run the IW estimator and the ELBO terms over ``batches`` of (x [B, C, H, W], labels)."""
+    """Run the IW estimator and the ELBO over ``batches`` of (x [B, C, H, W], labels).
+
+    The ELBO and its terms come from the training objective :class:`~vaelab.objectives.elbo.
+    ELBO` at β = 1 (closed-form KL where torch.distributions has one, chosen as in training),
+    with ``elbo_samples`` samples per point; the IW estimate from the model's
+    ``sample_latents``; the exact log p(x) from the model when it has one."""
+    elbo = ELBO(kl="auto", num_samples=elbo_samples)
+    unit_weight = ConstantBeta(1.0)
+    elbo.setup(model, unit_weight, {})
     columns: dict[str, list[Tensor]] = {
         name: []
         for name in ("iw", "recon", "kl", "kl_per_dim", "exact", "mean", "stddev", "labels")
@@ -117,21 +56,20 @@ def evaluate_test_set(
     for x, labels in batches:
         _synchronize(x.device)
         start = time.perf_counter()
-        estimate = importance_weighted_log_likelihood(vae, x, num_samples, chunk_size)
+        estimate = importance_weighted_log_likelihood(model, x, num_samples, chunk_size, labels)
         _synchronize(x.device)
         iw_seconds += time.perf_counter() - start
-        q = vae.encode(x)
-        mc_kl = estimate.mean_log_likelihood - estimate.mean_log_weight
-        kl, kl_per_dim = _kl_terms(q, vae.prior(), _factorizes(vae, q), mc_kl)
+        out = elbo(model, x, labels, unit_weight, 0)
         columns["iw"].append(estimate.log_likelihood.cpu())
-        columns["recon"].append(-estimate.mean_log_likelihood.cpu())
-        columns["kl"].append(kl.cpu())
-        if kl_per_dim is not None:
-            columns["kl_per_dim"].append(kl_per_dim.cpu())
-        if exact is not None:
-            columns["exact"].append(exact(x).double().cpu())
-        columns["mean"].append(q.mean.float().cpu())
-        columns["stddev"].append(marginal_stddev(q).float().cpu())
+        columns["recon"].append(out.terms["recon"].double().cpu())
+        columns["kl"].append(out.terms["kl"].double().cpu())
+        if "kl" in out.per_dimension:
+            columns["kl_per_dim"].append(out.per_dimension["kl"].double().cpu())
+        if model.has_exact_log_likelihood:
+            columns["exact"].append(model.exact_log_likelihood(x, labels).double().cpu())
+        codes = model.latent_codes(x, labels)
+        columns["mean"].append(codes.mean.float().cpu())
+        columns["stddev"].append(marginal_stddev(codes).float().cpu())
         columns["labels"].append(labels.cpu())
     if not columns["iw"]:
         raise ValueError("no test batches to evaluate; check eval.limit_batches and the test split")
@@ -144,8 +82,8 @@ def evaluate_test_set(
         exact_log_likelihood=joined["exact"],
         encodings=Encodings(mean=joined["mean"], stddev=joined["stddev"], labels=joined["labels"]),
         num_samples=int(num_samples),
-        data_dims=math.prod(vae.input_shape),
-        is_continuous=bool(getattr(vae.likelihood, "is_continuous", False)),
+        data_dims=math.prod(model.input_shape),
+        is_continuous=model.likelihood_is_continuous,
         iw_seconds=iw_seconds,
     )
 

@@ -26,7 +26,7 @@ from vaelab.plots.figures import (
     learning_curves_figure,
 )
 from vaelab.plots.grids import latent_manifold_grid, prior_sample_grid, reconstruction_grid
-from vaelab.vae import VAE
+from vaelab.models.interface import LatentVariableModel
 
 #: where the encoding-snapshot callback stores the epoch-0 encodings, relative to the run dir
 SNAPSHOT_FILE = Path("encodings") / "epoch000.pt"
@@ -69,18 +69,18 @@ def _subset(encodings: Encodings, count: int) -> Encodings:
 
 
 @torch.no_grad()
-def traversal_grid(vae: VAE, code: Tensor, dims: list[int], values: Tensor) -> Tensor:
+def traversal_grid(model: LatentVariableModel, code: Tensor, dims: list[int], values: Tensor) -> Tensor:
     """Decoder means with one dimension of ``code`` [D] set to each of ``values``; one row
     per dimension in ``dims``."""
     z = code.to(values).repeat(len(dims), len(values), 1)  # [rows, cols, D]
     for row, dim in enumerate(dims):
         z[row, :, dim] = values
-    images = vae.likelihood.mean(vae.decode(z.reshape(-1, code.shape[-1])))
+    images = model.decode(z.reshape(-1, code.shape[-1])).mean
     return make_grid(images.float().clamp(0, 1), nrow=len(values), pad_value=1.0)
 
 
-def _traversal(vae: VAE, result: TestSetEvaluation, settings: PictureSettings) -> Figure:
-    latent_dim = vae.latent_dim
+def _traversal(model: LatentVariableModel, result: TestSetEvaluation, settings: PictureSettings) -> Figure:
+    latent_dim = model.latent_dim
     activity = (
         active_units(result.encodings.mean, settings.activity_threshold).activity
         if result.num_points > 1
@@ -91,11 +91,11 @@ def _traversal(vae: VAE, result: TestSetEvaluation, settings: PictureSettings) -
         dims = sorted(
             torch.argsort(activity, descending=True)[: settings.traversal_max_dims].tolist()
         )
-    device = next(vae.parameters()).device
+    device = model.device
     values = torch.linspace(
         -settings.traversal_span, settings.traversal_span, settings.traversal_steps, device=device
     )
-    grid = traversal_grid(vae, result.encodings.mean[0].to(device), dims, values)
+    grid = traversal_grid(model, result.encodings.mean[0].to(device), dims, values)
     return latent_traversal_figure(
         grid.cpu(),
         dims,
@@ -106,7 +106,7 @@ def _traversal(vae: VAE, result: TestSetEvaluation, settings: PictureSettings) -
 
 
 def make_pictures(
-    vae: VAE,
+    model: LatentVariableModel,
     result: TestSetEvaluation,
     inputs: Tensor,
     run_dir: Path,
@@ -120,22 +120,22 @@ def make_pictures(
     pictures = Pictures()
     class_names = getattr(datamodule, "class_names", None)
     pictures.grids["reconstructions"] = (
-        reconstruction_grid(vae, inputs[: settings.num_reconstructions]).float().cpu()
+        reconstruction_grid(model, inputs[: settings.num_reconstructions]).float().cpu()
     )
     pictures.grids["prior_samples"] = (
-        prior_sample_grid(vae, settings.num_prior_samples, seed=settings.prior_seed).float().cpu()
+        prior_sample_grid(model, settings.num_prior_samples, seed=settings.prior_seed).float().cpu()
     )
     after = _subset(result.encodings, len(result.encodings))
     after.global_step = global_step
-    if vae.latent_dim == 2:
-        manifold = latent_manifold_grid(vae, settings.manifold_points, settings.manifold_span)
+    if model.latent_dim == 2:
+        manifold = latent_manifold_grid(model, settings.manifold_points, settings.manifold_span)
         pictures.figures["latent_manifold"] = latent_manifold_figure(
             manifold.cpu(), settings.manifold_span, settings.manifold_points, after.mean
         )
         pictures.skipped["latent_traversals"] = "latent_dim = 2: see latent_manifold"
     else:
-        pictures.skipped["latent_manifold"] = f"needs latent_dim = 2, got {vae.latent_dim}"
-        pictures.figures["latent_traversals"] = _traversal(vae, result, settings)
+        pictures.skipped["latent_manifold"] = f"needs latent_dim = 2, got {model.latent_dim}"
+        pictures.figures["latent_traversals"] = _traversal(model, result, settings)
     pictures.figures["latent_scatter"] = latent_scatter_figure(
         _subset(after, settings.scatter_points), class_names
     )
@@ -149,8 +149,8 @@ def make_pictures(
     snapshot = Path(snapshot) if snapshot is not None else run_dir / SNAPSHOT_FILE
     if snapshot.is_file():
         before = load_encodings(snapshot)
-        device = next(vae.parameters()).device
-        now = encode_split(vae, datamodule, before.split, len(before), device)
+        device = model.device
+        now = encode_split(model, datamodule, before.split, len(before), device)
         now.global_step = global_step
         pictures.figures["before_after"] = before_after_figure(before, now, class_names)
     else:

@@ -20,4 +20,4 @@ class ContinuousBernoulliLikelihood(Likelihood):
     is_continuous = True
 
     def pixel_distribution(self, decoder_output: Tensor) -> Distribution:
-        return ContinuousBernoulli(logits=decoder_output)
+        return ContinuousBernoulli(logits=decoder_output, validate_args=False)

@@ -16,4 +16,4 @@ class GaussianLikelihood(LocationScaleLikelihood):
     """
 
     def base_distribution(self, loc: Tensor, scale: Tensor) -> Distribution:
-        return Normal(loc, scale)
+        return Normal(loc, scale, validate_args=False)

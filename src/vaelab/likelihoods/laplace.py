@@ -14,4 +14,4 @@ class LaplaceLikelihood(LocationScaleLikelihood):
     :class:`LocationScaleLikelihood` (fixed, learned_global, learned_per_pixel)."""
 
     def base_distribution(self, loc: Tensor, scale: Tensor) -> Distribution:
-        return Laplace(loc, scale)
+        return Laplace(loc, scale, validate_args=False)

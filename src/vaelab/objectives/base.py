@@ -1,35 +1,105 @@
-"""Interface of a training objective and its named per-data-point outputs."""
+"""Interface of a training objective and its named, open per-data-point outputs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
-from vaelab.schedules.base import KLWeighting
-from vaelab.vae import VAE
+from vaelab.models.interface import LatentVariableModel
+from vaelab.schedules.base import Weighting
 
 
 @dataclass
 class ObjectiveOutput:
-    """Per-data-point terms, each of shape [B], in nats.
+    """What an objective computed for a batch of B data points, all in nats per data point.
 
-    ``bound`` is the β = 1 lower bound on log p(x) the objective estimates (the ELBO,
-    or the IWAE bound); ``recon`` = −E_q[log p(x|z)] and ``kl`` = KL(q(z|x) || p(z)).
+    ``loss`` [B] is what training minimises (weighted regularisers included); ``bound`` [B]
+    is the lower bound on log p(x) the objective estimates at β = 1 (None for objectives that
+    bound nothing), logged as ``<stage>/<Objective.bound_name>``; every entry of ``terms``
+    ([B] each) is logged as ``<stage>/<name>``. ``per_dimension`` holds [B, D] parts of a
+    term for objectives and schedules that need them (``kl`` of a factorising posterior),
+    never logged as scalars.
     """
 
-    recon: Tensor
-    kl: Tensor
-    bound: Tensor
-    kl_per_dim: Tensor | None = None  # [B, D] when the posterior factorises
+    loss: Tensor
+    bound: Tensor | None
+    terms: dict[str, Tensor] = field(default_factory=dict)
+    per_dimension: dict[str, Tensor] = field(default_factory=dict)
 
 
-class Objective:
-    """Computes :class:`ObjectiveOutput` for a batch and the loss to minimise."""
+@dataclass
+class AdversaryStep:
+    """A second network trained against the model (FactorVAE's discriminator, say): the
+    module steps the adversary's optimiser on ``loss`` after the model's step."""
 
-    def __call__(self, vae: VAE, x: Tensor) -> ObjectiveOutput:
+    loss: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Objective(nn.Module):
+    """Computes :class:`ObjectiveOutput` for a batch. A module, so an objective may own
+    networks (an adversary) that train and are checkpointed with the model.
+
+    Lifecycle: :meth:`setup` once, when the LightningModule is built (resolve choices that
+    depend on the model, the weighting or the data, e.g. analytic vs Monte-Carlo KL, dataset
+    size); then :meth:`forward` every step. Objectives with an adversary override
+    :meth:`adversary_parameters` and :meth:`adversary_step`; the module then optimises the
+    two parameter sets in turn with two optimisers.
+    """
+
+    #: the name the bound is logged under (``<stage>/<bound_name>``); "elbo" only for the ELBO
+    bound_name: ClassVar[str | None] = "elbo"
+    #: names of the per-data-point terms this objective reports (logged as <stage>/<name>)
+    term_names: ClassVar[tuple[str, ...]] = ()
+
+    def setup(
+        self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
+    ) -> None:
+        """Check that the objective applies to ``model`` with ``weighting``; resolve automatic
+        choices. ``data_info`` carries what the datamodule knows (e.g. ``num_train``)."""
+
+    def forward(
+        self,
+        model: LatentVariableModel,
+        x: Tensor,
+        y: Tensor | None,
+        weighting: Weighting,
+        step: int,
+    ) -> ObjectiveOutput:
         raise NotImplementedError
 
-    def loss(self, out: ObjectiveOutput, weighting: KLWeighting, step: int) -> Tensor:
-        """Per-data-point loss [B]: recon + weighted KL (−ELBO when β = 1)."""
-        return out.recon + weighting.penalty(out.kl, out.kl_per_dim, step)
+    def resolved_choices(self) -> dict[str, Any]:
+        """Choices made in :meth:`setup` (written to the run's hparams and printed once)."""
+        return {}
+
+    def logged_names(self) -> tuple[str, ...]:
+        """The per-data-point quantities logged for each stage (besides ``loss``)."""
+        bound = (self.bound_name,) if self.bound_name else ()
+        return bound + tuple(name for name in self.term_names if name != self.bound_name)
+
+    # -- adversaries ----------------------------------------------------------------------
+    def adversary_parameters(self) -> Iterator[nn.Parameter] | None:
+        """The parameters of a second network trained with its own optimiser, or None."""
+        return None
+
+    #: a partial optimiser for :meth:`adversary_parameters` (set by the objective's config)
+    adversary_optimizer: Callable[..., torch.optim.Optimizer] | None = None
+
+    def adversary_step(
+        self, model: LatentVariableModel, x: Tensor, y: Tensor | None, output: ObjectiveOutput
+    ) -> AdversaryStep:
+        """The adversary's loss for the batch the model was just trained on."""
+        raise NotImplementedError
+
+    @property
+    def has_adversary(self) -> bool:
+        return self.adversary_parameters() is not None
+
+
+def sample_mean(per_sample: Tensor, has_sample_axis: bool) -> Tensor:
+    """Average over a leading sample axis [L, B] → [B] (a single draw has none)."""
+    return per_sample.mean(0) if has_sample_axis else per_sample

@@ -2,54 +2,123 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+import torch
 from torch import Tensor
-from torch.distributions import kl_divergence
+from torch.distributions import Distribution, Independent, kl_divergence
 
-from vaelab.objectives.base import Objective, ObjectiveOutput
-from vaelab.vae import VAE
+from vaelab.errors import VaelabError
+from vaelab.models.interface import LatentVariableModel
+from vaelab.objectives.base import Objective, ObjectiveOutput, sample_mean
+from vaelab.schedules.base import Weighting
+
+KLEstimator = Literal["auto", "analytic", "monte_carlo"]
+KL_ESTIMATORS = ("auto", "analytic", "monte_carlo")
+
+
+def has_analytic_kl(posterior: Distribution, prior: Distribution) -> bool:
+    """Whether torch.distributions has a closed form for KL(posterior || prior)."""
+    try:
+        kl_divergence(posterior, prior)
+    except NotImplementedError:
+        return False
+    return True
+
+
+def per_dimension_parts(posterior: Distribution, prior: Distribution) -> bool:
+    """Both factorise over the latent dimensions, so the KL splits into per-dimension terms."""
+    return all(
+        isinstance(d, Independent) and d.reinterpreted_batch_ndims == 1 for d in (posterior, prior)
+    )
+
+
+@torch.no_grad()
+def probe_posterior_and_prior(model: LatentVariableModel) -> tuple[Distribution, Distribution]:
+    """q(z|x) of two blank inputs and p(z), to see which KL estimators apply."""
+    x = torch.zeros(2, *model.input_shape, device=model.device)
+    return model.encode(x), model.prior.distribution()
 
 
 class ELBO(Objective):
-    """ELBO(x) = E_q[log p(x|z)] − KL(q(z|x) || p(z)).
+    """ELBO(x) = E_q[log p(x|z)] − KL(q(z|x) || p(z)); loss = recon + penalty(KL), i.e. −ELBO
+    at β = 1 and the β-VAE (Higgins et al. 2017) otherwise.
 
     ``kl="analytic"`` uses the closed-form KL (SGVB-B, eq. 10; Pyro's TraceMeanField_ELBO);
-    ``kl="monte_carlo"`` estimates it as log q(z|x) − log p(z) on the same samples
-    (SGVB-A, eq. 7; Pyro's Trace_ELBO). The L samples are drawn in one batched forward
-    of shape [L, B, D].
+    ``kl="monte_carlo"`` estimates it as log q(z|x) − log p(z) on the same samples (SGVB-A,
+    eq. 7; Pyro's Trace_ELBO); ``kl="auto"`` (default) takes the closed form when
+    torch.distributions registers one for the model's posterior and prior, else Monte Carlo,
+    and says which. The L samples are drawn in one batched forward of shape [L, B, D].
     """
 
-    def __init__(self, kl: Literal["analytic", "monte_carlo"] = "analytic", num_samples: int = 1):
-        if kl not in ("analytic", "monte_carlo"):
-            raise ValueError(f"objective.kl must be 'analytic' or 'monte_carlo', got {kl!r}")
+    bound_name = "elbo"
+    term_names = ("recon", "kl")
+
+    def __init__(self, kl: KLEstimator = "auto", num_samples: int = 1) -> None:
+        super().__init__()
+        if kl not in KL_ESTIMATORS:
+            raise VaelabError(
+                f"objective.kl must be one of {', '.join(KL_ESTIMATORS)}, got {kl!r}"
+            )
         if int(num_samples) < 1:
-            raise ValueError(f"objective.num_samples must be >= 1, got {num_samples}")
+            raise VaelabError(f"objective.num_samples must be >= 1, got {num_samples}")
         self.kl = kl
         self.num_samples = int(num_samples)
+        self.kl_estimator: str = "analytic" if kl == "auto" else kl
 
-    def __call__(self, vae: VAE, x: Tensor) -> ObjectiveOutput:
-        q = vae.encode(x)
-        # one sample: z is [B, D] and no average over a sample axis is needed
-        sample_shape = () if self.num_samples == 1 else (self.num_samples,)
-        z = q.rsample(sample_shape)  # [L, B, D] or [B, D]
-        prior = vae.prior(z.device)
-
-        def sample_mean(per_sample: Tensor) -> Tensor:
-            return per_sample.mean(0) if sample_shape else per_sample
-
-        recon = -sample_mean(vae.likelihood.log_prob(vae.decode(z), x))
-        if vae.posterior.factorizes:  # per-dimension terms; their sum is the KL
-            if self.kl == "analytic":
-                kl_per_dim = kl_divergence(q.base_dist, prior.base_dist)
-            else:
-                kl_per_dim = sample_mean(q.base_dist.log_prob(z) - prior.base_dist.log_prob(z))
-            kl = kl_per_dim.sum(-1)
-        else:
-            kl_per_dim = None
-            kl = (
-                kl_divergence(q, prior)
-                if self.kl == "analytic"
-                else sample_mean(q.log_prob(z) - prior.log_prob(z))
+    def setup(
+        self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
+    ) -> None:
+        posterior, prior = probe_posterior_and_prior(model)
+        analytic = has_analytic_kl(posterior, prior)
+        if self.kl == "analytic" and not analytic:
+            raise VaelabError(
+                f"objective.kl=analytic: torch.distributions has no closed-form KL between "
+                f"the posterior ({type(posterior).__name__}) and the prior "
+                f"({type(prior).__name__}); use objective.kl=auto or objective.kl=monte_carlo"
             )
-        return ObjectiveOutput(recon=recon, kl=kl, bound=-(recon + kl), kl_per_dim=kl_per_dim)
+        if self.kl == "auto":
+            self.kl_estimator = "analytic" if analytic else "monte_carlo"
+
+    def resolved_choices(self) -> dict[str, Any]:
+        return {"kl_estimator": self.kl_estimator}
+
+    def forward(
+        self,
+        model: LatentVariableModel,
+        x: Tensor,
+        y: Tensor | None,
+        weighting: Weighting,
+        step: int,
+    ) -> ObjectiveOutput:
+        # one sample: z is [B, D] and no average over a sample axis is needed
+        sample_axis = self.num_samples > 1
+        num_samples = self.num_samples if sample_axis else None
+        prior = model.prior.distribution()
+        if self.kl_estimator == "analytic":
+            posterior = model.encode(x, y)
+            z = posterior.rsample((num_samples,) if sample_axis else ())
+            log_likelihood = model.decode(z, y).log_prob(x)
+            if per_dimension_parts(posterior, prior):
+                kl_per_dim = kl_divergence(posterior.base_dist, prior.base_dist)
+            else:
+                kl_per_dim, kl = None, kl_divergence(posterior, prior)
+        else:
+            samples = model.sample_latents(x, y, num_samples)
+            posterior, z, log_likelihood = samples.posterior, samples.z, samples.log_likelihood
+            if per_dimension_parts(posterior, prior):
+                kl_per_dim = sample_mean(
+                    posterior.base_dist.log_prob(z) - prior.base_dist.log_prob(z), sample_axis
+                )
+            else:
+                kl_per_dim = None
+                kl = sample_mean(samples.log_posterior - samples.log_prior, sample_axis)
+        if kl_per_dim is not None:  # per-dimension terms; their sum is the KL
+            kl = kl_per_dim.sum(-1)
+        recon = -sample_mean(log_likelihood, sample_axis)
+        return ObjectiveOutput(
+            loss=recon + weighting.penalty(kl, kl_per_dim, step),
+            bound=-(recon + kl),
+            terms={"recon": recon, "kl": kl},
+            per_dimension={"kl": kl_per_dim} if kl_per_dim is not None else {},
+        )

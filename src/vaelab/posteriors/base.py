@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Distribution
 
 
 class Posterior(nn.Module):
@@ -20,20 +19,6 @@ class Posterior(nn.Module):
     def distribution(self, encoder_output: Tensor) -> Distribution:
         """q(z|x) with batch shape [B] and event shape [D]."""
         raise NotImplementedError
-
-    def standard_prior(self, latent_dim: int, device: torch.device) -> Distribution:
-        """N(0, I) as a distribution of this family, so that KL(q || p) is analytic."""
-        zeros = torch.zeros(latent_dim, device=device)
-        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
-
-    def cached_prior(self, latent_dim: int, device: torch.device | str) -> Distribution:
-        """:meth:`standard_prior`, built once per (latent_dim, device): its tensors are
-        constants, and rebuilding it is ~25 µs of Python in every training step."""
-        cache = self.__dict__.setdefault("_prior_cache", {})
-        key = (int(latent_dim), torch.device(device))
-        if key not in cache:
-            cache[key] = self.standard_prior(*key)
-        return cache[key]
 
     def mean(self, encoder_output: Tensor) -> Tensor:
         """E_q[z], the code used for plots and active-unit counts."""

@@ -34,7 +34,11 @@ class DiagonalGaussianPosterior(Posterior):
     def distribution(self, encoder_output: Tensor) -> Distribution:
         mu, raw = torch.chunk(encoder_output.float(), 2, dim=-1)
         log_scale = 0.5 * raw if self.parameterization == "log_var" else raw
-        return Independent(Normal(mu, torch.exp(log_scale)), 1)
+        # validate_args=False: no argument checks in the training hot path (each is a kernel and,
+        # on a GPU, a host sync); a non-finite loss is caught by the module's check_finite
+        return Independent(
+            Normal(mu, torch.exp(log_scale), validate_args=False), 1, validate_args=False
+        )
 
     def mean(self, encoder_output: Tensor) -> Tensor:
         return torch.chunk(encoder_output.float(), 2, dim=-1)[0]

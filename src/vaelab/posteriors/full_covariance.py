@@ -7,7 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.distributions import Distribution, MultivariateNormal
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, register_kl
+from torch.distributions.kl import kl_divergence
 
 from vaelab.posteriors.base import Posterior
 
@@ -21,7 +22,7 @@ class FullCovarianceGaussianPosterior(Posterior):
     The encoder outputs D(D + 3)/2 numbers per data point, in this order: μ (D), the raw
     diagonal of L (D; L_jj = exp(raw), i.e. raw = log σ_j when L is diagonal, or
     softplus(raw)), and the D(D − 1)/2 entries strictly below the diagonal, row by row.
-    KL(q || N(0, I)) is analytic via torch.distributions' MultivariateNormal pair.
+    KL(q || p) to a diagonal Gaussian prior such as N(0, I) is analytic (registered below).
     """
 
     factorizes = False
@@ -63,12 +64,22 @@ class FullCovarianceGaussianPosterior(Posterior):
     def distribution(self, encoder_output: Tensor) -> Distribution:
         dim = self._latent_dim(encoder_output)
         return MultivariateNormal(
-            encoder_output[..., :dim].float(), scale_tril=self.scale_tril(encoder_output)
+            encoder_output[..., :dim].float(),
+            scale_tril=self.scale_tril(encoder_output),
+            validate_args=False,
         )
-
-    def standard_prior(self, latent_dim: int, device: torch.device) -> Distribution:
-        zeros = torch.zeros(latent_dim, device=device)
-        return MultivariateNormal(zeros, scale_tril=torch.eye(latent_dim, device=device))
 
     def mean(self, encoder_output: Tensor) -> Tensor:
         return encoder_output[..., : self._latent_dim(encoder_output)].float()
+
+
+@register_kl(MultivariateNormal, Independent)
+def _kl_full_to_diagonal_gaussian(q: MultivariateNormal, p: Independent) -> Tensor:
+    """KL(N(μ, Σ) || N(m, diag s²)) in closed form: the diagonal Gaussian is rewritten as a
+    MultivariateNormal and torch's Gaussian–Gaussian KL applies. Other ``Independent``
+    priors have no closed form here (NotImplementedError: the ELBO then uses Monte Carlo)."""
+    base = p.base_dist
+    if not isinstance(base, Normal) or p.reinterpreted_batch_ndims != 1:
+        raise NotImplementedError
+    as_full = MultivariateNormal(base.loc, scale_tril=torch.diag_embed(base.scale))
+    return kl_divergence(q, as_full)

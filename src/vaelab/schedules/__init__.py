@@ -1,6 +1,6 @@
 """KL weightings: β schedules and KL penalties called with the global step."""
 
-from vaelab.schedules.base import KLWeighting
+from vaelab.schedules.base import Weighting
 from vaelab.schedules.capacity import CapacityPenalty
 from vaelab.schedules.constant import ConstantBeta
 from vaelab.schedules.cyclical import CyclicalBeta
@@ -12,6 +12,6 @@ __all__ = [
     "ConstantBeta",
     "CyclicalBeta",
     "FreeBits",
-    "KLWeighting",
+    "Weighting",
     "LinearWarmup",
 ]

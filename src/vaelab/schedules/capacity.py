@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from vaelab.schedules.base import KLWeighting
+from vaelab.schedules.base import Weighting
 
 
-class CapacityPenalty(KLWeighting):
+class CapacityPenalty(Weighting):
     """Penalty γ·|KL̄ − C(step)|, C rising linearly from 0 to ``capacity_max`` nats over
     ``capacity_steps`` steps, then held. KL̄ is the batch-mean KL (as in the paper's
     implementation), so every data point carries the same penalty and the batch mean of

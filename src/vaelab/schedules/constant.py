@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from vaelab.schedules.base import KLWeighting
+from vaelab.schedules.base import Weighting
 
 
-class ConstantBeta(KLWeighting):
+class ConstantBeta(Weighting):
     """β(step) = value for every step."""
 
     def __init__(self, value: float = 1.0) -> None:
@@ -15,3 +15,7 @@ class ConstantBeta(KLWeighting):
 
     def beta(self, step: int) -> float:
         return self.value
+
+    @property
+    def is_identity(self) -> bool:
+        return self.value == 1.0

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from vaelab.schedules.base import KLWeighting
+from vaelab.schedules.base import Weighting
 
 
-class CyclicalBeta(KLWeighting):
+class CyclicalBeta(Weighting):
     """M cycles of T/M steps; within a cycle, with τ = (step mod (T/M)) / (T/M):
     β = value · τ/R while τ < R (a linear ramp from 0 over the fraction R of the cycle),
     then β = value. Each cycle starts again at β = 0; after T steps the pattern repeats.

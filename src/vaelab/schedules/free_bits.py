@@ -5,10 +5,10 @@ from __future__ import annotations
 from torch import Tensor
 
 from vaelab.errors import VaelabError
-from vaelab.schedules.base import KLWeighting
+from vaelab.schedules.base import Weighting
 
 
-class FreeBits(KLWeighting):
+class FreeBits(Weighting):
     """Penalty Σ_j max(λ, KL̄_j) with KL̄_j the batch mean of dimension j's KL, so there is
     no pressure on a dimension while it carries fewer than λ nats. Needs per-dimension KL,
     i.e. a factorising posterior. ``beta(step)`` (logged as ``beta``) is 1.

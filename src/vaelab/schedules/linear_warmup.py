@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from vaelab.schedules.base import KLWeighting
+from vaelab.schedules.base import Weighting
 
 
-class LinearWarmup(KLWeighting):
+class LinearWarmup(Weighting):
     """β(step) = value · min(1, step / warmup_steps); β(0) = 0, β(N) = value, then held."""
 
     def __init__(self, value: float = 1.0, warmup_steps: int = 10000) -> None:

@@ -1,4 +1,4 @@
-"""Point the checkpoint callbacks at a metric a baseline logs when they watch one it cannot
+"""Point the checkpoint callbacks at a metric the model logs when they watch one it cannot
 (an autoencoder or PCA has no ELBO, the default ``val/elbo`` monitor)."""
 
 from __future__ import annotations
@@ -32,21 +32,3 @@ def monitor_logged_metric(
         callback.monitor = metric
         callback.mode = mode
         callback.kth_value = torch.tensor(MODE_START[mode])
-
-
-class MonitorsValLossWithoutELBO(L.LightningModule):
-    """A baseline without an ELBO: checkpoints that watch a metric it does not log (the
-    default ``val/elbo``) watch its ``val/loss`` (min) instead. Subclasses set
-    ``metric_names``, the names they log under ``val/``."""
-
-    metric_names: tuple[str, ...] = ()
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit" and self._trainer is not None:
-            monitor_logged_metric(
-                self.trainer,
-                {f"val/{n}" for n in self.metric_names},
-                "val/loss",
-                "min",
-                type(self).__name__,
-            )

@@ -1,0 +1,1 @@
+"""Latent-variable models: the ``model=`` config group targets one of these classes."""

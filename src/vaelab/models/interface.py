@@ -1,0 +1,135 @@
+"""The one interface every latent-variable model implements.
+
+Training (:class:`~vaelab.module.LatentVariableModule`), the objectives, the image callbacks,
+``vaelab-eval`` and the importance-weighted log-likelihood use a model only through this
+interface. A model whose latent is not one flat vector (a hierarchy, a spatial code) implements
+the same methods: its ``z`` is whatever :meth:`LatentVariableModel.sample_latents` draws, and
+the log-densities it returns are summed over all of its latent variables.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from vaelab.errors import VaelabError
+
+
+@dataclass
+class LatentSamples:
+    """k joint samples z_i ~ q(z|x) of a batch of B data points with their log-densities.
+
+    Every log-density is [k, B] (or [B] when drawn without a sample axis) in nats, summed
+    over the data point's dimensions: ``log_likelihood`` = log p(x|z_i), ``log_prior`` =
+    log p(z_i), ``log_posterior`` = log q(z_i|x). ``posterior`` is q(z|x) itself (for a
+    closed-form KL) and ``observation`` is p(x|z_i).
+    """
+
+    z: Tensor
+    posterior: Distribution
+    observation: Distribution
+    log_likelihood: Tensor
+    log_prior: Tensor
+    log_posterior: Tensor
+
+    @property
+    def log_weights(self) -> Tensor:
+        """log w_i = log p(x, z_i) − log q(z_i|x), the importance weights of p against q."""
+        return self.log_likelihood + self.log_prior - self.log_posterior
+
+
+class MissingCapability(VaelabError):
+    """The model lacks a part that a caller needs (an autoencoder has no prior, say)."""
+
+
+class LatentVariableModel(nn.Module, ABC):
+    """p_θ(x, z | y) = p(z) p_θ(x | z, y) with an inference model q_φ(z | x, y).
+
+    ``y`` is the batch's label (or factor) tensor; models that do not condition on it ignore
+    it. ``input_shape`` is the data's (C, H, W), handed over by the datamodule.
+    """
+
+    #: the config groups besides ``model`` (and its parts) that this model uses; a group the
+    #: user chooses that is not listed here is refused before anything is built
+    config_groups: ClassVar[frozenset[str]] = frozenset(
+        {"objective", "beta", "optimizer", "lr_scheduler"}
+    )
+    #: False for models fitted in one pass without gradient steps (PCA)
+    trains_by_gradient: ClassVar[bool] = True
+
+    input_shape: tuple[int, ...]
+    latent_dim: int
+
+    @abstractmethod
+    def encode(self, x: Tensor, y: Tensor | None = None) -> Distribution:
+        """q(z | x, y) with batch shape [B]."""
+
+    @abstractmethod
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Distribution:
+        """p(x | z, y) over whole data points (event shape = ``input_shape``)."""
+
+    @property
+    def prior(self) -> nn.Module:
+        """p(z), a :class:`~vaelab.priors.base.Prior` (it may hold parameters)."""
+        raise MissingCapability(f"{type(self).__name__} has no prior p(z)")
+
+    def sample_latents(
+        self, x: Tensor, y: Tensor | None = None, num_samples: int | None = None
+    ) -> LatentSamples:
+        """Draw ``num_samples`` reparameterised z ~ q(z|x) per data point (None: one sample
+        without a sample axis) and score them under p and q."""
+        raise MissingCapability(
+            f"{type(self).__name__} has no joint density p(x, z), so log p(x) is undefined"
+        )
+
+    def log_weights(self, x: Tensor, y: Tensor | None = None, num_samples: int = 1) -> Tensor:
+        """[k, B] log p(x, z_i) − log q(z_i|x) for z_i ~ q(z|x): the one estimator behind the
+        Monte-Carlo ELBO, the IWAE bound and the IW log-likelihood."""
+        return self.sample_latents(x, y, num_samples).log_weights
+
+    @abstractmethod
+    def sample(
+        self, num: int, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """``num`` pictures E[x|z] for z ~ p(z) (conditioned on ``y`` when given)."""
+
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """E[x | z = E_q z], the picture shown under each input."""
+        return self.decode(self.encode(x, y).mean, y).mean
+
+    def latent_codes(self, x: Tensor, y: Tensor | None = None) -> Distribution:
+        """The distribution whose mean and spread the latent plots show (default: q(z|x))."""
+        return self.encode(x, y)
+
+    #: True when p(x|z) is a density over continuous values (bits/dim is then a density too)
+    likelihood_is_continuous: bool = False
+    #: True for models whose marginal log p(x) is tractable (PPCA)
+    has_exact_log_likelihood: ClassVar[bool] = False
+
+    def exact_log_likelihood(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """log p(x) [B] in closed form, for models that have it."""
+        raise MissingCapability(f"{type(self).__name__} has no closed-form log p(x)")
+
+    def default_objective(self) -> nn.Module:
+        """The objective of a model that does not use the ``objective=`` group (an
+        autoencoder's reconstruction loss, PCA's squared error)."""
+        raise MissingCapability(f"{type(self).__name__} is trained with objective=")
+
+    @property
+    def device(self) -> torch.device:
+        parameter = next(self.parameters(), None)
+        if parameter is not None:
+            return parameter.device
+        buffer = next(self.buffers(), None)
+        return buffer.device if buffer is not None else torch.device("cpu")
+
+
+def input_shape_of(input_shape: Sequence[int]) -> tuple[int, ...]:
+    """The data's (C, H, W) as a tuple of ints (configs hand over ListConfigs)."""
+    return tuple(int(size) for size in input_shape)

@@ -1,0 +1,1 @@
+"""Priors p(z): the ``prior=`` config group (one file per prior)."""

@@ -1,0 +1,46 @@
+"""Interface of a prior p(z) over a flat latent vector z ∈ R^D."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+#: what a prior may ask of its model: the inference network q(z|x) (the VampPrior needs it)
+Encoder = Callable[[Tensor], Distribution]
+
+
+class Prior(nn.Module):
+    """p(z) with event shape [D]; a module, so a learned prior's parameters train and are
+    checkpointed with the model. :meth:`setup` is called once by the model that owns it,
+    with the latent size, the data shape and the model's encoder."""
+
+    latent_dim: int
+
+    def setup(self, latent_dim: int, input_shape: tuple[int, ...], encode: Encoder) -> None:
+        """Create parameters that depend on the latent size or the data shape."""
+        self.latent_dim = int(latent_dim)
+
+    def distribution(self) -> Distribution:
+        """p(z) on the device of the model."""
+        raise NotImplementedError
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log p(z) summed over the latent dimensions: [..., D] → [...]."""
+        return self.distribution().log_prob(z)
+
+    def sample(self, num: int) -> Tensor:
+        """``num`` codes z ~ p(z): [num, D] (seed the global RNG for a repeatable draw)."""
+        return self.distribution().sample((num,))
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={getattr(self, 'latent_dim', None)}"
+
+
+def device_of(module: nn.Module, fallback: torch.device | None = None) -> torch.device:
+    """The device of a module's first parameter or buffer."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return fallback if fallback is not None else torch.device("cpu")
