@@ -11,7 +11,7 @@ logits, diagonal Gaussian posterior, analytic KL, Adam lr 1e-3, one process.
   (f) pythae  pythae's ``TrainingPipeline`` on the same networks (skipped if not importable; it
               is not a project dependency: ``pip install --no-deps --target DIR pythae imageio``
               and pass ``--pythae-path DIR``)
-  (g) compile (d) with ``+model.compile=true`` (only with ``--variants … g``)
+  (g) compile (d) with ``module.compile=true`` (only with ``--variants … g``)
   (l) floor   Lightning's own cost: a LightningModule whose training_step is (a)'s loss, fed
               (a)'s float batches, no logger, no callbacks: what any Lightning-based
               framework pays per step before doing anything of its own
@@ -317,7 +317,7 @@ def run_vaelab(args, batch_size: int, variant: str) -> Measurement:
         "c": [],
         "d": ["data.on_device=true"],
         "e": ["data.on_device=true", "trainer.precision=bf16-mixed"],
-        "g": ["data.on_device=true", "+model.compile=true"],
+        "g": ["data.on_device=true", "module.compile=true"],
     }[variant]
     with (
         tempfile.TemporaryDirectory(dir=args.scratch) as run_dir,

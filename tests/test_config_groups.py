@@ -8,7 +8,7 @@ import pytest
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
-from vaelab.builders import build_module, instantiate_each
+from vaelab.builders import MODEL_PART_GROUPS, build_module, instantiate_each
 from vaelab.paths import CONFIG_DIR
 
 #: groups whose options are built the way train.py builds them
@@ -17,6 +17,7 @@ BUILT_GROUPS = (
     "model",
     "likelihood",
     "posterior",
+    "prior",
     "objective",
     "beta",
     "optimizer",
@@ -44,7 +45,9 @@ def test_every_built_group_has_options():
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
 def test_option_composes_and_instantiates(group, option, make_config, tmp_path):
     cfg = make_config(f"{group}={option}", data_dir=tmp_path / "no_data_needed")
-    assert isinstance(cfg[group], DictConfig) or cfg[group] is None
+    # the model's parts compose under model.<group>, every other group at the top level
+    node = cfg.model[group] if group in MODEL_PART_GROUPS else cfg[group]
+    assert isinstance(node, DictConfig) or node is None
     if group == "trainer":
         get_class(cfg.trainer._target_)
         if option not in HARDWARE_TRAINERS:

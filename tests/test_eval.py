@@ -215,7 +215,7 @@ def test_iw_nll_is_below_neg_elbo_and_non_increasing_in_k(run_2d, mnist_data_dir
     )
     images = next(iter(run.datamodule.test_dataloader()))[0][:200]
     x = images.float() / 255
-    vae = run.module.vae
+    vae = run.module.model
     nll = {}
     for k in (1, 10, 100):
         torch.manual_seed(0)
@@ -245,7 +245,7 @@ def test_snapshot_holds_the_untrained_encoders_codes(run_2d, mnist_data_dir):
     datamodule = instantiate(cfg.data)
     untrained = build_module(cfg, datamodule.dims).eval()
     datamodule.setup("fit")
-    fresh = encode_split(untrained.vae, datamodule, "test", SNAPSHOT_POINTS, torch.device("cpu"))
+    fresh = encode_split(untrained.model, datamodule, "test", SNAPSHOT_POINTS, torch.device("cpu"))
     torch.testing.assert_close(snapshot.mean, fresh.mean, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(snapshot.labels, fresh.labels)
     trained = load_run(
@@ -254,7 +254,7 @@ def test_snapshot_holds_the_untrained_encoders_codes(run_2d, mnist_data_dir):
         {"data_dir": str(mnist_data_dir), "download": False},
     )
     after = encode_split(
-        trained.module.vae, trained.datamodule, "test", SNAPSHOT_POINTS, torch.device("cpu")
+        trained.module.model, trained.datamodule, "test", SNAPSHOT_POINTS, torch.device("cpu")
     )
     assert (after.mean - snapshot.mean).abs().mean() > 0.1  # training moved the codes
 

@@ -9,8 +9,9 @@ from torch import Tensor, nn
 from vaelab.evaluation.active_units import active_units
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
 from vaelab.likelihoods.bernoulli import BernoulliLikelihood
+from vaelab.models.vae import VAE
+from vaelab.nets.networks import EncoderDecoder
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
-from vaelab.vae import VAE
 
 IMAGE_SHAPE = (1, 4, 4)
 LATENT_DIM = 6
@@ -36,13 +37,13 @@ class PartlyCollapsedEncoder(nn.Module):
 def partly_collapsed_vae() -> VAE:
     torch.manual_seed(0)
     decoder = nn.Sequential(nn.Linear(LATENT_DIM, 16), nn.Unflatten(1, IMAGE_SHAPE))
+    networks = EncoderDecoder(PartlyCollapsedEncoder(), decoder)
     return VAE(
-        PartlyCollapsedEncoder(),
-        decoder,
-        DiagonalGaussianPosterior(),
-        BernoulliLikelihood(),
+        lambda **sizes: networks,
         LATENT_DIM,
         IMAGE_SHAPE,
+        posterior=DiagonalGaussianPosterior(),
+        likelihood=BernoulliLikelihood(),
     )
 
 

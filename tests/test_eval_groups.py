@@ -24,7 +24,7 @@ POSTERIORS = sorted(p.stem for p in (CONFIG_DIR / "posterior").glob("*.yaml"))
 def _vae(tmp_path, *overrides: str):
     cfg = compose_config([*FAST, *overrides], tmp_path / "run")
     torch.manual_seed(0)
-    return build_module(cfg, IMAGE_SHAPE).eval().vae
+    return build_module(cfg, IMAGE_SHAPE).eval().model
 
 
 def _batches(num_batches: int = 2, size: int = 16):

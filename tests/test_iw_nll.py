@@ -16,9 +16,9 @@ from torch.distributions import Distribution, MultivariateNormal, Normal
 
 from vaelab.evaluation.iw_nll import importance_weighted_log_likelihood
 from vaelab.likelihoods.base import Likelihood
-from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.models.vae import VAE
 from vaelab.nets.networks import EncoderDecoder
+from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 
 IMAGE_SHAPE = (1, 3, 4)
 DATA_DIMS = math.prod(IMAGE_SHAPE)
@@ -72,9 +72,7 @@ def linear_gaussian_vae(seed: int = 0) -> tuple[VAE, MultivariateNormal]:
     posterior_cov = NOISE_STD**2 * torch.linalg.inv(m)
     projection = 0.9 * torch.linalg.solve(m, weight.T)  # a 10% shrunk posterior mean
     log_var = torch.log(2.0 * torch.diagonal(posterior_cov))  # too wide, and no correlation
-    networks = EncoderDecoder(
-        LinearEncoder(projection, bias, log_var), LinearDecoder(weight, bias)
-    )
+    networks = EncoderDecoder(LinearEncoder(projection, bias, log_var), LinearDecoder(weight, bias))
     vae = VAE(
         lambda **sizes: networks,
         LATENT_DIM,

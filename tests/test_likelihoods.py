@@ -266,7 +266,7 @@ def test_bad_options_raise_value_error(kwargs):
 )
 def test_likelihood_configs_instantiate(tmp_path, name, cls, variance, channels_per_pixel):
     cfg = compose_config([f"likelihood={name}"], tmp_path)
-    likelihood = instantiate(cfg.likelihood)
+    likelihood = instantiate(cfg.model.likelihood)
     assert type(likelihood) is cls
     assert likelihood.params_per_channel == channels_per_pixel
     if variance is not None:
@@ -282,10 +282,10 @@ def test_gaussian_variance_key_selects_from_the_command_line(tmp_path):
     cfg = compose_config(
         [
             "likelihood=gaussian",
-            "likelihood.variance=learned_per_pixel",
-            "likelihood.min_scale=0.001",
+            "model.likelihood.variance=learned_per_pixel",
+            "model.likelihood.min_scale=0.001",
         ],
         tmp_path,
     )
-    likelihood = instantiate(cfg.likelihood)
+    likelihood = instantiate(cfg.model.likelihood)
     assert likelihood.params_per_channel == 2 and likelihood.min_scale == 0.001

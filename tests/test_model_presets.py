@@ -58,14 +58,18 @@ def batch_loss(module, x: torch.Tensor) -> float:
     torch.manual_seed(123)
     module.train()
     with torch.no_grad():
-        return module._loss(module(x)).mean().item()
+        return module(x).loss.mean().item()
 
 
 PRESET_RUNS = [
     ("mlp", [], "mnist28"),
     ("lecture_mlp", [], "mnist28"),
     # seed 000's Pyro VAE: exp-scale encoder, Trace_ELBO (Monte-Carlo KL)
-    ("pyro_mlp", ["posterior.parameterization=log_scale", "objective.kl=monte_carlo"], "mnist28"),
+    (
+        "pyro_mlp",
+        ["model.posterior.parameterization=log_scale", "objective.kl=monte_carlo"],
+        "mnist28",
+    ),
     # seed 002: L = 5, lr 0.01
     ("kw_mlp", ["objective.num_samples=5", "optimizer.lr=0.01"], "mnist28"),
     # seed 003: Frey faces, sigmoid mean + learned log-std per pixel
@@ -74,7 +78,7 @@ PRESET_RUNS = [
     (
         "lvm_mlp",
         [
-            "posterior.parameterization=log_scale",
+            "model.posterior.parameterization=log_scale",
             "objective.num_samples=5",
             "optimizer.lr=0.01",
             "trainer.gradient_clip_val=10.0",
@@ -106,8 +110,8 @@ def test_preset_trains_one_step_on_a_real_batch(tmp_path, real_batches, preset, 
     assert after < before, (before, after)
     module.eval()
     with torch.no_grad():
-        assert module.vae.reconstruct(x).shape == x.shape
-        assert module.vae.sample_images(4).shape == (4, *x.shape[1:])
+        assert module.model.reconstruct(x).shape == x.shape
+        assert module.model.sample(4).shape == (4, *x.shape[1:])
 
 
 @pytest.mark.parametrize(

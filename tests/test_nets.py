@@ -86,7 +86,7 @@ def test_conv_model_reconstructs_the_input_shape(tmp_path, shape):
     x = torch.rand(4, *shape)
     for train_mode in (True, False):
         module.train(train_mode)
-        assert module.vae.reconstruct(x).shape == x.shape
+        assert module.model.reconstruct(x).shape == x.shape
         out = module(x)
         assert torch.isfinite(out.bound).all() and out.bound.shape == (4,)
 
@@ -160,13 +160,13 @@ def test_mlp_presets_reproduce_the_seeds(
     tmp_path, preset, overrides, shape, encoder, decoder, activation
 ):
     module = build_module(compose_config([f"model={preset}", *overrides], tmp_path), shape)
-    assert linear_sizes(module.vae.encoder) == encoder
-    assert linear_sizes(module.vae.decoder) == decoder
-    assert activations(module.vae.encoder) == activations(module.vae.decoder) == {activation}
+    assert linear_sizes(module.model.encoder) == encoder
+    assert linear_sizes(module.model.decoder) == decoder
+    assert activations(module.model.encoder) == activations(module.model.decoder) == {activation}
     if activation is nn.LeakyReLU:
         assert all(
             m.negative_slope == 0.2
-            for m in module.vae.encoder.modules()
+            for m in module.model.encoder.modules()
             if isinstance(m, nn.LeakyReLU)
         )
 
@@ -179,5 +179,5 @@ def test_frey_mlp_parameter_counts_match_seed_003_summaries(tmp_path):
     height, width = FREY[1:]
     encoder = (height * width * 200 + 200) + (200 * 4 + 4)
     decoder = (2 * 200 + 200) + (200 * 2 * height * width + 2 * height * width)
-    assert count(module.vae.encoder) == encoder == 113_004
-    assert count(module.vae.decoder) == decoder == 225_720
+    assert count(module.model.encoder) == encoder == 113_004
+    assert count(module.model.decoder) == decoder == 225_720

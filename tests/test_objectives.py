@@ -117,7 +117,8 @@ def test_elbo_is_unbiased_for_the_closed_form(kl):
     assert abs(mean - closed_form_elbo(X, 0.3, -0.5)) < 4 * se
     if kl == "analytic":  # exact, no sampling noise in the KL
         torch.testing.assert_close(
-            out.terms["kl"], torch.full_like(out.terms["kl"], 0.5 * (0.3**2 + math.exp(-0.5) - 1 + 0.5))
+            out.terms["kl"],
+            torch.full_like(out.terms["kl"], 0.5 * (0.3**2 + math.exp(-0.5) - 1 + 0.5)),
         )
     torch.testing.assert_close(out.bound, -(out.terms["recon"] + out.terms["kl"]))
 

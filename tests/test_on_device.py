@@ -196,14 +196,14 @@ def test_training_without_shuffling_gives_the_dataloader_paths_elbo(make_config,
 
 @pytest.mark.slow
 def test_compiled_networks_train_like_eager_ones(make_config, mnist_data_dir):
-    """``+model.compile=true`` (torch.compile in place): the same ELBO up to kernel-fusion
+    """``module.compile=true`` (torch.compile in place): the same ELBO up to kernel-fusion
     rounding, and the same checkpoint keys as an eager run. Slow: compiling takes minutes."""
     from vaelab.train import train
 
     results, keys = {}, {}
     for compiled in (False, True):
         cfg = make_config(
-            f"+model.compile={str(compiled).lower()}",
+            f"module.compile={str(compiled).lower()}",
             "data.on_device=true",
             "data.shuffle=false",
             "trainer.max_epochs=1",

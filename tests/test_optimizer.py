@@ -29,7 +29,7 @@ def _trained_parameters(cfg) -> Trained:
     x = torch.bernoulli(torch.rand(BATCH, *IMAGE, generator=torch.Generator().manual_seed(1)))
     for _ in range(STEPS):
         torch.manual_seed(2)  # the same ε in both runs
-        loss = module.objective.loss(module(x), module.kl_weighting, 0).mean()
+        loss = module(x).loss.mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

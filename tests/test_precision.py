@@ -15,8 +15,8 @@ from vaelab.models.vae import VAE
 from vaelab.module import LatentVariableModule
 from vaelab.nets.mlp import mlp
 from vaelab.objectives.elbo import ELBO
-from vaelab.schedules.constant import ConstantBeta
 from vaelab.precision import precision_overrides
+from vaelab.schedules.constant import ConstantBeta
 
 SHAPE = (1, 28, 28)
 

@@ -24,8 +24,8 @@ from vaelab.errors import VaelabError
 from vaelab.evaluation.checkpoint import LoadedRun, load_run, locate_checkpoint
 from vaelab.evaluation.encodings import prepare_batch
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
-from vaelab.models.interface import MissingCapability
 from vaelab.evaluation.pictures import Pictures, PictureSettings, make_pictures
+from vaelab.models.interface import MissingCapability
 from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.plots.figures import figure_to_array, save_figure
 
@@ -92,9 +92,8 @@ def _notes(summary: dict, config: DictConfig) -> dict[str, str]:
         notes["kl_per_dim"] = "the posterior does not factorise over dimensions"
     if summary["exact_nll"] is None:
         notes["exact_nll"] = (
-            "this model has no tractable log p(x) (a model exposing "
-            "exact_log_likelihood(x) or log_marginal(x), e.g. model=ppca, "
-            "gets it here)"
+            "this model has no tractable log p(x) (a model with "
+            "has_exact_log_likelihood, e.g. model=ppca, gets it here)"
         )
     else:
         notes["exact_nll"] = (

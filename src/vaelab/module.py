@@ -107,7 +107,8 @@ class LatentVariableModule(L.LightningModule):
 
     def logged_metric_names(self) -> list[str]:
         """Every scalar name this module logs (checked against callback monitors)."""
-        return [f"{stage}/{name}" for stage in STAGES for name in self.metric_names] + ["beta"]
+        names = [f"{stage}/{name}" for stage in STAGES for name in self.metric_names]
+        return names + (["beta"] if "beta" in self.model.config_groups else [])
 
     # -- set-up ---------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -123,7 +124,9 @@ class LatentVariableModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit" and self._trainer is not None and "elbo" not in self.metric_names:
             logged = {f"val/{name}" for name in self.metric_names}
-            monitor_logged_metric(self.trainer, logged, *FALLBACK_MONITOR, type(self.model).__name__)
+            monitor_logged_metric(
+                self.trainer, logged, *FALLBACK_MONITOR, type(self.model).__name__
+            )
 
     def configure_optimizers(self) -> Any:
         if not self.model.trains_by_gradient:
@@ -137,6 +140,7 @@ class LatentVariableModule(L.LightningModule):
             raise VaelabError(
                 f"{type(self.objective).__name__} has an adversary but no adversary optimizer"
             )
+        main = main if isinstance(main, dict) else {"optimizer": main}
         return [main, {"optimizer": adversary(params=self.objective.adversary_parameters())}]
 
     # -- steps ----------------------------------------------------------------------------
@@ -172,7 +176,8 @@ class LatentVariableModule(L.LightningModule):
                 on_epoch=False,
                 sync_dist=True,
             )
-            self.log("beta", float(self.weighting.beta(self.global_step)), on_step=True)
+            if "beta" in self.model.config_groups:
+                self.log("beta", float(self.weighting.beta(self.global_step)), on_step=True)
         return loss if self.automatic_optimization else None
 
     def _manual_steps(
@@ -213,9 +218,9 @@ class LatentVariableModule(L.LightningModule):
         return values
 
     def _non_finite_loss_error(self, out: ObjectiveOutput, loss: Tensor) -> NonFiniteLossError:
-        terms = [
-            name for name, value in out.terms.items() if not torch.isfinite(value).all()
-        ] or ["loss (weighted penalty)"]
+        terms = [name for name, value in out.terms.items() if not torch.isfinite(value).all()] or [
+            "loss (weighted penalty)"
+        ]
         checkpoint = self.trainer.checkpoint_callback if self._trainer is not None else None
         last_good = (checkpoint.last_model_path or checkpoint.best_model_path) if checkpoint else ""
         return NonFiniteLossError(

@@ -1,2 +1,3 @@
-"""Baselines a VAE is compared against in the same units: a deterministic autoencoder, its
-denoising variant, PCA and probabilistic PCA (closed form, no optimiser steps)."""
+"""Baselines a VAE is compared against in the same units, as latent-variable models trained by
+the same LightningModule: a deterministic autoencoder, its denoising variant, PCA and
+probabilistic PCA (fitted in closed form, no optimiser steps)."""

@@ -3,12 +3,17 @@ corrupted x̃ ~ q(x̃ | x), with fresh noise at every step."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-from vaelab.baselines.autoencoder import AutoencoderModule
+from vaelab.baselines.autoencoder import Autoencoder
+from vaelab.errors import VaelabError
+from vaelab.models.vae import NetworkBuilder
+from vaelab.objectives.reconstruction import Reconstruction, ReconstructionLossKind
 
 Noise = Literal["gaussian", "masking"]
 NOISES = ("gaussian", "masking")
@@ -30,41 +35,52 @@ def corrupt(
     return x * keep.to(x.dtype)
 
 
-class DenoisingAutoencoderModule(AutoencoderModule):
-    """An :class:`~vaelab.baselines.autoencoder.AutoencoderModule` whose loss is
-    ``reconstruction_loss(decoder(encoder(x̃)), x)`` with x̃ drawn afresh every step.
+@dataclass(frozen=True)
+class Corruption:
+    """q(x̃ | x): ``noise`` gaussian (σ = ``noise_std``) or masking (p = ``mask_prob``);
+    calling it draws fresh noise from the global RNG."""
 
-    Logged: ``<stage>/loss`` (the denoising loss, fresh noise) and ``<stage>/recon`` (the loss
-    on clean inputs, comparable with a plain autoencoder's).
+    noise: Noise = "gaussian"
+    noise_std: float = 0.5
+    mask_prob: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.noise not in NOISES:
+            raise VaelabError(f"model.noise must be one of {', '.join(NOISES)}, got {self.noise!r}")
+        if self.noise == "gaussian" and not self.noise_std > 0:
+            raise VaelabError(
+                f"model.noise_std must be > 0 for Gaussian noise, got {self.noise_std}"
+            )
+        if self.noise == "masking" and not 0 < self.mask_prob < 1:
+            raise VaelabError(f"model.mask_prob must lie in (0, 1), got {self.mask_prob}")
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return corrupt(x, self.noise, self.noise_std, self.mask_prob)
+
+
+class DenoisingAutoencoder(Autoencoder):
+    """``vaelab-train model=denoising_autoencoder``: an
+    :class:`~vaelab.baselines.autoencoder.Autoencoder` trained on
+    ``reconstruction_loss(decode(encode(x̃)), x)`` with x̃ drawn afresh at every step.
+
+    The corruption lives in its objective only: ``encode``, ``reconstruct`` and the pictures
+    see clean inputs. Logged: ``<stage>/loss`` (the denoising loss, fresh noise) and, on
+    validation and test, ``<stage>/recon`` (the loss on clean inputs, comparable with a
+    plain autoencoder's).
     """
 
     def __init__(
         self,
-        *args: Any,
+        net: NetworkBuilder,
+        latent_dim: int,
+        input_shape: Sequence[int],
+        reconstruction_loss: ReconstructionLossKind = "bce",
         noise: Noise = "gaussian",
         noise_std: float = 0.5,
         mask_prob: float = 0.25,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
-        if noise not in NOISES:
-            raise ValueError(f"model.noise must be one of {', '.join(NOISES)}, got {noise!r}")
-        if noise == "gaussian" and not noise_std > 0:
-            raise ValueError(f"model.noise_std must be > 0 for Gaussian noise, got {noise_std}")
-        if noise == "masking" and not 0 < mask_prob < 1:
-            raise ValueError(f"model.mask_prob must lie in (0, 1), got {mask_prob}")
-        self.noise: Noise = noise
-        self.noise_std = float(noise_std)
-        self.mask_prob = float(mask_prob)
-        self.save_hyperparameters(
-            {"noise": noise, "noise_std": self.noise_std, "mask_prob": self.mask_prob}
-        )
+        super().__init__(net, latent_dim, input_shape, reconstruction_loss)
+        self.corruption = Corruption(noise, float(noise_std), float(mask_prob))
 
-    def corrupt(self, x: Tensor) -> Tensor:
-        return corrupt(x, self.noise, self.noise_std, self.mask_prob)
-
-    def training_loss(self, x: Tensor) -> Tensor:
-        return self.loss_on(self.corrupt(x), x)
-
-    def evaluation_values(self, x: Tensor) -> dict[str, Tensor]:
-        return {"loss": self.loss_on(self.corrupt(x), x), "recon": self.loss_on(x, x)}
+    def default_objective(self) -> Reconstruction:
+        return Reconstruction(self.reconstruction_loss, corruption=self.corruption)

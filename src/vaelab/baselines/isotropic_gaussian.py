@@ -7,7 +7,13 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Normal
 
-from vaelab.likelihoods.base import Likelihood
+from vaelab.likelihoods.base import EVENT_DIMS, Likelihood
+
+
+def at_least_float32(tensor: Tensor) -> Tensor:
+    """``tensor`` in float32, or float64 when it already is (a model fitted in float64 keeps
+    its precision; bfloat16 weights are read in float32)."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 class IsotropicGaussianLikelihood(Likelihood):
@@ -22,7 +28,14 @@ class IsotropicGaussianLikelihood(Likelihood):
 
     def pixel_distribution(self, decoder_output: Tensor) -> Distribution:
         scale = self.variance.sqrt().to(decoder_output)
-        return Normal(decoder_output, scale.expand_as(decoder_output))
+        return Normal(decoder_output, scale.expand_as(decoder_output), validate_args=False)
+
+    def log_prob(self, decoder_output: Tensor, x: Tensor) -> Tensor:
+        """log N(x; mean, σ²I) summed over pixels, in float32 or the model's float64."""
+        mean = at_least_float32(decoder_output)
+        return (
+            self.pixel_distribution(mean).log_prob(x.to(mean)).sum(dim=tuple(range(-EVENT_DIMS, 0)))
+        )
 
     def mean(self, decoder_output: Tensor) -> Tensor:
-        return decoder_output.float()
+        return at_least_float32(decoder_output)

@@ -3,6 +3,8 @@ whose q(z|x) is a delta distribution), so baselines answer ``encode(x).mean`` li
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
@@ -11,7 +13,7 @@ from torch.distributions import Distribution, constraints
 class PointMass(Distribution):
     """All mass at ``code`` [..., K]: mean = code, variance = 0, every sample = code."""
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict] = {}
     support = constraints.real_vector
     has_rsample = True
 

@@ -26,6 +26,36 @@ from vaelab.schedules.constant import ConstantBeta
 #: samples per data point of the ELBO that eval reports (its recon term is a Monte-Carlo mean)
 ELBO_SAMPLES = 10
 
+
+@dataclass
+class TestSetEvaluation:
+    """Per-data-point results over the evaluated test points (N of them), float64 nats."""
+
+    iw_log_likelihood: Tensor  # [N] log p(x) estimated with k importance samples
+    recon: Tensor  # [N] −E_q log p(x|z) of the training ELBO (Monte Carlo)
+    kl: Tensor  # [N] KL(q(z|x) || p(z)), closed form where torch knows it, else Monte Carlo
+    kl_per_dim: Tensor | None  # [N, D] when the posterior factorises
+    exact_log_likelihood: Tensor | None  # [N] when the model has a tractable log p(x)
+    encodings: Encodings
+    num_samples: int
+    data_dims: int
+    is_continuous: bool
+    iw_seconds: float
+
+    @property
+    def elbo(self) -> Tensor:
+        return -(self.recon + self.kl)
+
+    @property
+    def num_points(self) -> int:
+        return len(self.iw_log_likelihood)
+
+
+def bits_per_dim(nll: float, data_dims: int) -> float:
+    """NLL in nats per data point → bits per dimension: NLL / (D · ln 2)."""
+    return nll / (data_dims * math.log(2))
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -18,6 +18,7 @@ from vaelab.evaluation.active_units import active_units
 from vaelab.evaluation.encodings import Encodings, encode_split, load_encodings
 from vaelab.evaluation.learning_curves import read_learning_curves
 from vaelab.evaluation.metrics import TestSetEvaluation
+from vaelab.models.interface import LatentVariableModel
 from vaelab.plots.figures import (
     before_after_figure,
     latent_manifold_figure,
@@ -26,7 +27,6 @@ from vaelab.plots.figures import (
     learning_curves_figure,
 )
 from vaelab.plots.grids import latent_manifold_grid, prior_sample_grid, reconstruction_grid
-from vaelab.models.interface import LatentVariableModel
 
 #: where the encoding-snapshot callback stores the epoch-0 encodings, relative to the run dir
 SNAPSHOT_FILE = Path("encodings") / "epoch000.pt"
@@ -69,7 +69,9 @@ def _subset(encodings: Encodings, count: int) -> Encodings:
 
 
 @torch.no_grad()
-def traversal_grid(model: LatentVariableModel, code: Tensor, dims: list[int], values: Tensor) -> Tensor:
+def traversal_grid(
+    model: LatentVariableModel, code: Tensor, dims: list[int], values: Tensor
+) -> Tensor:
     """Decoder means with one dimension of ``code`` [D] set to each of ``values``; one row
     per dimension in ``dims``."""
     z = code.to(values).repeat(len(dims), len(values), 1)  # [rows, cols, D]
@@ -79,7 +81,9 @@ def traversal_grid(model: LatentVariableModel, code: Tensor, dims: list[int], va
     return make_grid(images.float().clamp(0, 1), nrow=len(values), pad_value=1.0)
 
 
-def _traversal(model: LatentVariableModel, result: TestSetEvaluation, settings: PictureSettings) -> Figure:
+def _traversal(
+    model: LatentVariableModel, result: TestSetEvaluation, settings: PictureSettings
+) -> Figure:
     latent_dim = model.latent_dim
     activity = (
         active_units(result.encodings.mean, settings.activity_threshold).activity

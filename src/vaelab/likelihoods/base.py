@@ -36,9 +36,7 @@ class Likelihood(nn.Module):
 
     def distribution(self, decoder_output: Tensor) -> Distribution:
         """p(x|z) as one distribution over whole images (event shape (C, H, W))."""
-        return Independent(
-            self.pixel_distribution(decoder_output), EVENT_DIMS, validate_args=False
-        )
+        return Independent(self.pixel_distribution(decoder_output), EVENT_DIMS, validate_args=False)
 
     def log_prob(self, decoder_output: Tensor, x: Tensor) -> Tensor:
         """log p(x|z) summed over pixels, computed in float32 even under autocast."""

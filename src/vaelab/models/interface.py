@@ -83,9 +83,19 @@ class LatentVariableModel(nn.Module, ABC):
         self, x: Tensor, y: Tensor | None = None, num_samples: int | None = None
     ) -> LatentSamples:
         """Draw ``num_samples`` reparameterised z ~ q(z|x) per data point (None: one sample
-        without a sample axis) and score them under p and q."""
-        raise MissingCapability(
-            f"{type(self).__name__} has no joint density p(x, z), so log p(x) is undefined"
+        without a sample axis) and score them under p and q. A model with one flat latent
+        needs nothing more than :meth:`encode`, :meth:`decode` and :attr:`prior`; a hierarchy
+        overrides this and sums the log-densities of all its layers."""
+        posterior = self.encode(x, y)
+        z = posterior.rsample(() if num_samples is None else (int(num_samples),))
+        observation = self.decode(z, y)
+        return LatentSamples(
+            z=z,
+            posterior=posterior,
+            observation=observation,
+            log_likelihood=observation.log_prob(x),
+            log_prior=self.prior.log_prob(z),
+            log_posterior=posterior.log_prob(z),
         )
 
     def log_weights(self, x: Tensor, y: Tensor | None = None, num_samples: int = 1) -> Tensor:

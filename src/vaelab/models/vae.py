@@ -12,7 +12,7 @@ from torch.distributions import Distribution
 from vaelab.errors import VaelabError
 from vaelab.likelihoods.base import EVENT_DIMS, ImageDistribution, Likelihood
 from vaelab.likelihoods.bernoulli import BernoulliLikelihood
-from vaelab.models.interface import LatentSamples, LatentVariableModel, input_shape_of
+from vaelab.models.interface import LatentVariableModel, input_shape_of
 from vaelab.nets.networks import EncoderDecoder
 from vaelab.posteriors.base import Posterior
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
@@ -91,21 +91,6 @@ class VAE(LatentVariableModel):
         leading = z.shape[:-1]
         out = self.decoder(in_dtype_of(self.decoder, z.reshape(-1, self.latent_dim)))
         return self.likelihood.observation(out.reshape(*leading, *out.shape[-EVENT_DIMS:]))
-
-    def sample_latents(
-        self, x: Tensor, y: Tensor | None = None, num_samples: int | None = None
-    ) -> LatentSamples:
-        posterior = self.encode(x, y)
-        z = posterior.rsample(() if num_samples is None else (int(num_samples),))
-        observation = self.decode(z, y)
-        return LatentSamples(
-            z=z,
-            posterior=posterior,
-            observation=observation,
-            log_likelihood=observation.log_prob(x),
-            log_prior=self.prior.log_prob(z),
-            log_posterior=posterior.log_prob(z),
-        )
 
     def sample(self, num: int, y: Tensor | None = None) -> Tensor:
         """Decoder means E[x|z] for z ~ p(z): [num, C, H, W]."""

@@ -57,9 +57,7 @@ class ELBO(Objective):
     def __init__(self, kl: KLEstimator = "auto", num_samples: int = 1) -> None:
         super().__init__()
         if kl not in KL_ESTIMATORS:
-            raise VaelabError(
-                f"objective.kl must be one of {', '.join(KL_ESTIMATORS)}, got {kl!r}"
-            )
+            raise VaelabError(f"objective.kl must be one of {', '.join(KL_ESTIMATORS)}, got {kl!r}")
         if int(num_samples) < 1:
             raise VaelabError(f"objective.num_samples must be >= 1, got {num_samples}")
         self.kl = kl

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from vaelab.models.interface import LatentVariableModel
+from vaelab.models.interface import LatentVariableModel, MissingCapability
 
 
 @torch.no_grad()
@@ -51,10 +51,15 @@ PRIOR_SPREAD_SAMPLES = 10_000
 @torch.no_grad()
 def prior_spread(model: LatentVariableModel, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Mean and standard deviation per latent dimension of the model's prior, from
-    :data:`PRIOR_SPREAD_SAMPLES` draws (for N(0, I): ≈ 0 and 1)."""
+    :data:`PRIOR_SPREAD_SAMPLES` draws (for N(0, I): ≈ 0 and 1); 0 and 1 for a model without
+    a prior (an autoencoder, PCA)."""
+    try:
+        prior = model.prior
+    except MissingCapability:
+        return torch.zeros(model.latent_dim), torch.ones(model.latent_dim)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        z = model.prior.sample(PRIOR_SPREAD_SAMPLES).float()
+        z = prior.sample(PRIOR_SPREAD_SAMPLES).float()
     return z.mean(0), z.std(0)
 
 
