@@ -113,7 +113,7 @@ def test_model_input_shape_override_that_contradicts_the_data(mnist_data_dir, tm
 def test_network_that_cannot_produce_the_data_shape_is_refused_at_build_time():
     from torch import nn
 
-    from vaelab.module import VAEModule
+    from vaelab.models.vae import VAE
     from vaelab.nets.networks import EncoderDecoder
 
     def wrong_decoder(input_shape, latent_dim, encoder_out_features, decoder_out_channels):
@@ -123,9 +123,7 @@ def test_network_that_cannot_produce_the_data_shape_is_refused_at_build_time():
         )
 
     with pytest.raises(VaelabError, match=r"decoder outputs \(1, 32, 32\).*\(1, 28, 20\)"):
-        VAEModule(
-            net=wrong_decoder, latent_dim=2, input_shape=(1, 28, 20), optimizer=torch.optim.Adam
-        )
+        VAE(net=wrong_decoder, latent_dim=2, input_shape=(1, 28, 20))
 
 
 # 4. invalid values, caught before any data is loaded -------------------------------------

@@ -122,6 +122,11 @@ class LatentVariableModule(L.LightningModule):
             self._networks_compiled = True
 
     def setup(self, stage: str) -> None:
+        """Hand the objective what the datamodule knows (split sizes, classes) once the data
+        is set up; point checkpoints at ``val/loss`` for models without an ELBO."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is not None and hasattr(datamodule, "data_info"):
+            self.objective.setup(self.model, self.weighting, datamodule.data_info())
         if stage == "fit" and self._trainer is not None and "elbo" not in self.metric_names:
             logged = {f"val/{name}" for name in self.metric_names}
             monitor_logged_metric(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -102,6 +102,15 @@ class ImageDataModule(L.LightningDataModule):
         """(C, H, W) of the batches the model sees."""
         probe = torch.zeros(1, *self.image_shape, dtype=torch.uint8)
         return tuple(self.transform_images(probe).shape[1:])
+
+    def data_info(self) -> dict[str, Any]:
+        """What models and objectives may need from the data, after :meth:`setup`: the input
+        shape, the number of classes (None: unlabelled) and the split sizes (β-TCVAE's
+        estimators need the training-set size)."""
+        info: dict[str, Any] = {"input_shape": self.dims, "num_classes": self.num_classes}
+        for name, split in self.splits.items():
+            info[f"num_{name}"] = len(split)
+        return info
 
     # -- setup ----------------------------------------------------------------------------
     def prepare_data(self) -> None:

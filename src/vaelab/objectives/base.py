@@ -60,7 +60,9 @@ class Objective(nn.Module):
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:
         """Check that the objective applies to ``model`` with ``weighting``; resolve automatic
-        choices. ``data_info`` carries what the datamodule knows (e.g. ``num_train``)."""
+        choices. Called when the module is built (``data_info`` may be empty then) and again
+        once the datamodule is set up, with what it knows (``num_train``, ``num_classes``, …):
+        it must be idempotent."""
 
     def forward(
         self,
