@@ -61,6 +61,14 @@ def batch_loss(module, x: torch.Tensor) -> float:
         return module._loss(module(x)).mean().item()
 
 
+LVM_CLIP = 10.0
+LVM_MLP_OVERRIDES = [
+    "posterior.parameterization=log_scale",
+    "objective.num_samples=5",
+    "optimizer.lr=0.01",
+    f"trainer.gradient_clip_val={LVM_CLIP}",
+    "trainer.gradient_clip_algorithm=value",
+]
 PRESET_RUNS = [
     ("mlp", [], "mnist28"),
     ("lecture_mlp", [], "mnist28"),
@@ -70,17 +78,9 @@ PRESET_RUNS = [
     ("kw_mlp", ["objective.num_samples=5", "optimizer.lr=0.01"], "mnist28"),
     # seed 003: Frey faces, sigmoid mean + learned log-std per pixel
     ("frey_mlp", ["likelihood=gaussian_learned_per_pixel"], "frey"),
-    # seed 004: exp-scale encoder, 5 vectorised particles, ClippedAdam = Adam + clipping
-    (
-        "lvm_mlp",
-        [
-            "posterior.parameterization=log_scale",
-            "objective.num_samples=5",
-            "optimizer.lr=0.01",
-            "trainer.gradient_clip_val=10.0",
-        ],
-        "mnist28",
-    ),
+    # seed 004: exp-scale encoder, 5 vectorised particles, ClippedAdam = Adam + clamping each
+    # gradient element to [−10, 10] (as experiment=lvm_mnist)
+    ("lvm_mlp", LVM_MLP_OVERRIDES, "mnist28"),
     ("burda_mlp", ["objective=iwae", "objective.num_samples=5"], "mnist28"),
     ("conv", [], "mnist28"),
     ("conv", [], "mnist32"),
@@ -108,6 +108,45 @@ def test_preset_trains_one_step_on_a_real_batch(tmp_path, real_batches, preset, 
     with torch.no_grad():
         assert module.vae.reconstruct(x).shape == x.shape
         assert module.vae.sample_images(4).shape == (4, *x.shape[1:])
+
+
+class GradientProbe(L.Callback):
+    """Test probe: the flattened gradients before the trainer clips them and after the step."""
+
+    def __init__(self) -> None:
+        self.raw: torch.Tensor | None = None
+        self.clipped: torch.Tensor | None = None
+
+    @staticmethod
+    def _gradients(module) -> torch.Tensor:
+        return torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None])
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.raw = self._gradients(pl_module).clone()  # Lightning clips after this hook
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.clipped = self._gradients(pl_module).clone()
+
+
+def test_lvm_mlp_preset_clamps_each_gradient_element_like_pyros_clipped_adam(
+    tmp_path, real_batches
+):
+    """ClippedAdam's clip_norm clamps elements; it never rescales the gradient's norm."""
+    x = real_batches["mnist28"]
+    cfg = compose_config([*FAST, "model=lvm_mlp", *LVM_MLP_OVERRIDES], tmp_path)
+    assert cfg.trainer.gradient_clip_algorithm == "value"
+    L.seed_everything(0)
+    probe = GradientProbe()
+    trainer = quiet_trainer(
+        cfg, max_steps=1, limit_val_batches=0, num_sanity_val_steps=0, callbacks=[probe]
+    )
+    labels = torch.zeros(len(x), dtype=torch.long)
+    module = build_module(cfg, x.shape[1:])
+    trainer.fit(module, train_dataloaders=DataLoader(TensorDataset(x, labels), batch_size=len(x)))
+    torch.testing.assert_close(probe.clipped, probe.raw.clamp(-LVM_CLIP, LVM_CLIP))
+    # the first step's gradient norm is far above 10: norm clipping would have rescaled it
+    assert probe.raw.norm() > 2 * LVM_CLIP
+    assert probe.clipped.norm() > 2 * LVM_CLIP
 
 
 @pytest.mark.parametrize("scheduler", ["none", "step", "cosine", "exponential", "burda"])
