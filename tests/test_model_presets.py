@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tests.conftest import FAST, compose_config
 from vaelab.builders import build_module
-from vaelab.data.idx import read_idx
+from vaelab.data.idx_datamodule import read_images
 
 TINY_BATCH = 32
 PIXEL_MAX = 255.0
@@ -27,7 +27,7 @@ PIXEL_MAX = 255.0
 def real_batches(mnist_data_dir, frey_data_dir) -> dict[str, torch.Tensor]:
     """Tiny real batches in [0, 1]: MNIST 28×28, MNIST padded to 32×32 (seed 000's padding),
     Frey faces 28×20, and a random colour 3×32×32 batch for the shape of CIFAR-like data."""
-    digits = read_idx(mnist_data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz")
+    digits = read_images(mnist_data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz")
     mnist = digits[:TINY_BATCH].float().unsqueeze(1) / PIXEL_MAX
     faces = np.load(frey_data_dir / "frey" / "frey_faces.npy")[:TINY_BATCH]
     generator = torch.Generator().manual_seed(0)
