@@ -62,9 +62,11 @@ class ClosedFormModule(L.LightningModule):
         return bool(self.fitted_on > 0)
 
     def refit(self) -> None:
-        """Solve from the moments accumulated so far, unless nothing changed since the last
-        fit."""
-        count = self.moments.count
+        """Solve from the moments accumulated so far by every process (under DDP each rank
+        holds a shard: the sums are all-reduced, so every rank calls this at the same points),
+        unless nothing changed since the last fit."""
+        sums = self.moments.summed_over_processes()
+        count = sums.count
         if count == 0 or count == self.fitted_on:
             return
         if count < 2:
@@ -72,7 +74,7 @@ class ClosedFormModule(L.LightningModule):
                 "a closed-form fit needs at least two training images; use more "
                 "data (data.val_size smaller) or trainer.limit_train_batches=null"
             )
-        self.fit_moments(self.moments.mean(), self.moments.covariance())
+        self.fit_moments(sums.mean(), sums.covariance())
         self.fitted_on.fill_(count)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
