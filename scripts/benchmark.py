@@ -13,11 +13,13 @@ logits, diagonal Gaussian posterior, analytic KL, Adam lr 1e-3, one process.
               and pass ``--pythae-path DIR``)
   (g) compile (d) with ``module.compile=true`` (only with ``--variants … g``)
   (l) floor   Lightning's own cost: a LightningModule whose training_step is (a)'s loss, fed
-              (a)'s float batches, no logger, no callbacks: what any Lightning-based
-              framework pays per step before doing anything of its own
+              (a)'s float batches, no callbacks but the throughput monitor: what any
+              Lightning-based framework pays per step before doing anything of its own
 
 Each variant trains ``--warmup-steps`` untimed steps, then ``--timed-images`` images timed
-(device synchronised at both ends); variants run interleaved ``--repeats`` times and the
+((a), (b), (f): device synchronised at both ends; (c)–(e), (g), (l): Lightning's
+ThroughputMonitor over the timed batches, which synchronises CUDA after every batch, logged
+once at the last step to TensorBoard); variants run interleaved ``--repeats`` times and the
 table shows the median images/s and the median over repeats of its ratio to (a) in the same
 repeat (so a load change between repeats cancels out). ``--iw-nll`` adds the throughput of
 the importance-weighted NLL evaluation (if ``vaelab.evaluation.iw_nll`` exists).
@@ -167,8 +169,9 @@ def run_plain(args, batch_size: int) -> Measurement:
 
 def run_lightning_floor(args, batch_size: int) -> Measurement:
     import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
 
-    from vaelab.callbacks.throughput import TrainThroughput
+    from vaelab.callbacks.throughput import TrainThroughput, logged_rate
 
     device = torch.device(args.device)
     x_all = (mnist_train_images(args.data_dir).float() / 255).to(device)
@@ -197,20 +200,31 @@ def run_lightning_floor(args, batch_size: int) -> Measurement:
         def __len__(self) -> int:
             return len(batches)
 
-    throughput = TrainThroughput(args.warmup_steps, steps - args.warmup_steps)
-    trainer = L.Trainer(
-        accelerator=args.device,
-        devices=1,
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[throughput],
-    )
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with (
+        tempfile.TemporaryDirectory(dir=args.scratch) as run_dir,
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        trainer = L.Trainer(
+            accelerator=args.device,
+            devices=1,
+            max_epochs=1,
+            # the monitor's rate reaches only a logger: it writes once, at the last step
+            logger=TensorBoardLogger(run_dir, name="", version=""),
+            log_every_n_steps=steps,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[TrainThroughput(window_size=timed_window(args, steps))],
+        )
         trainer.fit(PlainModule(), train_dataloaders=Batches())
-    return Measurement("l", batch_size, throughput.images_per_second)
+        rate = logged_rate(Path(run_dir))
+    return Measurement("l", batch_size, rate)
+
+
+def timed_window(args, steps: int) -> int:
+    """ThroughputMonitor's window at the last step: the timed batches and the one before."""
+    return steps - args.warmup_steps + 1
 
 
 def torchvision_root(data_dir: Path, scratch: Path) -> Path:
@@ -303,14 +317,15 @@ def vaelab_overrides(args, batch_size: int, extra: list[str]) -> list[str]:
         "trainer.enable_progress_bar=false",
         "callbacks.image_logger=null",
         "+callbacks.throughput._target_=vaelab.callbacks.throughput.TrainThroughput",
-        f"+callbacks.throughput.warmup_steps={args.warmup_steps}",
-        f"+callbacks.throughput.timed_steps={steps - args.warmup_steps}",
+        f"+callbacks.throughput.window_size={timed_window(args, steps)}",
+        # the monitor logs its rate at the last step (and vaelab its step metrics) only
+        f"trainer.log_every_n_steps={steps}",
         *extra,
     ]
 
 
 def run_vaelab(args, batch_size: int, variant: str) -> Measurement:
-    from vaelab.callbacks.throughput import METRIC
+    from vaelab.callbacks.throughput import logged_rate
     from vaelab.train import train
 
     extra = {
@@ -324,8 +339,9 @@ def run_vaelab(args, batch_size: int, variant: str) -> Measurement:
         contextlib.redirect_stdout(io.StringIO()),
     ):
         cfg = compose(vaelab_overrides(args, batch_size, extra), Path(run_dir))
-        metrics = train(cfg)
-    return Measurement(variant, batch_size, metrics.get(METRIC))
+        train(cfg)
+        rate = logged_rate(Path(run_dir))
+    return Measurement(variant, batch_size, rate)
 
 
 def run_pythae(args, batch_size: int) -> Measurement:
@@ -501,6 +517,8 @@ def main() -> None:
     parser.add_argument("--profile", choices=list(VARIANTS), default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     args = parser.parse_args()
+    if args.warmup_steps < 1:  # ThroughputMonitor's window starts at the end of a batch
+        parser.error("--warmup-steps must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     args.scratch = Path(tempfile.mkdtemp(prefix="vaelab_bench_"))

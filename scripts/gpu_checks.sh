@@ -33,16 +33,17 @@ lightning.__version__)" >>"$out_dir/device.txt"
 train() {
     local run_dir=$1
     shift
-    local epochs=3 limit=()
+    # ThroughputMonitor: images/s over the last 400 batches, logged every 50 steps
+    local epochs=3 limit=() window=401 log_every=50
     if [[ $quick == 1 ]]; then
-        epochs=1
+        epochs=1 window=11 log_every=10
         limit=(trainer.limit_train_batches=20 trainer.limit_val_batches=2 trainer.limit_test_batches=2)
     fi
     "$python" -m vaelab.train print_config=false "paths.data_dir=$data_dir" data.download=false \
         data.on_device=true "trainer.accelerator=$accelerator" trainer.devices=1 \
         "trainer.max_epochs=$epochs" callbacks.progress_bar=null "hydra.run.dir=$run_dir" \
         +callbacks.throughput._target_=vaelab.callbacks.throughput.TrainThroughput \
-        +callbacks.throughput.warmup_steps=10 +callbacks.throughput.timed_steps=400 \
+        "+callbacks.throughput.window_size=$window" "trainer.log_every_n_steps=$log_every" \
         "${limit[@]}" "$@" >"$run_dir.log" 2>&1
 }
 
@@ -65,6 +66,8 @@ precision)
 import json, sys
 from pathlib import Path
 
+from vaelab.callbacks.throughput import logged_rate
+
 out = Path(sys.argv[1])
 print("| trainer.precision | val −ELBO | test −ELBO | train images/s |")
 print("|---|---:|---:|---:|")
@@ -74,7 +77,7 @@ for precision in ("32-true", "bf16-mixed", "16-mixed", "bf16-true"):
         print(f"| {precision} | failed | | |")
         continue
     m = json.loads(path.read_text())
-    rate = m.get("perf/train_images_per_s")
+    rate = logged_rate(out / f"run_{precision}")
     rate_text = f"{rate:,.0f}" if rate else "–"
     print(f"| {precision} | {-m['val/elbo']:.2f} | {-m['test/elbo']:.2f} | {rate_text} |")
 EOF
@@ -96,6 +99,8 @@ eval)
     "$python" - "$out_dir" "$samples" "$start" "$end" <<'EOF' | tee "$out_dir/eval.md"
 import json, sys
 from pathlib import Path
+
+from vaelab.callbacks.throughput import logged_rate
 
 out, samples, start, end = Path(sys.argv[1]), int(sys.argv[2]), *map(float, sys.argv[3:])
 m = json.loads((out / "eval_metrics.json").read_text())

@@ -86,7 +86,7 @@ def test_truncated_extracted_idx_names_header_and_size(mnist_copy):
     with pytest.raises(VaelabError) as err:
         MNISTDataModule(data_dir=str(mnist_copy), download=False).setup()
     assert "truncated or corrupted" in str(err.value)
-    assert "(10000, 28, 28)" in str(err.value) and "download it again" in str(err.value)
+    assert "[10000, 28, 28]" in str(err.value) and "download it again" in str(err.value)
 
 
 def test_not_an_idx_file(mnist_copy):

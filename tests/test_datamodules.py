@@ -1,5 +1,6 @@
 """Datamodules of issue 4 on real files (private copies) or tiny files in the real format:
-Frey Face (.mat and .npy), CIFAR-10 (pickled batches), scikit-learn digits, binarized MNIST."""
+Frey Face (.mat and .npy), CIFAR-10 (pickled batches, read by torchvision), scikit-learn digits,
+binarized MNIST."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import scipy.io
 import torch
 from hydra.utils import instantiate
 from sklearn.datasets import load_digits
+from torchvision.datasets import CIFAR10
 
 from vaelab.data.cifar10 import CIFAR10DataModule
 from vaelab.data.digits import DigitsDataModule
@@ -129,10 +131,11 @@ def test_frey_npy_with_wrong_shape_is_rejected(tmp_path):
 
 # -- CIFAR-10 -----------------------------------------------------------------------------
 CIFAR_PIXELS = 3 * 32 * 32
+CIFAR_CLASSES = [f"class_{i}" for i in range(10)]
 
 
 def _write_cifar(root: Path, per_batch: int = 3, test_size: int = 4) -> dict[str, np.ndarray]:
-    """Six tiny batches in torchvision's ``cifar-10-batches-py`` pickle format."""
+    """Six tiny batches and batches.meta in torchvision's ``cifar-10-batches-py`` format."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -154,11 +157,34 @@ def _write_cifar(root: Path, per_batch: int = 3, test_size: int = 4) -> dict[str
             )
         written[name] = data
         written[name + "_labels"] = np.array(labels)
+    with (folder / "batches.meta").open("wb") as handle:
+        pickle.dump({"label_names": CIFAR_CLASSES, "num_vis": CIFAR_PIXELS}, handle)
     return written
 
 
-def test_cifar10_reads_pickled_batches_plane_by_plane(tmp_path):
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def fake_cifar(tmp_path, monkeypatch) -> dict[str, np.ndarray]:
+    """A tiny CIFAR-10 in tmp_path that torchvision accepts. torchvision reads only files whose
+    md5 is the official release's, so no generated file can pass its check: the test points
+    its md5 list at the generated files instead (the reading code is torchvision's own)."""
     written = _write_cifar(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    monkeypatch.setattr(
+        CIFAR10, "train_list", [[n, _md5(folder / n)] for n, _ in CIFAR10.train_list]
+    )
+    monkeypatch.setattr(CIFAR10, "test_list", [[n, _md5(folder / n)] for n, _ in CIFAR10.test_list])
+    monkeypatch.setattr(
+        CIFAR10, "meta", {**CIFAR10.meta, "md5": _md5(folder / CIFAR10.meta["filename"])}
+    )
+    return written
+
+
+def test_cifar10_reads_pickled_batches_plane_by_plane(tmp_path, fake_cifar):
+    written = fake_cifar
     dm = CIFAR10DataModule(str(tmp_path), batch_size=4, val_size=3, download=False)
     assert dm.dims == (3, 32, 32) and dm.num_classes == 10
     train = dm.load_train()
@@ -170,6 +196,7 @@ def test_cifar10_reads_pickled_batches_plane_by_plane(tmp_path):
         plane = row[channel * 1024 : (channel + 1) * 1024].reshape(32, 32)
         assert torch.equal(image[channel], torch.from_numpy(plane))
     assert train.labels[4] == written["data_batch_2_labels"][1]
+    assert train.labels.dtype == torch.int64
     test = dm.load_test()
     assert torch.equal(test.labels, torch.from_numpy(written["test_batch_labels"]))
     dm.setup("fit")
@@ -186,21 +213,31 @@ def test_cifar10_missing_batch_is_a_clear_error(tmp_path):
         dm.setup("fit")
 
 
-def test_cifar10_corrupt_batch_is_a_clear_error(tmp_path):
-    _write_cifar(tmp_path)
+def test_cifar10_corrupt_batch_is_a_clear_error(tmp_path, fake_cifar):
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x04garbage")
     dm = CIFAR10DataModule(str(tmp_path), batch_size=4, val_size=3, download=False)
-    with pytest.raises(VaelabError, match=r"data_batch_3 is not a CIFAR-10 batch"):
+    with pytest.raises(VaelabError, match=r"data_batch_3 in .*not the official CIFAR-10"):
         dm.setup("fit")
 
 
-def test_cifar10_batch_with_wrong_row_length_is_rejected(tmp_path):
-    _write_cifar(tmp_path)
+class _WritesMarker:
+    """A pickle payload: unpickling it creates the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_cifar10_batch_with_a_code_payload_is_never_unpickled(tmp_path, fake_cifar):
+    marker = tmp_path / "payload_ran"
     with (tmp_path / "cifar-10-batches-py" / "data_batch_1").open("wb") as handle:
-        pickle.dump({"labels": [0], "data": np.zeros((1, 100), np.uint8)}, handle)
+        pickle.dump({"data": _WritesMarker(marker), "labels": [0]}, handle)
     dm = CIFAR10DataModule(str(tmp_path), batch_size=4, val_size=3, download=False)
-    with pytest.raises(VaelabError, match=r"expected uint8 \(N, 3072\)"):
+    with pytest.raises(VaelabError, match=r"data_batch_1 in .*md5 differs.*download it again"):
         dm.load_train()
+    assert not marker.exists()
 
 
 # -- scikit-learn digits ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Every experiment config runs (``trainer.fast_dev_run=true``, every sweep value of the
 multirun ones) on private copies of the real data, cites its seed, and keeps the seed's
-hyperparameters; Burda et al.'s learning-rate schedule."""
+hyperparameters."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from vaelab.optim.burda_schedule import BurdaStages, burda_schedule
 from vaelab.paths import CONFIG_DIR, PROJECT_ROOT
 from vaelab.train import train
 
@@ -181,8 +180,8 @@ def test_burda_experiments_follow_the_paper(make_config):
         assert cfg.data.binarize == "dynamic" and cfg.data.batch_size == 20
         assert list(cfg.optimizer.betas) == [0.9, 0.999] and cfg.optimizer.eps == 1e-4
         assert cfg.optimizer.lr == 1e-3 and cfg.objective.num_samples == 50
-        assert cfg.lr_scheduler._target_.endswith("burda_schedule")
-        assert cfg.trainer.max_epochs == BurdaStages().total_epochs == 3280
+        assert cfg.lr_scheduler._target_ == "torch.optim.lr_scheduler.MultiStepLR"
+        assert cfg.trainer.max_epochs == sum(3**i for i in range(8)) == 3280
         assert cfg.model.latent_dim == 50 and cfg.model.net.activation == "tanh"
     assert _cfg(make_config, "burda_iwae").objective._target_.endswith("IWAE")
     short = _cfg(make_config, "burda_iwae", "trainer.max_epochs=3")
@@ -193,32 +192,6 @@ def test_beta_vae_sweep_covers_the_five_betas():
     assert _sweep("beta_vae_sweep") == [
         f"beta.value={b}" for b in ("0.5", "1.0", "2.0", "4.0", "8.0")
     ]
-
-
-# -- Burda et al.'s learning-rate schedule ------------------------------------------------------
-def test_burda_schedule_gives_3_to_the_i_epochs_at_lr_times_10_to_minus_i_over_7():
-    parameter = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.Adam([parameter], lr=1e-3)
-    scheduler = burda_schedule(optimizer)
-    rates = []
-    for _ in range(BurdaStages().total_epochs + 5):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    start = 0
-    for i in range(8):
-        stage = rates[start : start + 3**i]
-        assert len(stage) == 3**i
-        assert all(r == pytest.approx(1e-3 * 10 ** (-i / 7), rel=1e-12) for r in stage)
-        start += 3**i
-    assert start == 3280
-    # after the schedule the last rate is kept
-    assert rates[-1] == pytest.approx(1e-4, rel=1e-12)
-
-
-def test_burda_schedule_rejects_nonsense():
-    with pytest.raises(ValueError, match="num_stages"):
-        BurdaStages(num_stages=0)
 
 
 @pytest.mark.slow

@@ -56,9 +56,12 @@ class ClosedFormModel(LatentVariableModel):
         self.moments.update(x.flatten(start_dim=1))
 
     def finish_fit(self) -> None:
-        """Solve from the moments accumulated so far, unless nothing changed since the last
-        fit (so calling it again at the end of the epoch costs nothing)."""
-        count = self.moments.count
+        """Solve from the moments accumulated so far by every process (under DDP each rank
+        holds a shard: the sums are all-reduced, so every rank calls this at the same points),
+        unless nothing changed since the last fit (so the second call, at the end of the epoch,
+        costs one all-reduce and no solve)."""
+        sums = self.moments.summed_over_processes()
+        count = sums.count
         if count == 0 or count == self.fitted_on:
             return
         if count < 2:
@@ -66,7 +69,7 @@ class ClosedFormModel(LatentVariableModel):
                 "a closed-form fit needs at least two training images; use more data "
                 "(data.val_size smaller) or trainer.limit_train_batches=null"
             )
-        self.fit_moments(self.moments.mean(), self.moments.covariance())
+        self.fit_moments(sums.mean(), sums.covariance())
         self.fitted_on.fill_(count)
         rank_zero_info(
             f"{type(self).__name__}: closed-form fit on {int(count)} training images; one "

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
-import numpy as np
 import torch
 from torchvision.datasets import CIFAR10
+from torchvision.datasets.utils import check_integrity
 
 from vaelab.data.image_datamodule import ImageDataModule, ImageSplit
 from vaelab.errors import VaelabError
 
-FOLDER = "cifar-10-batches-py"
-TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
-TEST_BATCH = "test_batch"
+
+def release_files() -> dict[str, str]:
+    """File name → md5 of every file in torchvision's ``cifar-10-batches-py`` folder."""
+    listed = [*CIFAR10.train_list, *CIFAR10.test_list]
+    return {**dict(listed), CIFAR10.meta["filename"]: CIFAR10.meta["md5"]}
 
 
 class CIFAR10DataModule(ImageDataModule):
-    """CIFAR-10 from torchvision's layout, ``<data_dir>/cifar-10-batches-py``: five pickled
-    training batches and one test batch, each a dict with ``data`` (uint8 [N, 3·32·32], the
-    red, green and blue planes of each image in turn) and ``labels`` (N ints in 0..9).
+    """CIFAR-10 read by ``torchvision.datasets.CIFAR10(download=False)`` from its layout,
+    ``<data_dir>/cifar-10-batches-py``. torchvision unpickles the batches only after each
+    file's md5 matches the official release's, so no other file is ever unpickled.
 
-    Read offline; if the folder is missing and ``download`` is true, torchvision downloads it.
+    If the folder is missing and ``download`` is true, torchvision downloads it.
     """
 
     image_shape = (3, 32, 32)
@@ -30,21 +31,20 @@ class CIFAR10DataModule(ImageDataModule):
 
     @property
     def folder(self) -> Path:
-        return Path(self.data_dir) / FOLDER
+        return Path(self.data_dir) / CIFAR10.base_folder
 
-    def _paths(self, names: tuple[str, ...]) -> list[Path]:
-        paths = [self.folder / name for name in names]
-        if not all(p.is_file() for p in paths) and self.download:
+    def _check_present(self) -> None:
+        missing = [name for name in release_files() if not (self.folder / name).is_file()]
+        if missing and self.download:
             self._download()
-        missing = [p.name for p in paths if not p.is_file()]
+            missing = [name for name in release_files() if not (self.folder / name).is_file()]
         if missing:
             raise VaelabError(
                 f"CIFAR-10 data not found: {', '.join(missing)} missing in {self.folder}. Fix: "
-                f"set VAELAB_DATA_DIR to a folder that holds {FOLDER}/ (torchvision's "
-                "extracted cifar-10-python.tar.gz), or keep data.download=true on a machine with "
-                "network access."
+                f"set VAELAB_DATA_DIR to a folder that holds {CIFAR10.base_folder}/ "
+                "(torchvision's extracted cifar-10-python.tar.gz), or keep data.download=true "
+                "on a machine with network access."
             )
-        return paths
 
     def _download(self) -> None:
         try:
@@ -53,51 +53,31 @@ class CIFAR10DataModule(ImageDataModule):
             raise VaelabError(
                 f"CIFAR-10 data not found in {self.folder} and downloading failed "
                 f"({type(err).__name__}: {err}). Fix: point VAELAB_DATA_DIR at a folder that "
-                f"holds {FOLDER}/ with data_batch_1..5 and test_batch."
+                f"holds {CIFAR10.base_folder}/ with data_batch_1..5, test_batch and batches.meta."
             ) from err
 
-    def _read_batch(self, path: Path) -> ImageSplit:
-        def corrupt(problem: str) -> VaelabError:
-            return VaelabError(
-                f"{path} is not a CIFAR-10 batch ({problem}); delete {self.folder} "
-                "and download it again, or point VAELAB_DATA_DIR at an intact copy"
-            )
-
+    def _read(self, train: bool) -> ImageSplit:
+        self._check_present()
         try:
-            with path.open("rb") as handle:
-                entry = pickle.load(handle, encoding="latin1")
-        except (
-            OSError,
-            EOFError,
-            pickle.UnpicklingError,
-            ValueError,
-            TypeError,
-            AttributeError,
-            ImportError,
-            IndexError,
-        ) as err:
-            raise corrupt(f"cannot be unpickled: {type(err).__name__}: {err}") from err
-        if not isinstance(entry, dict) or "data" not in entry or "labels" not in entry:
-            raise corrupt("expected a dict with 'data' and 'labels'")
-        data, labels = np.asarray(entry["data"]), np.asarray(entry["labels"])
-        pixels = int(np.prod(self.image_shape))
-        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != pixels:
-            raise corrupt(f"'data' is {data.dtype} {data.shape}, expected uint8 (N, {pixels})")
-        if labels.shape != (len(data),):
-            raise corrupt(f"{len(labels)} labels for {len(data)} images")
-        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise corrupt(f"labels outside 0..{self.num_classes - 1}")
-        images = torch.from_numpy(data.reshape(-1, *self.image_shape).copy())
-        return ImageSplit(images, torch.from_numpy(labels.astype(np.int64)))
-
-    def _read_all(self, names: tuple[str, ...]) -> ImageSplit:
-        parts = [self._read_batch(p) for p in self._paths(names)]
-        return ImageSplit(
-            torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts])
-        )
+            dataset = CIFAR10(self.data_dir, train=train, download=False)
+        except RuntimeError as err:  # torchvision's md5 check of the batches and batches.meta
+            differing = [
+                name
+                for name, md5 in release_files().items()
+                if not check_integrity(str(self.folder / name), md5)
+            ]
+            raise VaelabError(
+                f"{', '.join(differing) or self.folder} in {self.folder}: not the official "
+                f"CIFAR-10 release (md5 differs; torchvision: {err}), so it was not read. Fix: "
+                f"delete {self.folder} and download it again, or point VAELAB_DATA_DIR at an "
+                "intact copy."
+            ) from err
+        # torchvision holds the images as uint8 [N, H, W, C]
+        images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
+        return ImageSplit(images, torch.tensor(dataset.targets, dtype=torch.int64))
 
     def load_train(self) -> ImageSplit:
-        return self._read_all(TRAIN_BATCHES)
+        return self._read(train=True)
 
     def load_test(self) -> ImageSplit:
-        return self._read_all((TEST_BATCH,))
+        return self._read(train=False)

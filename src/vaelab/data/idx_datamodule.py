@@ -1,15 +1,21 @@
-"""Datamodules for datasets stored as four IDX files (MNIST, Fashion-MNIST)."""
+"""Datamodules for datasets stored as four IDX files (MNIST, Fashion-MNIST), read with
+torchvision's IDX reader."""
 
 from __future__ import annotations
 
+import gzip
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.datasets import VisionDataset
+from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.datasets.utils import check_integrity
 
-from vaelab.data.idx import read_idx
 from vaelab.data.image_datamodule import ImageDataModule, ImageSplit
 from vaelab.errors import VaelabError
 
@@ -18,6 +24,43 @@ SPLIT_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 PAD_TO = 32
+FIX = "delete it and download it again, or point VAELAB_DATA_DIR at an intact copy"
+
+
+def _read_idx(path: Path, reader: Callable[[str], Tensor], holds: str) -> Tensor:
+    """torchvision's ``reader`` on a plain or gzipped IDX file (it reads plain files only, so a
+    .gz is decompressed to a temporary file first); every failure is one clear error."""
+    with tempfile.TemporaryDirectory(prefix="vaelab_idx_") as scratch:
+        plain = path
+        if path.suffix == ".gz":
+            plain = Path(scratch) / path.stem
+            try:
+                with gzip.open(path, "rb") as packed, plain.open("wb") as unpacked:
+                    shutil.copyfileobj(packed, unpacked)
+            except (OSError, EOFError, zlib.error) as err:
+                raise VaelabError(f"{path} is corrupted ({err}); {FIX}") from err
+        try:
+            return reader(str(plain))
+        except (AssertionError, KeyError) as err:  # the reader's checks of the magic number
+            raise VaelabError(
+                f"{path} is not an IDX file (bad magic number); replace it with the original "
+                "MNIST/Fashion-MNIST file"
+            ) from err
+        except (RuntimeError, ValueError, TypeError) as err:
+            raise VaelabError(
+                f"{path} is truncated or corrupted, or does not hold {holds} (torchvision's "
+                f"IDX reader: {err}); {FIX}"
+            ) from err
+
+
+def read_images(path: Path) -> Tensor:
+    """The uint8 images [N, H, W] of an IDX image file (plain or .gz)."""
+    return _read_idx(path, read_image_file, "uint8 images [N, H, W]")
+
+
+def read_labels(path: Path) -> Tensor:
+    """The int64 labels [N] of an IDX label file (plain or .gz)."""
+    return _read_idx(path, read_label_file, "uint8 labels [N]")
 
 
 class IDXDataModule(ImageDataModule):
@@ -68,17 +111,15 @@ class IDXDataModule(ImageDataModule):
             md5 = self._md5_of(path)
             if path.parent == self.search_dirs[0] and md5 and not check_integrity(str(path), md5):
                 raise VaelabError(
-                    f"{path} is corrupted (md5 differs from the official "
-                    f"{md5}); delete it and download it again, or point "
-                    "VAELAB_DATA_DIR at an intact copy"
+                    f"{path} is corrupted (md5 differs from the official {md5}); {FIX}"
                 )
-        images, labels = (read_idx(p) for p in paths)
+        images, labels = read_images(paths[0]), read_labels(paths[1])
         if len(images) != len(labels):
             raise VaelabError(
                 f"{paths[0]} holds {len(images)} images but {paths[1]} holds "
                 f"{len(labels)} labels; the files are from different releases"
             )
-        return ImageSplit(images.unsqueeze(1).contiguous(), labels.long())
+        return ImageSplit(images.unsqueeze(1).contiguous(), labels)
 
     def _download(self, split: str) -> None:
         try:

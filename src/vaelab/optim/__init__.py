@@ -1,1 +1,1 @@
-"""Learning-rate schedules that torch.optim.lr_scheduler does not ship as one class."""
+"""The optimiser and learning-rate scheduler that the LightningModule returns."""
