@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: the quantities VAEModule logs, in the order they are plotted
+#: the quantities the module logs, in the order they are plotted
 QUANTITIES = ("loss", "kl", "recon")
 #: tags per split, first found wins: epoch means ("_epoch", when logged on step and epoch),
 #: else the plain tag (epoch means for val; logged steps for train)

@@ -21,7 +21,7 @@ SCALE_OUTPUTS = ("log_scale", "log_var")
 
 def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise ValueError(f"likelihood.{key} must be one of {', '.join(choices)}, got {value!r}")
+        raise ValueError(f"model.likelihood.{key} must be one of {', '.join(choices)}, got {value!r}")
 
 
 class LocationScaleLikelihood(Likelihood):
@@ -58,11 +58,11 @@ class LocationScaleLikelihood(Likelihood):
         _check_choice("global_shape", global_shape, GLOBAL_SHAPES)
         _check_choice("scale_output", scale_output, SCALE_OUTPUTS)
         if min_scale < 0:
-            raise ValueError(f"likelihood.min_scale must be >= 0, got {min_scale}")
+            raise ValueError(f"model.likelihood.min_scale must be >= 0, got {min_scale}")
         learned = variance != "fixed"
         if scale <= 0 or (learned and scale <= min_scale):
             raise ValueError(
-                f"likelihood.scale must be > 0 (and > min_scale={min_scale} when "
+                f"model.likelihood.scale must be > 0 (and > min_scale={min_scale} when "
                 f"σ is learned), got {scale}"
             )
         self.variance = variance
@@ -97,7 +97,7 @@ class LocationScaleLikelihood(Likelihood):
         elif self.variance == "learned_global":
             if self.log_scale is None:
                 raise RuntimeError(
-                    "global_shape=per_pixel needs setup(input_shape) first (VAEModule calls it)"
+                    "global_shape=per_pixel needs setup(input_shape) first (the VAE calls it)"
                 )
             raw_loc = decoder_output
             scale = self.min_scale + torch.exp(self.log_scale)

@@ -23,7 +23,7 @@ class DiagonalGaussianPosterior(Posterior):
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(
-                f"posterior.parameterization must be one of "
+                f"model.posterior.parameterization must be one of "
                 f"{', '.join(PARAMETERIZATIONS)}, got {parameterization!r}"
             )
         self.parameterization = parameterization

@@ -31,7 +31,7 @@ class FullCovarianceGaussianPosterior(Posterior):
         super().__init__()
         if diagonal_transform not in DIAGONAL_TRANSFORMS:
             raise ValueError(
-                f"posterior.diagonal_transform must be one of "
+                f"model.posterior.diagonal_transform must be one of "
                 f"{', '.join(DIAGONAL_TRANSFORMS)}, got {diagonal_transform!r}"
             )
         self.diagonal_transform = diagonal_transform
