@@ -104,6 +104,11 @@ class VAEModule(L.LightningModule):
             }
         )
 
+    def logged_metric_names(self) -> set[str]:
+        """Every name this module logs (what ModelCheckpoint/EarlyStopping may monitor)."""
+        stages = ("train", *EVAL_STAGES)
+        return {f"{stage}/{name}" for stage in stages for name in EPOCH_METRICS} | {"beta"}
+
     def configure_model(self) -> None:
         """``+model.compile=true``: torch.compile the encoder and decoder in place (fused
         kernels, fewer launches; the first steps pay the compilation). In place, so parameter
