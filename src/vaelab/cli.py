@@ -34,7 +34,7 @@ from vaelab.run_files import ERROR_FILE
 T = TypeVar("T")
 FULL_ERROR = "HYDRA_FULL_ERROR"
 #: OS errors that are about the user's folders, not about vaelab's code
-USER_OS_ERRNOS = NO_SPACE_ERRNOS | {errno.EACCES, errno.EPERM, errno.EROFS}
+USER_OS_ERRNOS = NO_SPACE_ERRNOS | {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
 #: set while an entry point has asked Hydra to raise its set-up errors (see hydra_entry_point)
 _entry_point_set_full_error = False
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vaelab.atomic_io import atomic_write_bytes, atomic_write_text
 from vaelab.cli import run_reporting_errors
+from vaelab.errors import VaelabError
 from vaelab.evaluation.sweep import Sweep, SweepJob, read_sweep
 from vaelab.plots.figures import DPI, sweep_figure
 from vaelab.run_files import ERROR_FILE, REPORT_MD, REPORT_PNG
@@ -181,7 +182,13 @@ def write_report(
     default the multirun dir); return their paths."""
     sweep = read_sweep(path, metric, maximize)
     folder = Path(output_dir) if output_dir else sweep.path
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VaelabError(
+            f"cannot write the report into {folder} ({err.strerror}); pass --output-dir a "
+            "writable folder"
+        ) from err
     ranked = [job for job in sweep.ranked() if math.isfinite(sweep.score(job))]
     rows = [{"job": job.name, "params": job.params, "score": sweep.score(job)} for job in ranked]
     failed = [{"job": job.name, "params": job.params} for job in sweep.failed]
