@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import FAST, compose_config
@@ -64,25 +61,24 @@ def test_resume_after_two_epochs_reproduces_four_straight_epochs(mnist_data_dir,
 
 
 def test_interrupted_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monkeypatch):
-    """Lightning writes checkpoints through an fsspec transaction (temp file + rename)."""
-    import fsspec.implementations.local as local
+    """vaelab's checkpoint IO writes a temp file beside the target and renames it over."""
+    from tests.test_reliability import failing_writes
+    from vaelab.checkpoints import AtomicCheckpointIO
 
     path = tmp_path / "last.ckpt"
-    io = TorchCheckpointIO()
-    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 1}, path)
-    real_write = local.LocalFileOpener.write
-
-    def killed_mid_write(self, data):
-        real_write(self, bytes(data)[: len(data) // 2])
-        raise KeyboardInterrupt  # what a kill during the write looks like to Python
-
-    monkeypatch.setattr(local.LocalFileOpener, "write", killed_mid_write)
+    checkpoint_io = AtomicCheckpointIO()
+    checkpoint_io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 1}, path)
+    # what a kill during the write looks like to Python
+    failing_writes(monkeypatch, 2000, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
-        io.save_checkpoint({"state_dict": {"w": torch.zeros(1000)}, "global_step": 2}, path)
+        checkpoint_io.save_checkpoint(
+            {"state_dict": {"w": torch.zeros(1000)}, "global_step": 2}, path
+        )
     monkeypatch.undo()
     reloaded = torch.load(path, weights_only=True)
     assert reloaded["global_step"] == 1
     assert torch.equal(reloaded["state_dict"]["w"], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no temp file left
 
 
 def _cli_env() -> dict:
@@ -92,6 +88,7 @@ def _cli_env() -> dict:
 
 
 CLI_FAST = ["print_config=false", "callbacks.progress_bar=null", "data.download=false"]
+SIGNAL_CALLBACK = "+callbacks.signal_at_step._target_=tests.signal_at_step.SignalAtStep"
 
 
 def test_sigusr1_saves_a_checkpoint_and_exits_cleanly_then_resumes(mnist_data_dir, tmp_path):
@@ -104,41 +101,26 @@ def test_sigusr1_saves_a_checkpoint_and_exits_cleanly_then_resumes(mnist_data_di
         f"paths.data_dir={mnist_data_dir}",
         f"hydra.run.dir={run_dir}",
         "trainer.limit_train_batches=30",
-        "trainer.max_epochs=1000",
         "trainer.limit_val_batches=2",
     ]
-    proc = subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    # SIGUSR1 after step 40 (epoch 1, batch 10): the pre-emption handler saves at step 41
+    first = subprocess.run(
+        [*args, "trainer.max_epochs=1000", SIGNAL_CALLBACK, "+callbacks.signal_at_step.step=40"],
+        capture_output=True,
         text=True,
         env=_cli_env(),
         cwd=PROJECT_ROOT,
+        timeout=300,
     )
-    output = []
-    deadline = time.monotonic() + 180
-    for line in proc.stdout:  # wait until fitting has started (handlers are installed)
-        output.append(line)
-        if "Total params" in line or time.monotonic() > deadline:
-            break
-    time.sleep(2.0)
-    proc.send_signal(signal.SIGUSR1)
-    rest, _ = proc.communicate(timeout=120)
-    log = "".join(output) + rest
-    assert proc.returncode == 0, log[-3000:]
-    assert "received SIGUSR1" in log
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "received SIGUSR1" in first.stdout
     last = run_dir / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=True)
-    assert state["global_step"] > 0 and state["epoch"] < 1000
+    assert state["global_step"] == 41 and state["epoch"] == 1
     assert not (run_dir / METRICS_FILE).exists()  # unfinished runs are not reported as done
     # the requeued job (same run dir, resume=auto by default) continues from last.ckpt
     again = subprocess.run(
-        [
-            *args[:-2],
-            f"trainer.max_epochs={state['epoch'] + 2}",
-            "trainer.limit_val_batches=2",
-            "trainer.limit_test_batches=2",
-        ],
+        [*args, "trainer.max_epochs=3", "trainer.limit_test_batches=2"],
         capture_output=True,
         text=True,
         env=_cli_env(),
@@ -148,6 +130,7 @@ def test_sigusr1_saves_a_checkpoint_and_exits_cleanly_then_resumes(mnist_data_di
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"Resuming from {last}" in again.stdout
     assert "test/elbo" in json.loads((run_dir / METRICS_FILE).read_text())
+    assert torch.load(last, weights_only=True)["global_step"] == 90  # 3 epochs of 30 steps
 
 
 def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failure(
@@ -168,22 +151,27 @@ def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failur
         "trainer.limit_val_batches=2",
         "trainer.limit_test_batches=2",
     ]
-    proc = subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    # the whole sweep dies (SIGKILL to its process group) at step 45 of job 2, which has
+    # saved last.ckpt at the end of epoch 0 (step 40)
+    killer = [
+        SIGNAL_CALLBACK,
+        "+callbacks.signal_at_step.step=45",
+        "+callbacks.signal_at_step.signal_name=SIGKILL",
+        "+callbacks.signal_at_step.to=group",
+        "+callbacks.signal_at_step.only_in='2'",
+    ]
+    killed = subprocess.run(
+        [*args, *killer],
+        capture_output=True,
         text=True,
         env=_cli_env(),
         cwd=PROJECT_ROOT,
         start_new_session=True,
+        timeout=400,
     )
+    assert killed.returncode == -9, killed.stderr[-3000:]
     interrupted_ckpt = sweep / "2" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not interrupted_ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole sweep dies while job 2 trains
-    proc.wait()
+    assert torch.load(interrupted_ckpt, weights_only=True)["global_step"] == 40
     assert (sweep / "0" / METRICS_FILE).is_file()
     assert (sweep / "1" / "error.txt").is_file()
     assert interrupted_ckpt.is_file() and not (sweep / "2" / METRICS_FILE).exists()
@@ -198,7 +186,7 @@ def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failur
     assert f"Resuming from {interrupted_ckpt}" in again.stdout
     assert "test/elbo" in json.loads((sweep / "2" / METRICS_FILE).read_text())
     error = (sweep / "1" / "error.txt").read_text()
-    assert "optimizer.lr=-1.0 must be > 0" in error
+    assert "optimizer.lr=-1.0 must be a number > 0" in error
     assert "1 job(s) of the sweep" in again.stderr and "job 1: invalid config" in again.stderr
 
 

@@ -1,21 +1,41 @@
-"""Safe checkpoint loading: never unpickle code, and refuse checkpoints of another model."""
+"""Safe checkpoints: never unpickle code, refuse checkpoints of another model, write them
+atomically in their own directory, and resume past a torn one."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
+from vaelab.atomic_io import DiskFullError, atomic_write_bytes
 from vaelab.errors import VaelabError
+from vaelab.run_files import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_SUFFIX,
+    CONFIG_FILE,
+    HPC_CHECKPOINTS,
+    LAST_CHECKPOINT,
+    TORN_SUFFIX,
+)
 
-LAST_CHECKPOINT = "last.ckpt"
-CHECKPOINT_DIR = "checkpoints"
-#: what Lightning's SLURM handler writes into the run dir before a requeue
-HPC_CHECKPOINTS = "hpc_ckpt_*.ckpt"
+__all__ = [
+    "CHECKPOINT_DIR",
+    "HPC_CHECKPOINTS",
+    "LAST_CHECKPOINT",
+    "AtomicCheckpointIO",
+    "ResumePoint",
+    "check_compatible",
+    "last_checkpoint",
+    "load_checkpoint",
+    "resume_point",
+]
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -75,7 +95,7 @@ def check_compatible(checkpoint: dict[str, Any], module: nn.Module, path: str | 
             f"it has {unexpected[0]}, unknown here"
             + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
         )
-    run_config = Path(path).resolve().parent.parent / "config.yaml"
+    run_config = Path(path).resolve().parent.parent / CONFIG_FILE
     raise VaelabError(
         f"checkpoint {path} was written by a different model or config: {'; '.join(details)}. "
         f"Use the config it was trained with (its run dir holds it: {run_config}), e.g. the "
@@ -93,3 +113,102 @@ def last_checkpoint(run_dir: str | Path) -> Path | None:
         if p.is_file()
     ]
     return max(candidates, key=lambda p: p.stat().st_mtime_ns) if candidates else None
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The checkpoint a run continues from, and the unreadable ones skipped to reach it."""
+
+    checkpoint: Path | None
+    torn: tuple[Path, ...] = ()
+
+    def report(self) -> str:
+        """One line on what was skipped and what is used instead ("" if nothing was torn)."""
+        if not self.torn:
+            return ""
+        names = ", ".join(str(p) for p in self.torn)
+        used = (
+            f"resuming from the last good checkpoint {self.checkpoint}"
+            if self.checkpoint
+            else "no good checkpoint is left"
+        )
+        return (
+            f"vaelab: warning: {names} is torn or unreadable (a kill or a full disk while it "
+            f"was written by an older vaelab); kept it as *{TORN_SUFFIX} and {used}"
+        )
+
+
+def _readable(path: Path) -> bool:
+    try:
+        load_checkpoint(path)
+    except VaelabError:
+        return False
+    return True
+
+
+def resume_point(run_dir: str | Path) -> ResumePoint:
+    """What ``resume=auto`` continues from: the newest checkpoint of the run dir that loads.
+
+    The newest (``last.ckpt`` or a SLURM ``hpc_ckpt_<n>.ckpt``) is tried first; a torn or
+    unreadable one is renamed ``<name>.torn`` (so nothing reads it again, and nothing is
+    deleted) and the next newest ``checkpoints/*.ckpt`` that loads is used. Raises if
+    checkpoints exist but none loads."""
+    run_dir = Path(run_dir)
+    newest = last_checkpoint(run_dir)
+    if newest is None:
+        return ResumePoint(None)
+    if _readable(newest):
+        return ResumePoint(newest)
+    torn = [newest]
+    others = sorted(
+        (p for p in (run_dir / CHECKPOINT_DIR).glob(f"*{CHECKPOINT_SUFFIX}") if p != newest),
+        key=lambda p: p.stat().st_mtime_ns,
+        reverse=True,
+    )
+    good = None
+    for candidate in others:
+        if _readable(candidate):
+            good = candidate
+            break
+        torn.append(candidate)
+    for path in torn:
+        path.replace(path.with_name(path.name + TORN_SUFFIX))
+    point = ResumePoint(good, tuple(torn))
+    if good is None:
+        raise VaelabError(
+            f"{point.report().removeprefix('vaelab: warning: ')}, so this run cannot resume; "
+            "start it again with resume=never (its other files are kept), or pass "
+            "ckpt_path=<a good .ckpt>"
+        )
+    return point
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, but written through a temp file in the checkpoint's own
+    directory, fsynced and renamed over the target (:mod:`vaelab.atomic_io`): a kill or a full
+    disk never leaves a torn ``last.ckpt`` and never destroys the previous one. A full disk
+    stops the run with a :class:`~vaelab.atomic_io.DiskFullError` naming the bytes needed
+    and the checkpoint to resume from."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        if "://" in str(path):  # a remote filesystem (fsspec URL): Lightning's own path
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        if storage_options is not None:
+            raise TypeError(
+                f"`{type(self).__name__}.save_checkpoint` takes no storage_options, got "
+                f"{storage_options!r}"
+            )
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        path = Path(path)
+        try:
+            atomic_write_bytes(path, buffer.getbuffer())
+        except DiskFullError as err:
+            last_good = last_checkpoint(path.parent.parent) or next(
+                iter(sorted(path.parent.glob(f"*{CHECKPOINT_SUFFIX}"))), None
+            )
+            note = f"; resume later from {last_good} (resume=auto does it)" if last_good else ""
+            raise DiskFullError(err.path, err.needed, err.free, note) from err.__cause__

@@ -1,5 +1,11 @@
 """How entry points report a user's mistake: one ``vaelab: error: …`` line, no traceback.
 
+A mistake the user can fix (:class:`~vaelab.errors.VaelabError`, a value Lightning or torch
+refused, a full disk, an unwritable folder, a config Hydra cannot compose) ends in one line
+and exit status 1, in every entry point and at every stage, Hydra's own set-up included;
+``HYDRA_FULL_ERROR=1`` shows the full traceback instead. Anything else is a bug and keeps its
+traceback.
+
 In a multirun, a failing job must not stop or lose the others: its error (with traceback) is
 written to ``<job dir>/error.txt`` and the job returns NaN; :mod:`vaelab.sweep_summary` lists
 the failed jobs when the sweep ends and exits non-zero.
@@ -7,33 +13,163 @@ the failed jobs when the sweep ends and exits non-zero.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
 import math
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from hydra.errors import InstantiationException
+from hydra.errors import HydraException, InstantiationException
+from omegaconf.errors import OmegaConfBaseException
 
+from vaelab.atomic_io import NO_SPACE_ERRNOS, atomic_write_text
 from vaelab.errors import VaelabError
+from vaelab.run_files import ERROR_FILE
 
 T = TypeVar("T")
-ERROR_FILE = "error.txt"
+FULL_ERROR = "HYDRA_FULL_ERROR"
+#: OS errors that are about the user's folders, not about vaelab's code
+USER_OS_ERRNOS = NO_SPACE_ERRNOS | {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
+#: set while an entry point has asked Hydra to raise its set-up errors (see hydra_entry_point)
+_entry_point_set_full_error = False
+
+__all__ = ["ERROR_FILE", "hydra_entry_point", "run_reporting_errors", "user_error_message"]
+
+
+def one_line(text: str) -> str:
+    """A multi-line message as one line: tab-indented lines become a comma-separated list."""
+    parts: list[str] = []
+    for raw in str(text).splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if raw.startswith("\t") and parts:
+            parts[-1] += (" " if parts[-1].endswith(":") else ", ") + line
+        else:
+            parts.append(line)
+    return "; ".join(parts)
+
+
+def _lightning_misconfiguration() -> tuple[type[BaseException], ...]:
+    try:
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+    except ImportError:  # pragma: no cover
+        return ()
+    return (MisconfigurationException,)
+
+
+def _os_error_message(err: OSError) -> str:
+    where = err.filename or "a file"
+    if err.errno in NO_SPACE_ERRNOS:
+        return (
+            f"no space left to write {where} ({err.strerror}); free disk space or set "
+            "paths.log_dir to a folder on a disk with room, then run the same command again"
+        )
+    return (
+        f"cannot write {where} ({err.strerror}); make the folder writable or set "
+        "paths.log_dir (or hydra.run.dir) to a writable folder"
+    )
 
 
 def user_error_message(err: BaseException) -> str | None:
     """The message for an error the user can fix, or None for a bug (keep its traceback)."""
+    misconfiguration = _lightning_misconfiguration()
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, VaelabError):
             return str(current)
-        if isinstance(current, ValueError) and isinstance(err, InstantiationException):
-            return str(current)
+        if misconfiguration and isinstance(current, misconfiguration):
+            return (
+                f"Lightning refused a setting: {one_line(str(current))} (fix the trainer.* or "
+                "callbacks.* value it names)"
+            )
+        if isinstance(current, ValueError | TypeError) and isinstance(err, InstantiationException):
+            return one_line(str(err))
+        if isinstance(current, OSError) and current.errno in USER_OS_ERRNOS:
+            return _os_error_message(current)
+        if type(current).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError
+            return (
+                f"out of memory on the device ({one_line(str(current))[:200]}); lower "
+                "data.batch_size (or data.eval_batch_size), or use a smaller model"
+            )
         current = current.__cause__ or current.__context__
+    return None
+
+
+def _setup_error_message(err: BaseException) -> str:
+    """Errors that reach an entry point from Hydra itself (composing the config, creating the
+    run dir, configuring logging) are the user's to fix: one line each."""
+    message = user_error_message(err)
+    if message is not None:
+        return message
+    if isinstance(err, OSError):
+        return _os_error_message(err)
+    if isinstance(err, HydraException | OmegaConfBaseException):
+        return one_line(str(err))
+    return f"{type(err).__name__}: {one_line(str(err))}"
+
+
+def traceback_requested() -> bool:
+    """True if the user set ``HYDRA_FULL_ERROR=1`` (not the entry point, for Hydra)."""
+    return os.environ.get(FULL_ERROR) == "1" and not _entry_point_set_full_error
+
+
+@contextlib.contextmanager
+def _user_environment() -> Iterator[None]:
+    """Inside the task, the environment is the user's: the entry point's HYDRA_FULL_ERROR
+    does not reach the processes the task starts (DDP ranks)."""
+    global _entry_point_set_full_error
+    if not _entry_point_set_full_error:
+        yield
+        return
+    os.environ.pop(FULL_ERROR, None)
+    _entry_point_set_full_error = False
+    try:
+        yield
+    finally:
+        os.environ[FULL_ERROR] = "1"
+        _entry_point_set_full_error = True
+
+
+def hydra_entry_point(hydra_main: Callable[[], T]) -> Callable[[], T]:
+    """Wrap a ``@hydra.main`` function so that errors in Hydra's own set-up (composing the
+    config, creating the run dir) end in one ``vaelab: error:`` line too. Hydra prints its own
+    traceback for them unless ``HYDRA_FULL_ERROR=1``, so the wrapper sets it while Hydra runs
+    and reports what Hydra raises."""
+
+    @functools.wraps(hydra_main)
+    def entry() -> T:
+        global _entry_point_set_full_error
+        if os.environ.get(FULL_ERROR) == "1":  # the user asked for tracebacks
+            return hydra_main()
+        os.environ[FULL_ERROR] = "1"
+        _entry_point_set_full_error = True
+        try:
+            return hydra_main()
+        except Exception as err:
+            print(f"vaelab: error: {_setup_error_message(err)}", file=sys.stderr)
+            raise SystemExit(1) from None
+        finally:
+            if _entry_point_set_full_error:
+                os.environ.pop(FULL_ERROR, None)
+            _entry_point_set_full_error = False
+
+    return entry
+
+
+def _record_error(error_file: Path, summary: str) -> str | None:
+    """Write error.txt atomically; on failure (a full disk) say why instead of crashing."""
+    try:
+        atomic_write_text(error_file, f"{summary}\n\n{traceback.format_exc()}")
+    except Exception as err:  # never let the error handler fail
+        return f"could not write {error_file} ({one_line(str(err))[:200]})"
     return None
 
 
@@ -44,23 +180,27 @@ def run_reporting_errors(
     (``HYDRA_FULL_ERROR=1`` re-raises it with the full traceback). In a sweep (``in_sweep``)
     any error is recorded in ``<output_dir>/error.txt`` and NaN is returned instead."""
     error_file = Path(output_dir, ERROR_FILE) if output_dir is not None else None
-    if error_file is not None and error_file.exists():
-        error_file.unlink()  # a stale error of an earlier attempt of this job
+    if error_file is not None:
+        with contextlib.suppress(OSError):
+            error_file.unlink()  # a stale error of an earlier attempt of this job
     try:
-        return task()
+        with _user_environment():
+            return task()
     except Exception as err:
         message = user_error_message(err)
+        summary = message or f"{type(err).__name__}: {err}"
+        not_recorded = None
         if error_file is not None and error_file.parent.is_dir():
-            summary = message or f"{type(err).__name__}: {err}"
-            error_file.write_text(f"{summary}\n\n{traceback.format_exc()}")
+            not_recorded = _record_error(error_file, summary)
+        if not_recorded:
+            print(f"vaelab: {not_recorded}", file=sys.stderr)
         if in_sweep:
             print(
-                f"vaelab: error in this job (recorded in {error_file}): "
-                f"{message or type(err).__name__ + ': ' + str(err)}",
+                f"vaelab: error in this job (recorded in {error_file}): {one_line(summary)}",
                 file=sys.stderr,
             )
             return math.nan
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if message is None or traceback_requested():
             raise
-        print(f"vaelab: error: {message}", file=sys.stderr)
+        print(f"vaelab: error: {one_line(message)}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -1,65 +1,192 @@
-"""Validate a composed config before any data is loaded: one error listing every bad value."""
+"""Validate a composed config before any data is loaded: one error listing every bad value.
+
+The schema is declared once, in the code: every node with a ``_target_`` is checked against
+its target's signature and annotations (:mod:`vaelab.schema`); the keys without a target (the
+top level, ``paths``, vaelab-eval's ``eval``) are the dataclasses below. Declaring a parameter
+(with ``Annotated[int, Range(ge=1)]`` where it has a range) is all it takes to validate it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from vaelab.errors import VaelabError
+from vaelab.schema import (
+    Range,
+    SchemaProblem,
+    check_node,
+    check_targets,
+    dataclass_spec,
+    target_nodes,
+)
 
-
-@dataclass(frozen=True)
-class Rule:
-    """``key`` (dotted), when present and not null, must satisfy ``check``."""
-
-    key: str
-    check: Callable[[float], bool]
-    requirement: str
-    example: str
-
-
-def _is_fraction_or_count(value) -> bool:
-    if isinstance(value, float):
-        return 0.0 < value < 1.0
-    return value >= 1
-
-
-RULES = (
-    Rule("model.latent_dim", lambda v: v >= 1, "an integer >= 1", "model.latent_dim=2"),
-    Rule("beta.value", lambda v: v >= 0, ">= 0 (β = 1 is the ELBO)", "beta.value=1.0"),
-    Rule("optimizer.lr", lambda v: v > 0, "> 0", "optimizer.lr=1e-3"),
-    Rule("objective.num_samples", lambda v: v >= 1, "an integer >= 1", "objective.num_samples=1"),
-    Rule("data.batch_size", lambda v: v >= 1, "an integer >= 1", "data.batch_size=100"),
-    Rule(
-        "data.val_size",
-        _is_fraction_or_count,
-        "a fraction in (0, 1) or a count >= 1",
-        "data.val_size=0.1",
-    ),
-    Rule(
-        "data.val_fraction",
-        lambda v: 0.0 < v < 1.0,
-        "a fraction in (0, 1)",
-        "data.val_fraction=0.1",
-    ),
-    Rule(
-        "trainer.max_epochs", lambda v: v >= -1, ">= 1, or -1 for no limit", "trainer.max_epochs=10"
-    ),
+#: a seed Lightning takes as it is (outside this range it would pick a random one)
+Seed = Annotated[int, Range(ge=0, le=2**32 - 1)]
+#: Lightning callbacks whose ``monitor`` names a logged metric
+MONITORING_CALLBACKS = (
+    "lightning.pytorch.callbacks.ModelCheckpoint",
+    "lightning.pytorch.callbacks.EarlyStopping",
 )
 
 
-def validate_config(cfg: DictConfig, rules: tuple[Rule, ...] = RULES) -> None:
-    """Raise :class:`VaelabError` naming every value that breaks a rule and how to fix it."""
+@dataclass
+class PathSettings:
+    """``paths``: where the project, the data and the logs are."""
+
+    root_dir: str
+    data_dir: str
+    log_dir: str
+    output_dir: str
+
+
+@dataclass
+class TrainSettings:
+    """The top-level keys of ``vaelab-train``'s config (groups are checked by their target)."""
+
+    task_name: str = "train"
+    seed: Seed | None = 42
+    ckpt_path: str | None = None
+    # auto: continue from the run dir's last.ckpt and skip a finished run; never: start over
+    resume: Literal["auto", "never"] = "auto"
+    test: bool = True
+    print_config: bool = True
+    optimized_metric: str | None = "val/elbo"
+    paths: PathSettings | None = None
+
+
+@dataclass
+class PictureConfig:
+    """``eval.pictures``: the figures of vaelab-eval."""
+
+    num_reconstructions: Annotated[int, Range(ge=0)] = 16
+    num_prior_samples: Annotated[int, Range(ge=0)] = 64
+    prior_seed: Seed = 0
+    manifold_points: Annotated[int, Range(ge=2)] = 20
+    manifold_span: Annotated[float, Range(gt=0)] = 3.0
+    scatter_points: Annotated[int, Range(ge=1)] = 2000
+    traversal_steps: Annotated[int, Range(ge=2)] = 11
+    traversal_span: Annotated[float, Range(gt=0)] = 3.0
+    traversal_max_dims: Annotated[int, Range(ge=1)] = 32
+
+
+@dataclass
+class EvalOptions:
+    """``eval``: how vaelab-eval estimates the test-set metrics."""
+
+    num_samples: Annotated[int, Range(ge=1)] = 5000
+    chunk_size: Annotated[int, Range(ge=1)] = 100
+    batch_size: Annotated[int, Range(ge=1)] | None = 100
+    limit_batches: Annotated[int, Range(ge=1)] | None = None
+    seed: Seed = 0
+    device: str = "auto"
+    active_unit_threshold: Annotated[float, Range(ge=0)] = 0.01
+    tensorboard: bool = True
+    figures: bool = True
+    pictures: PictureConfig = field(default_factory=PictureConfig)
+
+
+@dataclass
+class EvalSettings:
+    """The top-level keys of ``vaelab-eval``'s config."""
+
+    ckpt_path: str | None = None
+    data_dir: str | None = None
+    output_dir: str | None = None
+    print_summary: bool = True
+    eval: EvalOptions = field(default_factory=EvalOptions)
+
+
+def _resolved(cfg: DictConfig) -> dict[str, Any]:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "a config value"
+        first = str(err).splitlines()[0]
+        raise VaelabError(
+            f"invalid config: {key} cannot be resolved ({first}); set it on the command line, "
+            f"e.g. {key}=<value>"
+        ) from err
+
+
+def _has_target(tree: Any) -> bool:
+    return any(True for _ in target_nodes(tree))
+
+
+def config_problems(tree: Mapping, settings: type) -> list[SchemaProblem]:
+    """Every problem of a resolved config: the top-level keys against ``settings`` (a group,
+    i.e. a mapping holding ``_target_`` nodes, is checked by its targets), then every target."""
+    spec = dataclass_spec(settings)
+    top_level = {}
     problems = []
-    for rule in rules:
-        value = OmegaConf.select(cfg, rule.key, default=None)
-        if value is None or isinstance(value, bool):
-            continue
-        if not isinstance(value, int | float):
-            problems.append(f"{rule.key}={value!r} must be a number ({rule.requirement})")
-        elif not rule.check(value):
-            problems.append(f"{rule.key}={value} must be {rule.requirement}, e.g. {rule.example}")
+    for key, value in tree.items():
+        if key in spec.annotations or not (isinstance(value, Mapping) or value is None):
+            top_level[key] = value
+        elif isinstance(value, Mapping) and value and not _has_target(value):
+            problems.append(
+                SchemaProblem(
+                    str(key),
+                    value,
+                    "is not a known key or config group; known keys: "
+                    + ", ".join(sorted(spec.annotations)),
+                )
+            )
+    problems = check_node(top_level, spec, "") + problems
+    return problems + check_targets(tree).problems
+
+
+def validate_config(cfg: DictConfig, settings: type = TrainSettings) -> dict[str, Any]:
+    """Raise :class:`VaelabError` naming every bad key of ``cfg`` and what it must be; return
+    the resolved config."""
+    tree = _resolved(cfg)
+    problems = config_problems(tree, settings)
     if problems:
-        raise VaelabError("invalid config: " + "; ".join(problems))
+        raise VaelabError("invalid config: " + "; ".join(str(p) for p in problems))
+    return tree
+
+
+def monitored_metrics(cfg: DictConfig) -> dict[str, str]:
+    """``{config key: metric name}`` for ``optimized_metric`` and every monitoring callback's
+    ``monitor`` (ModelCheckpoint, EarlyStopping and their subclasses), wherever they sit."""
+    from hydra.utils import get_object
+
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    wanted = {}
+    if tree.get("optimized_metric"):
+        wanted["optimized_metric"] = tree["optimized_metric"]
+    bases = tuple(get_object(name) for name in MONITORING_CALLBACKS)
+    for where, node in target_nodes(tree):
+        try:
+            target = get_object(node["_target_"])
+        except Exception:
+            continue
+        if isinstance(target, type) and issubclass(target, bases) and node.get("monitor"):
+            wanted[f"{where}.monitor"] = node["monitor"]
+    return wanted
+
+
+def check_monitored_metrics(cfg: DictConfig, module: Any) -> None:
+    """Refuse, before training, a monitored metric the module never logs (a typo would
+    otherwise fail at the end of the first epoch, or keep no best checkpoint at all). Uses the
+    module's ``logged_metric_names()``; a module without it is not checked."""
+    names_of = getattr(module, "logged_metric_names", None)
+    if not callable(names_of):
+        return
+    logged = set(names_of())
+    redirected = getattr(module, "redirected_monitor", lambda name: None)
+    unknown = {
+        key: name
+        for key, name in monitored_metrics(cfg).items()
+        if name not in logged and redirected(name) is None
+    }
+    if unknown:
+        listed = ", ".join(sorted(logged))
+        bad = "; ".join(f"{key}={name}" for key, name in unknown.items())
+        raise VaelabError(
+            f"invalid config: {bad} is not a metric this model logs; it logs {listed} "
+            f"(e.g. {next(iter(unknown))}=val/elbo)"
+        )

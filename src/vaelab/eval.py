@@ -7,7 +7,6 @@ Usage: ``vaelab-eval ckpt_path=<run dir or .ckpt> [eval.num_samples=5000] [eval.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -19,7 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torchvision.utils import save_image
 
-from vaelab.cli import run_reporting_errors
+from vaelab.atomic_io import atomic_write_json
+from vaelab.cli import hydra_entry_point, run_reporting_errors
+from vaelab.config_checks import EvalSettings, validate_config
 from vaelab.errors import VaelabError
 from vaelab.evaluation.checkpoint import LoadedRun, load_run, locate_checkpoint
 from vaelab.evaluation.encodings import prepare_batch
@@ -28,9 +29,8 @@ from vaelab.evaluation.pictures import Pictures, PictureSettings, make_pictures
 from vaelab.models.interface import MissingCapability
 from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.plots.figures import figure_to_array, save_figure
+from vaelab.run_files import EVAL_DIR, METRICS_FILE
 
-EVAL_DIR = "eval"
-METRICS_FILE = "metrics.json"
 #: the scalars also written to TensorBoard as ``eval/<name>``
 TENSORBOARD_SCALARS = (
     "elbo",
@@ -159,12 +159,11 @@ def _print_summary(metrics: dict) -> None:
 
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` on the test split; return and write the metrics."""
+    validate_config(cfg, EvalSettings)
     if not cfg.get("ckpt_path"):
         raise VaelabError("pass the run to evaluate: vaelab-eval ckpt_path=<run dir or .ckpt>")
     settings = cfg.eval
     limit = settings.get("limit_batches")
-    if limit is not None and int(limit) < 1:
-        raise VaelabError(f"eval.limit_batches must be >= 1 or null, got {limit}")
     started = time.perf_counter()
     device = _device(str(settings.device))
     location = locate_checkpoint(cfg.ckpt_path)
@@ -193,7 +192,7 @@ def evaluate(cfg: DictConfig) -> dict:
         raise VaelabError(
             f"{missing}: vaelab-eval estimates log p(x), which needs a prior p(z) and a "
             "likelihood p(x|z) (VAEs and PPCA have them; an autoencoder or PCA does not); "
-            f"this run's test metrics are in {location.run_dir / 'metrics.json'}"
+            f"this run's test metrics are in {location.run_dir / METRICS_FILE}"
         ) from missing
     metrics: dict = {
         "checkpoint": str(location.checkpoint),
@@ -233,7 +232,7 @@ def evaluate(cfg: DictConfig) -> dict:
         )
     metrics["wall_seconds"] = time.perf_counter() - started
     metrics["metrics_file"] = str(output_dir / METRICS_FILE)
-    (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    atomic_write_json(output_dir / METRICS_FILE, metrics)
     if cfg.get("print_summary", True):
         _print_summary(metrics)
     return metrics
@@ -243,9 +242,12 @@ export_project_root()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     """Hydra entry point: ``vaelab-eval ckpt_path=...``; user errors print one line."""
     run_reporting_errors(lambda: evaluate(cfg))
+
+
+main = hydra_entry_point(hydra_main)
 
 
 if __name__ == "__main__":

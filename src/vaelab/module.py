@@ -105,10 +105,18 @@ class LatentVariableModule(L.LightningModule):
             }
         )
 
-    def logged_metric_names(self) -> list[str]:
-        """Every scalar name this module logs (checked against callback monitors)."""
-        names = [f"{stage}/{name}" for stage in STAGES for name in self.metric_names]
-        return names + (["beta"] if "beta" in self.model.config_groups else [])
+    def logged_metric_names(self) -> set[str]:
+        """Every scalar name this module logs (what ModelCheckpoint/EarlyStopping and
+        ``optimized_metric`` may watch; checked before training starts)."""
+        names = {f"{stage}/{name}" for stage in STAGES for name in self.metric_names}
+        return names | ({"beta"} if "beta" in self.model.config_groups else set())
+
+    def redirected_monitor(self, name: str) -> str | None:
+        """The metric checkpoints watch instead of ``name`` when this model cannot log it: a
+        model without an ELBO (autoencoder, PCA) is checkpointed on ``val/loss``."""
+        if name in self.logged_metric_names() or "elbo" in self.metric_names:
+            return None
+        return FALLBACK_MONITOR[0] if name.startswith("val/") else None
 
     # -- set-up ---------------------------------------------------------------------------
     def configure_model(self) -> None:

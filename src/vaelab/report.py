@@ -9,17 +9,19 @@ swept parameter. Also ``python -m vaelab.report``.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from vaelab.atomic_io import atomic_write_bytes, atomic_write_text
 from vaelab.cli import run_reporting_errors
+from vaelab.errors import VaelabError
 from vaelab.evaluation.sweep import Sweep, SweepJob, read_sweep
-from vaelab.plots.figures import save_figure, sweep_figure
+from vaelab.plots.figures import DPI, sweep_figure
+from vaelab.run_files import ERROR_FILE, REPORT_MD, REPORT_PNG
 
-REPORT_MD = "report.md"
-REPORT_PNG = "report.png"
 #: metric columns shown when a job has them: (key, header)
 METRIC_COLUMNS = (
     ("val/elbo", "val ELBO"),
@@ -85,13 +87,14 @@ def reproduce_command(job: SweepJob) -> str:
 
 def render_markdown(sweep: Sweep, figure_name: str | None) -> str:
     """The report's Markdown text."""
-    ranked, failed = sweep.ranked(), sweep.failed
+    ranked, failed, unreadable = sweep.ranked(), sweep.failed, sweep.unreadable
     direction = "higher is better" if sweep.maximize else "lower is better"
+    not_read = f", {len(unreadable)} unreadable" if unreadable else ""
     lines = [
         f"# Sweep report: `{sweep.path.name}`",
         "",
         f"`{sweep.path}` — {len(sweep.jobs)} jobs: {len(ranked)} finished, "
-        f"{len(failed)} failed. Ranked by **{sweep.metric}** ({direction}).",
+        f"{len(failed)} failed{not_read}. Ranked by **{sweep.metric}** ({direction}).",
         "",
     ]
     scored = [job for job in ranked if math.isfinite(sweep.score(job))]
@@ -139,11 +142,21 @@ def render_markdown(sweep: Sweep, figure_name: str | None) -> str:
         )
         lines += [
             "",
-            "A failed job's directory holds `error.txt` (the message, then the "
+            f"A failed job's directory holds `{ERROR_FILE}` (the message, then the "
             "traceback) or, if the process died, its Hydra log.",
         ]
     else:
         lines += ["None."]
+    if unreadable:
+        lines += ["", f"## Unreadable jobs ({len(unreadable)})", ""]
+        lines += _table(
+            ["job", "why"], [[_link(sweep, job), "; ".join(job.unreadable)] for job in unreadable]
+        )
+        lines += [
+            "",
+            "These jobs are left out of the ranking: restore or delete the named files (a "
+            "job rerun by relaunching the sweep writes them again).",
+        ]
     glossary = [
         f"- **{key}**: {text}" for key, text in GLOSSARY.items() if key in {k for k, _ in columns}
     ]
@@ -169,14 +182,24 @@ def write_report(
     default the multirun dir); return their paths."""
     sweep = read_sweep(path, metric, maximize)
     folder = Path(output_dir) if output_dir else sweep.path
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VaelabError(
+            f"cannot write the report into {folder} ({err.strerror}); pass --output-dir a "
+            "writable folder"
+        ) from err
     ranked = [job for job in sweep.ranked() if math.isfinite(sweep.score(job))]
     rows = [{"job": job.name, "params": job.params, "score": sweep.score(job)} for job in ranked]
     failed = [{"job": job.name, "params": job.params} for job in sweep.failed]
     figure = sweep_figure(sweep.metric, sweep.maximize, sweep.swept, rows, failed)
-    png = save_figure(figure, folder / REPORT_PNG)
+    image = io.BytesIO()
+    figure.savefig(image, dpi=DPI, format="png")
+    png = atomic_write_bytes(folder / REPORT_PNG, image.getbuffer())
     markdown = folder / REPORT_MD
-    markdown.write_text(render_markdown(sweep, png.name if folder == sweep.path else str(png)))
+    atomic_write_text(
+        markdown, render_markdown(sweep, png.name if folder == sweep.path else str(png))
+    )
     return markdown, png
 
 
@@ -207,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     def task() -> None:
         markdown, png = write_report(args.multirun_dir, args.metric, maximize, args.output_dir)
         print(f"Wrote {markdown}\nWrote {png}")
+        for job in read_sweep(args.multirun_dir, args.metric, maximize).unreadable:
+            print(f"vaelab: warning: job {job.name} is unreadable: {'; '.join(job.unreadable)}")
 
     run_reporting_errors(task)
 

@@ -9,14 +9,17 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from vaelab.cli import ERROR_FILE
+from vaelab.run_files import ERROR_FILE
 
 
 def failed_jobs(sweep_dir: Path) -> dict[str, str]:
     """Job dir name → first line of its ``error.txt``, for every job that failed."""
     failures = {}
     for error in sorted(sweep_dir.glob(f"*/{ERROR_FILE}")):
-        text = error.read_text().strip()
+        try:
+            text = error.read_text(errors="replace").strip()
+        except OSError as err:
+            text = f"(its {ERROR_FILE} is unreadable: {err.strerror})"
         failures[error.parent.name] = text.splitlines()[0] if text else "unknown error"
     return failures
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import hydra
@@ -17,18 +18,25 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vaelab.atomic_io import DiskFullError, atomic_write_json, atomic_write_text
 from vaelab.builders import build_module, instantiate_each
 from vaelab.callbacks.preemption import PreemptionCheckpoint
-from vaelab.checkpoints import CHECKPOINT_DIR, check_compatible, last_checkpoint, load_checkpoint
-from vaelab.cli import run_reporting_errors
-from vaelab.config_checks import validate_config
+from vaelab.checkpoints import (
+    AtomicCheckpointIO,
+    check_compatible,
+    load_checkpoint,
+    resume_point,
+)
+from vaelab.cli import hydra_entry_point, run_reporting_errors
+from vaelab.config_checks import check_monitored_metrics, validate_config
 from vaelab.errors import VaelabError
 from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.precision import precision_overrides
+from vaelab.run_files import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, TORN_SUFFIX
+from vaelab.run_lock import run_dir_lock
 from vaelab.utils.config_tree import print_config_tree
 
-METRICS_FILE = "metrics.json"
-RESOLVED_CONFIG_FILE = "config.yaml"
+RESOLVED_CONFIG_FILE = CONFIG_FILE
 
 
 def _writable_output_dir(output_dir: Path) -> None:
@@ -49,29 +57,63 @@ def _as_floats(metrics: dict) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
-def _resume_from(cfg: DictConfig) -> Path | None:
-    """The checkpoint to continue from: ``ckpt_path`` if given, else with ``resume=auto`` the
-    ``last.ckpt`` an earlier attempt of this run dir left. A checkpoint inside
-    ``<run>/checkpoints/`` moves the run's outputs back to ``<run>``, so TensorBoard and the
-    checkpoints continue in the same folder."""
+def _continue_in_checkpoint_run_dir(cfg: DictConfig) -> None:
+    """A ``ckpt_path`` inside ``<run>/checkpoints/`` moves the run's outputs back to ``<run>``,
+    so TensorBoard and the checkpoints continue in the same folder."""
     if cfg.get("ckpt_path"):
         ckpt = Path(cfg.ckpt_path).expanduser().resolve()
         run_dir = ckpt.parent.parent
         if ckpt.parent.name == CHECKPOINT_DIR and (run_dir / RESOLVED_CONFIG_FILE).is_file():
             with open_dict(cfg):
                 cfg.paths.output_dir = str(run_dir)
-        return ckpt
+
+
+def _resume_from(cfg: DictConfig) -> Path | None:
+    """The checkpoint to continue from: ``ckpt_path`` if given, else with ``resume=auto`` the
+    newest checkpoint of this run dir that loads (a torn one is reported and skipped)."""
+    if cfg.get("ckpt_path"):
+        return Path(cfg.ckpt_path).expanduser().resolve()
     if cfg.get("resume", "auto") == "auto":
-        return last_checkpoint(cfg.paths.output_dir)
+        point = resume_point(cfg.paths.output_dir)
+        if point.torn:
+            print(point.report(), file=sys.stderr, flush=True)
+        return point.checkpoint
     return None
 
 
 def _finished_metrics(cfg: DictConfig) -> dict[str, float] | None:
-    """With ``resume=auto``, a run dir whose metrics.json exists has finished: skip it."""
+    """With ``resume=auto``, a run dir whose metrics.json exists has finished: skip it. An
+    unreadable metrics.json (cut short by an older vaelab) is set aside and the run goes on:
+    it resumes from its last checkpoint and writes the metrics again."""
     metrics_file = Path(cfg.paths.output_dir) / METRICS_FILE
     if cfg.get("resume", "auto") == "auto" and not cfg.get("ckpt_path") and metrics_file.is_file():
-        return json.loads(metrics_file.read_text())
+        try:
+            metrics = json.loads(metrics_file.read_text())
+            if isinstance(metrics, dict):
+                return metrics
+            problem = "it holds no mapping of metric names to values"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            problem = str(err)
+        aside = metrics_file.with_name(metrics_file.name + TORN_SUFFIX)
+        metrics_file.replace(aside)
+        print(
+            f"vaelab: warning: {metrics_file} is unreadable ({problem}); kept it as "
+            f"{aside.name} and continuing the run, which writes it again",
+            file=sys.stderr,
+            flush=True,
+        )
     return None
+
+
+def _write_metrics(output_dir: Path, metrics: dict[str, float]) -> None:
+    """metrics.json, atomically; on a full disk the metrics are printed so none is lost."""
+    try:
+        atomic_write_json(output_dir / METRICS_FILE, metrics)
+    except DiskFullError as err:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+        raise DiskFullError(
+            err.path, err.needed, err.free, " (the metrics are printed above)"
+        ) from err
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -82,6 +124,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ``resume=auto``) from the run dir's ``last.ckpt``; skips a run dir that already finished.
     """
     validate_config(cfg)
+    _continue_in_checkpoint_run_dir(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    _writable_output_dir(output_dir)
+    with run_dir_lock(output_dir):  # one process per run dir; a dead holder's is taken over
+        return _train_in_locked_run_dir(cfg, output_dir)
+
+
+def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     finished = _finished_metrics(cfg)
     if finished is not None:
         print(
@@ -90,18 +140,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
         return finished
     resume_from = _resume_from(cfg)
-    output_dir = Path(cfg.paths.output_dir)
-    _writable_output_dir(output_dir)
     if cfg.get("print_config", True):
         print_config_tree(cfg)
     if resume_from is None:
-        OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG_FILE, resolve=True)
+        atomic_write_text(output_dir / RESOLVED_CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     print(f"Run directory: {output_dir}")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
     model = build_module(cfg, datamodule.dims)
+    check_monitored_metrics(cfg, model)
     if resume_from is not None:
         check_compatible(load_checkpoint(resume_from), model, resume_from)
         print(f"Resuming from {resume_from}")
@@ -110,6 +159,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.trainer,
         callbacks=callbacks,
         logger=instantiate_each(cfg.get("logger")) or False,
+        plugins=[AtomicCheckpointIO()],
         **precision_overrides(cfg.trainer),
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
@@ -124,7 +174,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update(_as_floats(trainer.callback_metrics))
 
     if trainer.is_global_zero:  # under DDP every rank gets here with the same synced metrics
-        (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        _write_metrics(output_dir, metrics)
         print(
             f"Run finished: {output_dir}\nOpen TensorBoard with:  tensorboard --logdir "
             f"{cfg.paths.log_dir}"
@@ -143,7 +193,7 @@ export_project_root()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``optimized_metric`` for sweepers (Optuna)."""
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
@@ -152,6 +202,9 @@ def main(cfg: DictConfig) -> float | None:
         return metrics
     return optimized_value(metrics, cfg.get("optimized_metric"))
 
+
+#: ``vaelab-train``: Hydra's own set-up errors (e.g. an unwritable run dir) end in one line too
+main = hydra_entry_point(hydra_main)
 
 if __name__ == "__main__":
     main()

@@ -15,12 +15,13 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
 
 from vaelab.builders import build_module
-from vaelab.checkpoints import CHECKPOINT_DIR, LAST_CHECKPOINT, check_compatible, load_checkpoint
+from vaelab.checkpoints import check_compatible, load_checkpoint
 from vaelab.errors import VaelabError
-
-CONFIG_FILE = "config.yaml"
+from vaelab.run_files import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT
 
 
 @dataclass
@@ -48,8 +49,9 @@ def _best_checkpoint(folder: Path) -> Path:
     """The best checkpoint ModelCheckpoint recorded, else the only non-last one, else last."""
     candidates = sorted(p for p in folder.glob("*.ckpt") if p.name != LAST_CHECKPOINT)
     last = folder / LAST_CHECKPOINT
-    if last.is_file():
-        for state in load_checkpoint(last).get("callbacks", {}).values():
+    last_state = _loadable(last)
+    if last_state is not None:
+        for state in last_state.get("callbacks", {}).values():
             best = (
                 Path(str(state.get("best_model_path") or "")) if isinstance(state, dict) else Path()
             )
@@ -59,12 +61,41 @@ def _best_checkpoint(folder: Path) -> Path:
         return candidates[0]
     if candidates:
         return max(candidates, key=lambda p: p.stat().st_mtime)
-    if last.is_file():
-        return last
+    if last_state is not None or last.is_file():
+        return last  # loading it again names what is wrong with it
     raise VaelabError(
         f"no checkpoint (*.ckpt) in {folder}; train with the model_checkpoint "
         "callback enabled, or pass ckpt_path=<file.ckpt>"
     )
+
+
+def _loadable(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None if there is none or it does not load (torn)."""
+    if not path.is_file():
+        return None
+    try:
+        return load_checkpoint(path)
+    except VaelabError:
+        return None
+
+
+def load_run_config(path: Path) -> DictConfig:
+    """A run's saved config.yaml; a damaged one is one clear error."""
+    try:
+        config = OmegaConf.load(path)
+    except (OSError, YAMLError, OmegaConfBaseException, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VaelabError(
+            f"the run's config {path} is unreadable ({first}); restore it, or copy "
+            f"{path.parent}/.hydra/config.yaml over it (Hydra's copy of the same run's config, "
+            "unresolved)"
+        ) from err
+    if not isinstance(config, DictConfig) or "model" not in config or "data" not in config:
+        raise VaelabError(
+            f"the run's config {path} holds no model and data sections, so it is not a "
+            "vaelab-train run config; restore it from the run's .hydra/config.yaml"
+        )
+    return config
 
 
 def locate_checkpoint(path: str | Path) -> CheckpointLocation:
@@ -101,7 +132,7 @@ def load_run(
 ) -> LoadedRun:
     """Rebuild data (set up for testing) and model from the saved config and load the
     checkpoint's weights."""
-    config = OmegaConf.load(location.config)
+    config = load_run_config(location.config)
     with open_dict(config):
         for key, value in (data_overrides or {}).items():
             if value is not None and key in config.data:

@@ -3,7 +3,9 @@
 A job is a sub-directory with ``.hydra/overrides.yaml``. ``vaelab-train`` writes
 ``metrics.json`` when it finishes and ``config.yaml`` (with ``optimized_metric``) when it
 starts; ``vaelab.cli`` writes ``error.txt`` when a job stops on a user error; ``vaelab-eval``
-writes ``eval/metrics.json``.
+writes ``eval/metrics.json``. Overrides are parsed by Hydra's own override grammar (so lists,
+null and quoted strings come back as what they are), configs are read with OmegaConf, and a
+job whose files cannot be read is kept aside with the reason instead of stopping the report.
 """
 
 from __future__ import annotations
@@ -13,40 +15,48 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
 
 from vaelab.errors import VaelabError
+from vaelab.run_files import (
+    CONFIG_FILE,
+    ERROR_FILE,
+    EVAL_METRICS,
+    HYDRA_CONFIG,
+    METRICS_FILE,
+    MULTIRUN_FILE,
+    OVERRIDES_FILE,
+)
 
-OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
-TRAIN_METRICS = "metrics.json"
-EVAL_METRICS = Path("eval") / "metrics.json"
-ERROR_FILE = "error.txt"
-CONFIG_FILE = "config.yaml"
+TRAIN_METRICS = METRICS_FILE
 DEFAULT_METRIC = "val/elbo"
 #: eval/metrics.json scalars shown in the report, as ``eval/<name>``
 EVAL_SCALARS = ("iw_nll", "bits_per_dim", "active_units", "elbo", "exact_nll")
 #: a metric whose name matches this is maximised (a bound on log p(x), a count of units used)
 MAXIMISED = re.compile(r"elbo|log_?lik|active|accuracy|bound", re.IGNORECASE)
 
-Value = int | float | str | bool
+Value = Any
+#: what reading a job's files can raise when they are damaged
+UNREADABLE = (OSError, UnicodeDecodeError, YAMLError, OmegaConfBaseException, ValueError)
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Value]:
+    """Hydra's parse of a job's overrides: ``{key: typed value}`` (``[1,2]`` a list, ``null``
+    None, ``'1'`` the string); deletions (``~key``) are left out."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return {o.key_or_group: o.value() for o in parsed if not o.is_delete()}
 
 
 def parse_override(override: str) -> tuple[str, Value] | None:
     """``"model.latent_dim=10"`` → ("model.latent_dim", 10); deletions (``~key``) → None."""
-    if "=" not in override or override.startswith("~"):
-        return None
-    key, raw = override.split("=", 1)
-    key = key.lstrip("+")
-    text = raw.strip()
-    if text.lower() in ("true", "false"):
-        return key, text.lower() == "true"
-    for cast in (int, float):
-        try:
-            return key, cast(text)
-        except ValueError:
-            pass
-    return key, text.strip("'\"")
+    params = parse_overrides([override])
+    return next(iter(params.items()), None)
 
 
 @dataclass
@@ -60,10 +70,12 @@ class SweepJob:
     metrics: dict[str, float] = field(default_factory=dict)
     optimized_metric: str | None = None
     error: str | None = None
+    #: why some of the job's files could not be read (then it is neither ranked nor failed)
+    unreadable: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        return self.error is not None
+        return self.error is not None and not self.unreadable
 
 
 @dataclass
@@ -81,7 +93,7 @@ class Sweep:
 
     def ranked(self) -> list[SweepJob]:
         """Finished jobs, best first; jobs without a finite score last."""
-        finished = [job for job in self.jobs if not job.failed]
+        finished = [job for job in self.jobs if not job.failed and not job.unreadable]
         sign = -1.0 if self.maximize else 1.0
         return sorted(
             finished,
@@ -95,12 +107,25 @@ class Sweep:
     def failed(self) -> list[SweepJob]:
         return [job for job in self.jobs if job.failed]
 
+    @property
+    def unreadable(self) -> list[SweepJob]:
+        return [job for job in self.jobs if job.unreadable]
+
+
+def _why(name: str | Path, err: BaseException) -> str:
+    """``"<file in the job dir>: <first line of the error>"``."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"{Path(name).as_posix()}: {first}"
+
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    """A metrics file as a dict ({} if absent); raises ValueError if it is damaged."""
+    if not path.is_file():
         return {}
+    value = json.loads(path.read_text())
+    if not isinstance(value, dict):
+        raise ValueError("not a mapping of metric names to values")
+    return value
 
 
 def _last_log_line(folder: Path) -> str | None:
@@ -136,23 +161,61 @@ def _numeric_metrics(
     }
 
 
+def _read_overrides(folder: Path) -> list[str]:
+    overrides = OmegaConf.load(folder / OVERRIDES_FILE)
+    if not isinstance(overrides, ListConfig):
+        raise ValueError("not a list of overrides")
+    return [str(o) for o in overrides]
+
+
+def _optimized_metric(folder: Path) -> str | None:
+    """The job's ``optimized_metric``: from the resolved config.yaml vaelab-train wrote, else
+    from Hydra's copy of the job config (written even when the job failed at once)."""
+    for name in (CONFIG_FILE, HYDRA_CONFIG):
+        path = folder / name
+        if path.is_file():
+            config = OmegaConf.load(path)
+            if isinstance(config, DictConfig):
+                value = OmegaConf.select(
+                    config, "optimized_metric", throw_on_resolution_failure=False
+                )
+                return str(value) if value else None
+    return None
+
+
 def read_job(folder: Path) -> SweepJob:
-    """Overrides, metrics and status of one job directory."""
-    overrides = [str(o) for o in (yaml.safe_load((folder / OVERRIDES_FILE).read_text()) or [])]
-    params = dict(p for p in map(parse_override, overrides) if p is not None)
-    job = SweepJob(name=folder.name, path=folder, overrides=overrides, params=params)
-    config = folder / CONFIG_FILE
-    if config.is_file():
-        job.optimized_metric = (yaml.safe_load(config.read_text()) or {}).get("optimized_metric")
+    """Overrides, metrics and status of one job directory; a damaged file does not raise but
+    is named in ``job.unreadable``."""
+    job = SweepJob(name=folder.name, path=folder, overrides=[], params={})
+    try:
+        job.overrides = _read_overrides(folder)
+        job.params = parse_overrides(job.overrides)
+    except (*UNREADABLE, HydraException) as err:
+        job.unreadable.append(_why(OVERRIDES_FILE, err))
+    try:
+        job.optimized_metric = _optimized_metric(folder)
+    except UNREADABLE as err:
+        job.unreadable.append(_why(CONFIG_FILE, err))
     train_metrics = folder / TRAIN_METRICS
-    job.metrics.update(_numeric_metrics(_read_json(train_metrics)))
-    job.metrics.update(_numeric_metrics(_read_json(folder / EVAL_METRICS), "eval/", EVAL_SCALARS))
-    if (folder / ERROR_FILE).is_file():
-        job.error = error_summary((folder / ERROR_FILE).read_text())
-    elif not train_metrics.is_file():
-        job.error = _last_log_line(folder) or (
-            "did not finish: no metrics.json (crashed, killed or still running)"
-        )
+    for path, prefix, keys in (
+        (train_metrics, "", None),
+        (folder / EVAL_METRICS, "eval/", EVAL_SCALARS),
+    ):
+        try:
+            job.metrics.update(_numeric_metrics(_read_json(path), prefix, keys))
+        except UNREADABLE as err:
+            job.unreadable.append(
+                f"{path.relative_to(folder)}: {_why(path, err).split(': ', 1)[1]}"
+            )
+    try:
+        if (folder / ERROR_FILE).is_file():
+            job.error = error_summary((folder / ERROR_FILE).read_text(errors="replace"))
+        elif not train_metrics.is_file():
+            job.error = _last_log_line(folder) or (
+                "did not finish: no metrics.json (crashed, killed or still running)"
+            )
+    except OSError as err:
+        job.unreadable.append(_why(ERROR_FILE, err))
     return job
 
 
@@ -162,14 +225,18 @@ def _job_order(folder: Path) -> tuple[int, str]:
 
 def _sweeper_direction(path: Path) -> bool | None:
     """True/False if the sweep's multirun.yaml names a direction (Optuna), else None."""
-    multirun = path / "multirun.yaml"
+    multirun = path / MULTIRUN_FILE
     if not multirun.is_file():
         return None
     try:
-        config = yaml.safe_load(multirun.read_text()) or {}
-    except yaml.YAMLError:
+        config = OmegaConf.load(multirun)
+        direction = OmegaConf.select(
+            config, "hydra.sweeper.direction", throw_on_resolution_failure=False
+        )
+    except UNREADABLE:
         return None
-    direction = ((config.get("hydra") or {}).get("sweeper") or {}).get("direction")
+    if isinstance(direction, ListConfig):
+        direction = list(direction)
     if isinstance(direction, list) and direction:
         direction = direction[0]
     if isinstance(direction, str) and direction.lower() in ("maximize", "minimize"):

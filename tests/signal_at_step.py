@@ -1,0 +1,46 @@
+"""A test callback that sends a signal at a chosen training step: interruption tests stop a
+run at an exact point instead of sleeping and hoping.
+
+Add it from the command line:
+``+callbacks.signal._target_=tests.signal_at_step.SignalAtStep +callbacks.signal.step=5``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+
+
+class SignalAtStep(L.Callback):
+    """After optimizer step ``step``, send ``signal_name`` to this process (``to="process"``)
+    or to its whole process group (``to="group"``: a sweep and all its jobs). With ``only_in``,
+    only a run whose directory is named so (a sweep's job number) sends it."""
+
+    def __init__(
+        self,
+        step: int,
+        signal_name: str = "SIGUSR1",
+        to: Literal["process", "group"] = "process",
+        only_in: str | None = None,
+    ) -> None:
+        self.step = step
+        self.signum = getattr(signal, signal_name)
+        self.to = to
+        self.only_in = only_in
+        self.sent = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if self.sent or trainer.global_step != self.step:
+            return
+        if self.only_in is not None and Path(trainer.default_root_dir).name != self.only_in:
+            return
+        self.sent = True
+        print(f"signal_at_step: sending {signal.Signals(self.signum).name}", flush=True)
+        if self.to == "group":
+            os.killpg(os.getpgid(0), self.signum)
+        else:
+            os.kill(os.getpid(), self.signum)
