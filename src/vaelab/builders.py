@@ -69,6 +69,14 @@ def command_line_overrides(cfg: DictConfig) -> list[str]:
     return []
 
 
+def unused_parts(model_node: Mapping[str, Any]) -> list[str]:
+    """The part groups composed under ``model`` by default that its class does not take (PCA
+    has no posterior): dropped before validation and instantiation."""
+    cls = get_class(model_node["_target_"])
+    parameters = set(inspect.signature(cls).parameters)
+    return [part for part in MODEL_PART_GROUPS if part in model_node and part not in parameters]
+
+
 def check_model_groups(cfg: DictConfig, overrides: Iterable[str]) -> None:
     """Refuse a group the chosen model cannot use, naming the override to remove."""
     cls = model_class(cfg)
@@ -104,11 +112,9 @@ def build_model(cfg: DictConfig, input_shape: Sequence[int]) -> LatentVariableMo
             "or choose the data= that has this shape"
         )
     model_cfg = cfg.model.copy()
-    parameters = set(inspect.signature(cls).parameters)
     with open_dict(model_cfg):
-        for part in MODEL_PART_GROUPS:
-            if part in model_cfg and part not in parameters:
-                del model_cfg[part]
+        for part in unused_parts(model_cfg):
+            del model_cfg[part]
         model_cfg.pop("input_shape", None)
     return instantiate(model_cfg, input_shape=data_shape)
 

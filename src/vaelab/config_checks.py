@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vaelab.builders import unused_parts
 from vaelab.errors import VaelabError
 from vaelab.schema import (
     Range,
@@ -45,6 +46,14 @@ class PathSettings:
 
 
 @dataclass
+class ModuleSettings:
+    """``module``: the LightningModule's own switches."""
+
+    check_finite: bool = True
+    compile: bool = False
+
+
+@dataclass
 class TrainSettings:
     """The top-level keys of ``vaelab-train``'s config (groups are checked by their target)."""
 
@@ -57,6 +66,7 @@ class TrainSettings:
     print_config: bool = True
     optimized_metric: str | None = "val/elbo"
     paths: PathSettings | None = None
+    module: ModuleSettings | None = None
 
 
 @dataclass
@@ -143,6 +153,13 @@ def validate_config(cfg: DictConfig, settings: type = TrainSettings) -> dict[str
     """Raise :class:`VaelabError` naming every bad key of ``cfg`` and what it must be; return
     the resolved config."""
     tree = _resolved(cfg)
+    model = tree.get("model")
+    if isinstance(model, dict) and "_target_" in model:
+        try:
+            for part in unused_parts(model):  # composed by default, not taken by this model
+                del model[part]
+        except (ImportError, AttributeError, ValueError):
+            pass  # an unknown target is reported by the target checks below
     problems = config_problems(tree, settings)
     if problems:
         raise VaelabError("invalid config: " + "; ".join(str(p) for p in problems))
