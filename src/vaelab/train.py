@@ -25,6 +25,7 @@ from vaelab.config_checks import validate_config
 from vaelab.errors import VaelabError
 from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.precision import precision_overrides
+from vaelab.threads import configure_threads, training_processes_per_node
 from vaelab.utils.config_tree import print_config_tree
 
 METRICS_FILE = "metrics.json"
@@ -82,6 +83,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ``resume=auto``) from the run dir's ``last.ckpt``; skips a run dir that already finished.
     """
     validate_config(cfg)
+    configure_threads(
+        cfg.get("threads", "auto"),
+        training_processes_per_node(cfg.get("trainer")),
+        int(OmegaConf.select(cfg, "data.num_workers", default=0) or 0),
+    )
     finished = _finished_metrics(cfg)
     if finished is not None:
         print(
