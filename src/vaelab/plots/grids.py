@@ -1,27 +1,95 @@
-"""Image grids of a VAE: reconstructions, prior samples and the 2-D latent manifold."""
+"""Image grids of a VAE: reconstructions, prior samples and the 2-D latent manifold.
+
+Grids of few small images (a 16-image reconstruction strip of 28-px digits is 482 × 62 px)
+are upscaled with nearest-neighbour pixels to about :data:`TARGET_IMAGE_SIDE` pixels per
+image so they read on a slide, and rows can carry a label ("input", "reconstruction").
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torchvision.utils import make_grid
 
 from vaelab.vae import VAE
 
+#: pixels per image side that upscaled grids aim at
+TARGET_IMAGE_SIDE = 84
+#: row labels of the reconstruction grid
+INPUT_LABEL = "input"
+RECONSTRUCTION_LABEL = "reconstruction"
+LABEL_FONT_FRACTION = 0.22
+
+
+def upscale_factor(image_side: int, target: int = TARGET_IMAGE_SIDE) -> int:
+    """Whole-number factor that brings ``image_side`` closest to ``target`` (at least 1)."""
+    return max(1, round(target / image_side))
+
+
+def upscale(images: Tensor, factor: int) -> Tensor:
+    """[N, C, H, W] images with each pixel repeated ``factor`` × ``factor`` times."""
+    return images if factor == 1 else F.interpolate(images, scale_factor=factor, mode="nearest")
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def labelled_rows(rows: Sequence[Tensor], labels: Sequence[str], padding: int = 4) -> Tensor:
+    """One grid row per [N, C, H, W] batch in ``rows``, each with its label on the left, black
+    on white; returns [3, H, W] in [0, 1]."""
+    strips = [
+        make_grid(row.float().clamp(0, 1), nrow=len(row), padding=padding, pad_value=1.0)
+        for row in rows
+    ]
+    row_height = strips[0].shape[1]
+    font = _font(max(10, int(row_height * LABEL_FONT_FRACTION)))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_width = max(probe.textbbox((0, 0), text, font=font)[2] for text in labels) + 3 * padding
+    panels = []
+    for strip, text in zip(strips, labels, strict=True):
+        panel = Image.new("RGB", (label_width, strip.shape[1]), "white")
+        draw = ImageDraw.Draw(panel)
+        draw.text((2 * padding, strip.shape[1] // 2), text, fill="black", font=font, anchor="lm")
+        label = torch.from_numpy(np.asarray(panel).copy()).permute(2, 0, 1).float() / 255
+        panels.append(torch.cat([label, strip.cpu()], dim=2))
+    return torch.cat(panels, dim=1)
+
 
 @torch.no_grad()
-def reconstruction_grid(vae: VAE, inputs: Tensor) -> Tensor:
-    """Inputs (top row) above their reconstructions E[x | z = E_q z] (bottom row)."""
+def reconstruction_grid(vae: VAE, inputs: Tensor, labelled: bool = True) -> Tensor:
+    """Inputs (top row) above their reconstructions E[x | z = E_q z] (bottom row); with
+    ``labelled`` the rows are named and the images upscaled for reading on a slide."""
     recons = vae.reconstruct(inputs).to(inputs.dtype)
-    return make_grid(torch.cat([inputs, recons]).clamp(0, 1), nrow=len(inputs), pad_value=1.0)
+    if not labelled:
+        return make_grid(torch.cat([inputs, recons]).clamp(0, 1), nrow=len(inputs), pad_value=1.0)
+    factor = upscale_factor(inputs.shape[-1])
+    return labelled_rows(
+        [upscale(inputs.float(), factor), upscale(recons.float(), factor)],
+        [INPUT_LABEL, RECONSTRUCTION_LABEL],
+    )
 
 
 @torch.no_grad()
-def prior_sample_grid(vae: VAE, num: int, seed: int = 0) -> Tensor:
+def prior_sample_grid(vae: VAE, num: int, seed: int = 0, upscaled: bool = True) -> Tensor:
     """Decoder means of z ~ N(0, I); a fixed seed shows the same z at every epoch."""
     generator = torch.Generator(device=next(vae.parameters()).device).manual_seed(seed)
-    samples = vae.sample_images(num, generator=generator)
-    return make_grid(samples.clamp(0, 1), nrow=round(num**0.5), pad_value=1.0)
+    samples = vae.sample_images(num, generator=generator).float()
+    factor = upscale_factor(samples.shape[-1]) if upscaled else 1
+    return make_grid(
+        upscale(samples, factor).clamp(0, 1),
+        nrow=round(num**0.5),
+        padding=2 * factor,
+        pad_value=1.0,
+    )
 
 
 def latent_grid(points_per_axis: int, span: float) -> Tensor:
