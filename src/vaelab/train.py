@@ -22,11 +22,12 @@ from vaelab.callbacks.preemption import PreemptionCheckpoint
 from vaelab.checkpoints import CHECKPOINT_DIR, check_compatible, last_checkpoint, load_checkpoint
 from vaelab.cli import run_reporting_errors
 from vaelab.config_checks import validate_config
+from vaelab.console import in_multirun, silence_known_notices, tensorboard_command
 from vaelab.errors import VaelabError
 from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.precision import precision_overrides
 from vaelab.threads import configure_threads, training_processes_per_node
-from vaelab.utils.config_tree import print_config_tree
+from vaelab.utils.config_tree import print_run_config
 
 METRICS_FILE = "metrics.json"
 RESOLVED_CONFIG_FILE = "config.yaml"
@@ -83,6 +84,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ``resume=auto``) from the run dir's ``last.ckpt``; skips a run dir that already finished.
     """
     validate_config(cfg)
+    silence_known_notices()
     configure_threads(
         cfg.get("threads", "auto"),
         training_processes_per_node(cfg.get("trainer")),
@@ -98,8 +100,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     resume_from = _resume_from(cfg)
     output_dir = Path(cfg.paths.output_dir)
     _writable_output_dir(output_dir)
-    if cfg.get("print_config", True):
-        print_config_tree(cfg)
     if resume_from is None:
         OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG_FILE, resolve=True)
     print(f"Run directory: {output_dir}")
@@ -118,6 +118,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger=instantiate_each(cfg.get("logger")) or False,
         **precision_overrides(cfg.trainer),
     )
+    print_run_config(cfg, cfg.get("print_config", True))  # after set-up: its errors come first
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = _as_floats(trainer.callback_metrics)
     if any(isinstance(c, PreemptionCheckpoint) and c.preempted for c in callbacks):
@@ -131,10 +132,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     if trainer.is_global_zero:  # under DDP every rank gets here with the same synced metrics
         (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        print(
-            f"Run finished: {output_dir}\nOpen TensorBoard with:  tensorboard --logdir "
-            f"{cfg.paths.log_dir}"
-        )
+        if in_multirun():  # the sweep's summary prints the TensorBoard command once
+            print(f"Job finished: {output_dir}")
+        else:
+            print(
+                f"Run finished: {output_dir}\nOpen TensorBoard with:  "
+                f"{tensorboard_command(cfg.paths.log_dir)}"
+            )
     return metrics
 
 
