@@ -28,6 +28,7 @@ from vaelab.eval import evaluate
 from vaelab.evaluation.checkpoint import load_run, locate_checkpoint
 from vaelab.evaluation.encodings import encode_split, load_encodings
 from vaelab.evaluation.iw_nll import importance_weighted_log_likelihood
+from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.paths import CONFIG_DIR
 from vaelab.train import train
 
@@ -178,7 +179,7 @@ def test_every_picture_is_a_png_of_the_right_size(run_2d, evaluated_2d):
 
 def test_scalars_and_images_reach_the_runs_tensorboard(run_2d, evaluated_2d):
     events = EventAccumulator(
-        str(run_2d / "tensorboard"), size_guidance={"scalars": 0, "images": 0}
+        str(tensorboard_dir(run_2d)), size_guidance={"scalars": 0, "images": 0}
     )
     events.Reload()
     scalars = events.Tags()["scalars"]
@@ -193,7 +194,7 @@ def test_scalars_and_images_reach_the_runs_tensorboard(run_2d, evaluated_2d):
 
 
 def test_hparams_tab_records_the_runs_parameters(run_2d):
-    events = EventAccumulator(str(run_2d / "tensorboard"))
+    events = EventAccumulator(str(tensorboard_dir(run_2d)))
     events.Reload()
     content = events.PluginTagToContent("hparams")
     session = HParamsPluginData.FromString(content["_hparams_/session_start_info"])

@@ -44,7 +44,8 @@ def _plugin_data(sweep_dir) -> dict[str, dict[str, bytes]]:
 
 def test_every_run_declares_the_swept_parameter(sweep_dir):
     plugin_data = _plugin_data(sweep_dir)
-    assert sorted(plugin_data) == [f"{job}/tensorboard" for job in range(len(BETAS))]
+    # runs are named after their job folders, without a "/tensorboard" suffix
+    assert sorted(plugin_data) == [str(job) for job in range(len(BETAS))]
     seen = {}
     for run, tags in plugin_data.items():
         start = metadata.parse_session_start_info_plugin_data(tags[metadata.SESSION_START_INFO_TAG])

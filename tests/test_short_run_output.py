@@ -14,6 +14,7 @@ from tests.conftest import FAST, compose_config
 from vaelab.callbacks.image_logger import PRIOR_SAMPLES, RECONSTRUCTIONS
 from vaelab.callbacks.log_interval import adapted_interval
 from vaelab.callbacks.progress import LineProgressBar, LossRichProgressBar, progress_bar
+from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.plots.grids import TARGET_IMAGE_SIDE
 from vaelab.train import train
 
@@ -53,7 +54,7 @@ def test_images_written_on_the_last_epoch_of_a_short_run(digits_run):
     assert pngs == [
         f"{tag}_{last}.png" for tag in ("latent_manifold", "prior_samples", "reconstructions")
     ]
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events = EventAccumulator(str(tensorboard_dir(run_dir)), size_guidance={"images": 0})
     events.Reload()
     assert {RECONSTRUCTIONS, PRIOR_SAMPLES} <= set(events.Tags()["images"])
     reconstructions = events.Images(RECONSTRUCTIONS)[-1]
@@ -64,7 +65,7 @@ def test_images_written_on_the_last_epoch_of_a_short_run(digits_run):
 
 def test_short_epochs_still_log_train_scalars(digits_run):
     run_dir, _, _ = digits_run
-    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events = EventAccumulator(str(tensorboard_dir(run_dir)))
     events.Reload()
     steps = [event.step for event in events.Scalars("train/loss")]
     # 15 batches per epoch < log_every_n_steps 50: the interval became 15 // 4 = 3

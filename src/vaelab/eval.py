@@ -23,6 +23,7 @@ from vaelab.cli import run_reporting_errors
 from vaelab.errors import VaelabError
 from vaelab.evaluation.checkpoint import LoadedRun, load_run, locate_checkpoint
 from vaelab.evaluation.encodings import prepare_batch
+from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.evaluation.metrics import evaluate_test_set, find_exact_log_likelihood, summarize
 from vaelab.evaluation.pictures import Pictures, PictureSettings, make_pictures
 from vaelab.paths import CONFIG_DIR, export_project_root
@@ -115,7 +116,7 @@ def _notes(summary: dict, config: DictConfig) -> dict[str, str]:
 def _write_tensorboard(run_dir: Path, metrics: dict, pictures: Pictures, step: int) -> Path:
     from torch.utils.tensorboard import SummaryWriter
 
-    log_dir = run_dir / "tensorboard"
+    log_dir = tensorboard_dir(run_dir)
     writer = SummaryWriter(log_dir=str(log_dir))
     try:
         for name in TENSORBOARD_SCALARS:

@@ -16,7 +16,7 @@ from torchvision.utils import make_grid
 
 from vaelab.evaluation.active_units import active_units
 from vaelab.evaluation.encodings import Encodings, encode_split, load_encodings
-from vaelab.evaluation.learning_curves import read_learning_curves
+from vaelab.evaluation.learning_curves import read_learning_curves, tensorboard_dir
 from vaelab.evaluation.metrics import TestSetEvaluation
 from vaelab.plots.figures import (
     before_after_figure,
@@ -156,12 +156,13 @@ def make_pictures(
     pictures.figures["latent_scatter"] = latent_scatter_figure(
         _subset(after, settings.scatter_points), class_names
     )
-    curves = read_learning_curves(run_dir / "tensorboard")
+    events = tensorboard_dir(run_dir)
+    curves = read_learning_curves(events)
     if curves:
         pictures.figures["learning_curves"] = learning_curves_figure(curves)
     else:
         pictures.skipped["learning_curves"] = (
-            f"no TensorBoard events in {run_dir / 'tensorboard'} (train with logger=tensorboard)"
+            f"no TensorBoard events in {events} (train with logger=tensorboard)"
         )
     snapshot = Path(snapshot) if snapshot is not None else run_dir / SNAPSHOT_FILE
     if snapshot.is_file():
