@@ -20,6 +20,8 @@ from vaelab.vae import VAE
 
 #: pixels per image side that upscaled grids aim at
 TARGET_IMAGE_SIDE = 84
+#: pixels per side a latent-manifold grid is brought up to (whole-number factors only)
+TARGET_MANIFOLD_SIDE = 480
 #: row labels of the reconstruction grid
 INPUT_LABEL = "input"
 RECONSTRUCTION_LABEL = "reconstruction"
@@ -101,9 +103,11 @@ def latent_grid(points_per_axis: int, span: float) -> Tensor:
 
 @torch.no_grad()
 def latent_manifold_grid(vae: VAE, points_per_axis: int = 20, span: float = 3.0) -> Tensor:
-    """Decoder means over a grid of a 2-D latent space (seed 000's plot_latent_space)."""
+    """Decoder means over a grid of a 2-D latent space (seed 000's plot_latent_space); grids of
+    small images (8-px digits) are upscaled to about :data:`TARGET_MANIFOLD_SIDE` pixels."""
     if vae.latent_dim != 2:
         raise ValueError(f"the latent manifold needs latent_dim == 2, got {vae.latent_dim}")
     z = latent_grid(points_per_axis, span).to(next(vae.parameters()).device)
-    images = vae.likelihood.mean(vae.decode(z))
-    return make_grid(images.clamp(0, 1), nrow=points_per_axis, padding=0)
+    images = vae.likelihood.mean(vae.decode(z)).float()
+    factor = upscale_factor(points_per_axis * images.shape[-1], TARGET_MANIFOLD_SIDE)
+    return make_grid(upscale(images, factor).clamp(0, 1), nrow=points_per_axis, padding=0)
