@@ -43,13 +43,13 @@ for _ in $(seq 120); do  # until it answers (a readiness poll, up to a minute)
     sleep 0.5
 done
 
-shoot() {  # shoot <dashboard> <file>
+shoot() {  # shoot <dashboard and its URL state> <file> <window width,height>
     "$CHROMIUM" --headless --no-sandbox --disable-gpu --hide-scrollbars \
-        --virtual-time-budget=15000 --window-size=1600,1000 \
+        --virtual-time-budget=15000 "--window-size=$3" \
         --screenshot="$OUT/$2" "http://localhost:$PORT/#$1" > /dev/null 2>&1
     echo "wrote $OUT/$2"
 }
 mkdir -p "$OUT"
-shoot scalars tensorboard_scalars.png
-shoot images tensorboard_images.png
-shoot hparams tensorboard_hparams.png
+shoot "scalars&tagFilter=elbo%7Closs&_smoothingWeight=0" tensorboard_scalars.png 1600,1000
+shoot "images&tagFilter=reconstructions%7Cprior_samples" tensorboard_images.png 1600,1000
+shoot hparams tensorboard_hparams.png 2200,700

@@ -26,6 +26,9 @@ TARGET_MANIFOLD_SIDE = 480
 INPUT_LABEL = "input"
 RECONSTRUCTION_LABEL = "reconstruction"
 LABEL_FONT_FRACTION = 0.22
+#: images per row of the reconstruction grid: 16 pairs become two input/reconstruction blocks
+#: (a 16-wide strip shrinks to nothing in a TensorBoard card or on a slide)
+PAIRS_PER_ROW = 8
 
 
 def upscale_factor(image_side: int, target: int = TARGET_IMAGE_SIDE) -> int:
@@ -68,16 +71,20 @@ def labelled_rows(rows: Sequence[Tensor], labels: Sequence[str], padding: int = 
 
 @torch.no_grad()
 def reconstruction_grid(vae: VAE, inputs: Tensor, labelled: bool = True) -> Tensor:
-    """Inputs (top row) above their reconstructions E[x | z = E_q z] (bottom row); with
-    ``labelled`` the rows are named and the images upscaled for reading on a slide."""
+    """Inputs above their reconstructions E[x | z = E_q z]; with ``labelled`` the rows are
+    named, :data:`PAIRS_PER_ROW` pairs per block, and the images upscaled for a slide."""
     recons = vae.reconstruct(inputs).to(inputs.dtype)
     if not labelled:
         return make_grid(torch.cat([inputs, recons]).clamp(0, 1), nrow=len(inputs), pad_value=1.0)
     factor = upscale_factor(inputs.shape[-1])
-    return labelled_rows(
-        [upscale(inputs.float(), factor), upscale(recons.float(), factor)],
-        [INPUT_LABEL, RECONSTRUCTION_LABEL],
-    )
+    rows, labels = [], []
+    for start in range(0, len(inputs), PAIRS_PER_ROW):
+        rows += [
+            upscale(inputs[start : start + PAIRS_PER_ROW].float(), factor),
+            upscale(recons[start : start + PAIRS_PER_ROW].float(), factor),
+        ]
+        labels += [INPUT_LABEL, RECONSTRUCTION_LABEL]
+    return labelled_rows(rows, labels)
 
 
 @torch.no_grad()
