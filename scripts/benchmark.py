@@ -24,6 +24,10 @@ table shows the median images/s and the median over repeats of its ratio to (a) 
 repeat (so a load change between repeats cancels out). ``--iw-nll`` adds the throughput of
 the importance-weighted NLL evaluation (if ``vaelab.evaluation.iw_nll`` exists).
 ``--profile c`` prints where one run of a variant spends its time (cProfile).
+``--threads-effect`` measures (a) under torch's default threads (every core of the machine),
+1 thread and ``threads=auto`` (:mod:`vaelab.threads`), on the machine as it is and with
+``--busy`` busy-looping processes added (a machine shared with other jobs); ``--threads``
+takes ``auto`` too.
 
 Usage: ``.venv/bin/python scripts/benchmark.py --data-dir /tmp/vaedata``
 """
@@ -37,6 +41,7 @@ import gzip
 import importlib.util
 import io
 import json
+import math
 import os
 import platform
 import pstats
@@ -451,6 +456,57 @@ RUNNERS = {
 }
 
 
+def _busy_loop() -> None:
+    while True:
+        pass
+
+
+def _rate_at(threads: int, args, batch_size: int) -> float:
+    torch.set_num_threads(threads)
+    return run_plain(args, batch_size).images_per_s or math.nan
+
+
+def threads_effect(args) -> str:
+    """Markdown table: (a)'s images/s per thread setting, without and with added load."""
+    import multiprocessing
+
+    from vaelab.threads import plan_threads
+
+    environ = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    settings = {
+        f"torch default ({os.cpu_count()})": os.cpu_count() or 1,
+        "1": 1,
+        "threads=auto": plan_threads("auto", environ=environ).threads,
+    }
+    batch_size = args.batch_sizes[0]
+    lines = [
+        f"| machine | load avg (1 min) | torch threads | images/s (median of {args.repeats})"
+        " | vs torch default |",
+        "|---|---|---|---|---|",
+    ]
+    for busy in (0, args.busy):
+        context = multiprocessing.get_context("spawn")
+        hogs = [context.Process(target=_busy_loop, daemon=True) for _ in range(busy)]
+        for hog in hogs:
+            hog.start()
+        try:
+            rates = {name: [] for name in settings}
+            for _ in range(args.repeats):  # interleaved, so a load change hits every setting
+                for name, threads in settings.items():
+                    rates[name].append(_rate_at(threads, args, batch_size))
+            load = os.getloadavg()[0]
+        finally:
+            for hog in hogs:
+                hog.terminate()
+                hog.join()
+        default = statistics.median(next(iter(rates.values())))
+        label = f"+{busy} busy processes" if busy else "as found"
+        for name, runs in rates.items():
+            rate = statistics.median(runs)
+            lines.append(f"| {label} | {load:.1f} | {name} | {rate:,.0f} | {rate / default:.2f}× |")
+    return "\n".join(lines)
+
+
 def device_name(device: str) -> str:
     if device == "cuda":
         return torch.cuda.get_device_name()
@@ -511,7 +567,11 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=10)
     parser.add_argument("--timed-images", type=int, default=40_960)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--threads", default=None, help="torch.set_num_threads: N or auto")
+    parser.add_argument("--threads-effect", action="store_true")
+    parser.add_argument(
+        "--busy", type=int, default=os.cpu_count() or 1, help="busy processes for --threads-effect"
+    )
     parser.add_argument("--pythae-path", type=Path, default=None)
     parser.add_argument("--iw-nll", action="store_true")
     parser.add_argument("--profile", choices=list(VARIANTS), default=None)
@@ -519,8 +579,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.warmup_steps < 1:  # ThroughputMonitor's window starts at the end of a batch
         parser.error("--warmup-steps must be at least 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads_effect:
+        print(
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+            f"torch {torch.__version__}; batch {args.batch_sizes[0]}, variant (a)"
+        )
+        print(threads_effect(args))
+        return
+    if args.threads == "auto":
+        from vaelab.threads import configure_threads
+
+        configure_threads("auto")
+    elif args.threads:
+        torch.set_num_threads(int(args.threads))
     args.scratch = Path(tempfile.mkdtemp(prefix="vaelab_bench_"))
     try:
         if args.profile:

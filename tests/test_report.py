@@ -88,7 +88,8 @@ def test_report_png_plots_the_metric_against_the_swept_parameter(multirun_dir):
     png = multirun_dir / "report.png"
     assert png.stat().st_size > 5000
     with Image.open(png) as image:
-        assert image.format == "PNG" and image.size == (500, 400)  # one panel of 5 × 4 inches
+        # one panel of 8 × 4.5 inches at 160 dpi: a 16:9 slide
+        assert image.format == "PNG" and image.size == (1280, 720)
 
 
 def _job(

@@ -14,6 +14,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import FAST, compose_config
+from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.paths import PROJECT_ROOT
 from vaelab.train import METRICS_FILE, train
 
@@ -32,7 +33,7 @@ DETERMINISTIC = [
 
 
 def _beta_by_step(run_dir: Path) -> dict[int, float]:
-    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events = EventAccumulator(str(tensorboard_dir(run_dir)))
     events.Reload()
     return {e.step: e.value for e in events.Scalars("beta")}
 
@@ -53,7 +54,7 @@ def test_resume_after_two_epochs_reproduces_four_straight_epochs(mnist_data_dir,
     )
     assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
     assert straight["val/elbo"] > -400  # it did learn something
-    assert not (tmp_path / "second" / "tensorboard").exists()
+    assert not list((tmp_path / "second").glob("events.out.tfevents.*"))
     betas_straight = _beta_by_step(tmp_path / "straight")
     betas_resumed = _beta_by_step(tmp_path / "first")  # the same TensorBoard folder, continued
     assert len(betas_straight) == 12  # 60 steps, one point every 5

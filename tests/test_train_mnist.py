@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from vaelab.callbacks.image_logger import LATENT_MANIFOLD, PRIOR_SAMPLES, RECONSTRUCTIONS
 from vaelab.errors import VaelabError
+from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.paths import PROJECT_ROOT
 from vaelab.train import METRICS_FILE, RESOLVED_CONFIG_FILE, train
 
@@ -75,7 +76,7 @@ def test_short_real_run_learns(short_run):
 
 def test_tensorboard_has_images_and_scalars(short_run):
     run_dir, _ = short_run
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events = EventAccumulator(str(tensorboard_dir(run_dir)), size_guidance={"images": 0})
     events.Reload()
     tags = events.Tags()
     assert {RECONSTRUCTIONS, PRIOR_SAMPLES, LATENT_MANIFOLD} <= set(tags["images"])

@@ -102,7 +102,7 @@ def _model_choice(cfg: DictConfig, cls: type) -> str:
 def build_model(cfg: DictConfig, input_shape: Sequence[int]) -> LatentVariableModel:
     """``cfg.model`` instantiated for data of ``input_shape`` (C, H, W); parts composed by
     default that this model does not take are left out."""
-    cls = model_class(cfg)
+    model_class(cfg)  # a clear error for a target that is not a vaelab model
     data_shape = input_shape_of(input_shape)
     declared = cfg.model.get("input_shape")
     if declared is not None and input_shape_of(declared) != data_shape:
@@ -150,6 +150,15 @@ def build_module(
         gradient_clip_algorithm=trainer.get("gradient_clip_algorithm") or "norm",
         data_info=data_info,
     )
+
+
+def trainer_overrides(module: LatentVariableModule) -> dict[str, Any]:
+    """Trainer arguments the module needs changed: with manual optimisation (an objective with
+    an adversary) the module clips the gradients itself, and Lightning refuses a trainer that
+    would too."""
+    if module.automatic_optimization or not module.gradient_clip_val:
+        return {}
+    return {"gradient_clip_val": None}
 
 
 def instantiate_each(group: DictConfig | None) -> list:

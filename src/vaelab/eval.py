@@ -24,6 +24,7 @@ from vaelab.config_checks import EvalSettings, validate_config
 from vaelab.errors import VaelabError
 from vaelab.evaluation.checkpoint import LoadedRun, load_run, locate_checkpoint
 from vaelab.evaluation.encodings import prepare_batch
+from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
 from vaelab.evaluation.pictures import Pictures, PictureSettings, make_pictures
 from vaelab.models.interface import MissingCapability
@@ -65,6 +66,14 @@ def _test_batches(
         yield prepare_batch(run.datamodule, batch, device)
 
 
+def _dataset_name(config: DictConfig) -> str:
+    """The data set as papers name it, from the datamodule class (FashionMNISTDataModule →
+    Fashion-MNIST)."""
+    target = str(OmegaConf.select(config, "data._target_", default="") or "")
+    name = target.rsplit(".", 1)[-1].removesuffix("DataModule") or "data"
+    return {"FashionMNIST": "Fashion-MNIST", "BinarizedMNIST": "MNIST"}.get(name, name)
+
+
 def _notes(summary: dict, config: DictConfig) -> dict[str, str]:
     """Plain-language caveats stored next to the numbers."""
     notes = {}
@@ -77,10 +86,11 @@ def _notes(summary: dict, config: DictConfig) -> dict[str, str]:
     else:
         notes["bits_per_dim"] = "discrete likelihood: bits/dim is a code length per pixel"
         if OmegaConf.select(config, "data.binarize", default=None) == "none":
+            dataset = _dataset_name(config)
             notes["bits_per_dim"] += (
                 "; but the targets are grey levels under a Bernoulli likelihood (the BCE "
                 "convention), which is not a normalised distribution of grey-level images, so "
-                "the NLL is not comparable with binarized-MNIST results in the literature"
+                f"the NLL is not comparable with published NLLs of binarized {dataset}"
             )
     notes["iw_nll"] = (
         f"−log p(x) estimated with k = {summary['num_importance_samples']} "
@@ -106,7 +116,7 @@ def _notes(summary: dict, config: DictConfig) -> dict[str, str]:
 def _write_tensorboard(run_dir: Path, metrics: dict, pictures: Pictures, step: int) -> Path:
     from torch.utils.tensorboard import SummaryWriter
 
-    log_dir = run_dir / "tensorboard"
+    log_dir = tensorboard_dir(run_dir)
     writer = SummaryWriter(log_dir=str(log_dir))
     try:
         for name in TENSORBOARD_SCALARS:
@@ -147,14 +157,20 @@ def _print_summary(metrics: dict) -> None:
         ("bits/dim (IW)", metrics["bits_per_dim"]),
         ("active units", f"{metrics['active_units']} / {metrics['latent_dim']}"),
         ("exact NLL", metrics["exact_nll"]),
-        ("IW samples/s", metrics["iw_samples_per_second"]),
     ]
     print("vaelab-eval: test split")
     for label, value in rows:
+        if value is None:  # e.g. no exact NLL for this model: see notes in metrics.json
+            continue
         text = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"  {label:<22} {text}")
+    print(f"  {'IW samples/s':<22} {metrics['iw_samples_per_second']:,.0f}")
     print(f"  note: {metrics['notes']['bits_per_dim']}")
     print(f"Wrote {metrics['metrics_file']}")
+    figures = sorted(Path(path).name for path in metrics.get("figures", {}).values())
+    if figures:
+        folder = Path(next(iter(metrics["figures"].values()))).parent
+        print(f"Wrote {len(figures)} pictures to {folder}/: {', '.join(figures)}")
 
 
 def evaluate(cfg: DictConfig) -> dict:

@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaelab.atomic_io import DiskFullError, atomic_write_json, atomic_write_text
-from vaelab.builders import build_module, instantiate_each
+from vaelab.builders import build_module, instantiate_each, trainer_overrides
 from vaelab.callbacks.preemption import PreemptionCheckpoint
 from vaelab.checkpoints import (
     AtomicCheckpointIO,
@@ -29,12 +29,14 @@ from vaelab.checkpoints import (
 )
 from vaelab.cli import hydra_entry_point, run_reporting_errors
 from vaelab.config_checks import check_monitored_metrics, validate_config
+from vaelab.console import in_multirun, silence_known_notices, tensorboard_command
 from vaelab.errors import VaelabError
 from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.precision import precision_overrides
 from vaelab.run_files import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, TORN_SUFFIX
 from vaelab.run_lock import run_dir_lock
-from vaelab.utils.config_tree import print_config_tree
+from vaelab.threads import configure_threads, training_processes_per_node
+from vaelab.utils.config_tree import print_run_config
 
 RESOLVED_CONFIG_FILE = CONFIG_FILE
 
@@ -132,6 +134,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    silence_known_notices()
+    configure_threads(
+        cfg.get("threads", "auto"),
+        training_processes_per_node(cfg.get("trainer")),
+        int(OmegaConf.select(cfg, "data.num_workers", default=0) or 0),
+    )
     finished = _finished_metrics(cfg)
     if finished is not None:
         print(
@@ -140,8 +148,6 @@ def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, flo
         )
         return finished
     resume_from = _resume_from(cfg)
-    if cfg.get("print_config", True):
-        print_config_tree(cfg)
     if resume_from is None:
         atomic_write_text(output_dir / RESOLVED_CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     print(f"Run directory: {output_dir}")
@@ -161,7 +167,9 @@ def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, flo
         logger=instantiate_each(cfg.get("logger")) or False,
         plugins=[AtomicCheckpointIO()],
         **precision_overrides(cfg.trainer),
+        **trainer_overrides(model),
     )
+    print_run_config(cfg, cfg.get("print_config", True))  # after set-up: its errors come first
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = _as_floats(trainer.callback_metrics)
     if any(isinstance(c, PreemptionCheckpoint) and c.preempted for c in callbacks):
@@ -175,10 +183,13 @@ def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, flo
 
     if trainer.is_global_zero:  # under DDP every rank gets here with the same synced metrics
         _write_metrics(output_dir, metrics)
-        print(
-            f"Run finished: {output_dir}\nOpen TensorBoard with:  tensorboard --logdir "
-            f"{cfg.paths.log_dir}"
-        )
+        if in_multirun():  # the sweep's summary prints the TensorBoard command once
+            print(f"Job finished: {output_dir}")
+        else:
+            print(
+                f"Run finished: {output_dir}\nOpen TensorBoard with:  "
+                f"{tensorboard_command(cfg.paths.log_dir)}"
+            )
     return metrics
 
 

@@ -1,10 +1,20 @@
-"""TensorBoard HPARAMS tab: a run's swept parameters next to its final metrics.
+"""TensorBoard HPARAMS tab: a run's parameters next to its final metrics, comparable across runs.
 
-At the start of fitting, every TensorBoard logger's run gets an hparams experiment summary
-(the parameters and the names of the metrics to show) and a session-start record with this
-run's values. The plugin reads each metric's *last logged value* from the run's own scalars
-(``val/elbo`` after the last epoch, ``test/*`` after testing, ``eval/*`` once ``vaelab-eval``
-has run), so nothing is logged twice and the tab fills in as the run progresses.
+At the start of fitting, every TensorBoard logger's run gets a session-start record with this
+run's parameter values (config-group choices, key parameters and the command-line overrides,
+which in a sweep are the swept parameters); at the end a session-end record.
+
+No run writes an experiment summary: TensorBoard takes the experiment summary of an arbitrary
+run when any has one, so with ``--logdir logs`` the parameters of one run (often not of the
+sweep one looks at) decided the columns, and the swept ``beta.value`` went missing. Without
+one, the plugin builds the experiment from all runs: the union of their parameters, those
+whose value differs between runs listed (and ticked) first, and every scalar tag as a metric
+column, each showing the run's *last logged value* (``val/elbo`` after the last epoch,
+``test/*`` after testing, ``eval/*`` once ``vaelab-eval`` has run).
+
+The records go through the writer's public ``file_writer``. Lightning's
+``TensorBoardLogger.log_hyperparams(params, metrics)`` is not used: it logs ``metrics`` as
+scalars at a step (a bogus point on the curves) and always writes an experiment summary.
 """
 
 from __future__ import annotations
@@ -16,7 +26,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from vaelab.evaluation.sweep import parse_override
 
-#: scalar tags shown as metric columns in the HPARAMS tab
 #: settings that say how a run is executed or logged, not what is trained: not hyperparameters
 NOT_HYPERPARAMETERS = (
     "hydra",
@@ -32,6 +41,7 @@ NOT_HYPERPARAMETERS = (
     "trainer.accelerator",
     "trainer.devices",
 )
+#: the metrics the session records name (TensorBoard's columns come from every scalar tag)
 DEFAULT_METRICS = (
     "val/elbo",
     "val/kl",
@@ -98,10 +108,10 @@ class HParamsLogger(L.Callback):
             return
         from torch.utils.tensorboard.summary import hparams
 
-        experiment, session_start, self._session_end = hparams(
+        _experiment, session_start, self._session_end = hparams(
             self.hparams, {name: 0.0 for name in self.metrics}
         )
-        self._write(trainer, experiment, session_start)
+        self._write(trainer, session_start)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Mark the session finished (a crashed run keeps no end record)."""
@@ -112,7 +122,7 @@ class HParamsLogger(L.Callback):
     def _write(trainer: L.Trainer, *summaries) -> None:
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                writer = logger.experiment._get_file_writer()
+                writer = logger.experiment.file_writer
                 for summary in summaries:
                     writer.add_summary(summary)
                 writer.flush()

@@ -17,10 +17,12 @@ LATENT_MANIFOLD = "images/latent_manifold"
 
 
 class ImageLogger(L.Callback):
-    """Every ``every_n_epochs`` validation epochs (rank 0 only): a grid of validation inputs
-    above their reconstructions, a grid of prior samples and, when latent_dim == 2, the
-    decoded latent manifold over [−span, span]². Images go to every TensorBoard logger and,
-    if ``png_dir`` is set, to ``<png_dir>/<tag>_epoch<NNN>.png``.
+    """Every ``every_n_epochs`` validation epochs and after the last one (rank 0 only): a
+    labelled grid of validation inputs above their reconstructions, a grid of prior samples
+    and, when latent_dim == 2, the decoded latent manifold over [−span, span]². Images go to
+    every TensorBoard logger and, if ``png_dir`` is set, to ``<png_dir>/<tag>_epoch<NNN>.png``.
+    A run that ends between two due epochs (2 epochs with every_n_epochs 10, early stopping, a
+    step limit) still gets the pictures of its final model.
     """
 
     def __init__(
@@ -42,6 +44,8 @@ class ImageLogger(L.Callback):
         self.png_dir = Path(png_dir) if png_dir else None
         self._inputs: Tensor | None = None
         self._labels: Tensor | None = None
+        self._last_validated_epoch: int | None = None
+        self._last_written_epoch: int | None = None
 
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
@@ -55,12 +59,25 @@ class ImageLogger(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         due = (trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.fast_dev_run
-        if trainer.sanity_checking or not due or not trainer.is_global_zero:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
+        self._last_validated_epoch = trainer.current_epoch
+        if due:
+            self._log_images(trainer, pl_module, trainer.current_epoch)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Force the final model's pictures if the last validated epoch was not due."""
+        epoch = self._last_validated_epoch
+        if trainer.is_global_zero and epoch is not None and epoch != self._last_written_epoch:
+            self._log_images(trainer, pl_module, epoch)
+
+    def _log_images(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
         if self._inputs is None:
             return
         model = pl_module.model
         labels = self._labels.to(pl_module.device) if self._labels is not None else None
+        was_training = model.training
+        model.eval()  # after training (on_train_end) the model is back in training mode
         grids = {
             RECONSTRUCTIONS: reconstruction_grid(model, self._inputs.to(pl_module.device), labels),
             PRIOR_SAMPLES: prior_sample_grid(model, self.num_samples),
@@ -69,9 +86,11 @@ class ImageLogger(L.Callback):
             grids[LATENT_MANIFOLD] = latent_manifold_grid(
                 model, self.manifold_points, self.manifold_span
             )
-        self._write(trainer, {tag: grid.float().cpu() for tag, grid in grids.items()})
+        model.train(was_training)
+        self._write(trainer, {tag: grid.float().cpu() for tag, grid in grids.items()}, epoch)
+        self._last_written_epoch = epoch
 
-    def _write(self, trainer: L.Trainer, grids: dict[str, Tensor]) -> None:
+    def _write(self, trainer: L.Trainer, grids: dict[str, Tensor], epoch: int) -> None:
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 for tag, grid in grids.items():
@@ -79,7 +98,7 @@ class ImageLogger(L.Callback):
         if self.png_dir is not None:
             self.png_dir.mkdir(parents=True, exist_ok=True)
             for tag, grid in grids.items():
-                name = f"{tag.split('/')[-1]}_epoch{trainer.current_epoch:03d}.png"
+                name = f"{tag.split('/')[-1]}_epoch{epoch:03d}.png"
                 save_image(grid, self.png_dir / name)
 
     def state_dict(self) -> dict:

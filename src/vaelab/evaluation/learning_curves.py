@@ -6,6 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: where runs made before the events moved to the run dir itself kept them
+LEGACY_TENSORBOARD_SUBDIR = "tensorboard"
+EVENT_FILES = "events.out.tfevents.*"
 #: the quantities the module logs, in the order they are plotted
 QUANTITIES = ("loss", "kl", "recon")
 #: tags per split, first found wins: epoch means ("_epoch", when logged on step and epoch),
@@ -34,11 +37,21 @@ class LearningCurves:
         return any(self.curves.values())
 
 
+def tensorboard_dir(run_dir: str | Path) -> Path:
+    """The folder holding a run's TensorBoard events: the run dir itself (so TensorBoard names
+    the run after it), or ``<run>/tensorboard`` for a run made before that change."""
+    run_dir = Path(run_dir)
+    legacy = run_dir / LEGACY_TENSORBOARD_SUBDIR
+    if legacy.is_dir() and any(legacy.glob(EVENT_FILES)) and not any(run_dir.glob(EVENT_FILES)):
+        return legacy
+    return run_dir
+
+
 def read_learning_curves(tensorboard_dir: str | Path) -> LearningCurves:
     """Loss, KL and recon of train and val from the event files in ``tensorboard_dir``; an
     empty result if there are none."""
     folder = Path(tensorboard_dir)
-    if not folder.is_dir() or not any(folder.glob("events.out.tfevents.*")):
+    if not folder.is_dir() or not any(folder.glob(EVENT_FILES)):
         return LearningCurves()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

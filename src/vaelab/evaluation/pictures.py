@@ -16,7 +16,7 @@ from torchvision.utils import make_grid
 
 from vaelab.evaluation.active_units import active_units
 from vaelab.evaluation.encodings import Encodings, encode_split, load_encodings
-from vaelab.evaluation.learning_curves import read_learning_curves
+from vaelab.evaluation.learning_curves import read_learning_curves, tensorboard_dir
 from vaelab.evaluation.metrics import TestSetEvaluation
 from vaelab.models.interface import LatentVariableModel
 from vaelab.plots.figures import (
@@ -44,7 +44,8 @@ class PictureSettings:
     scatter_points: int = 2000
     traversal_steps: int = 11
     traversal_span: float = 3.0
-    traversal_max_dims: int = 32
+    #: traversals show the k most active latent dimensions (all of them if there are fewer)
+    traversal_max_dims: int = 10
     activity_threshold: float = 0.01
 
 
@@ -68,6 +69,18 @@ def _subset(encodings: Encodings, count: int) -> Encodings:
     )
 
 
+def dataset_class_names(datamodule) -> list[str] | None:
+    """The data set's class names: the datamodule's ``class_names`` or its torchvision
+    dataset's ``classes`` (Fashion-MNIST: T-shirt/top, Trouser, …); None if it has none."""
+    names = getattr(datamodule, "class_names", None)
+    if names is None:
+        names = getattr(getattr(datamodule, "torchvision_class", None), "classes", None)
+    if names is None:
+        return None
+    # MNIST's "0 - zero": the digit says it all
+    return [str(i) if str(name).startswith(f"{i} ") else str(name) for i, name in enumerate(names)]
+
+
 @torch.no_grad()
 def traversal_grid(
     model: LatentVariableModel, code: Tensor, dims: list[int], values: Tensor
@@ -81,6 +94,14 @@ def traversal_grid(
     return make_grid(images.float().clamp(0, 1), nrow=len(values), pad_value=1.0)
 
 
+def traversal_dims(activity: Tensor | None, latent_dim: int, count: int) -> list[int]:
+    """The ``count`` most active latent dimensions, most active first (the first ``count``
+    without an activity estimate)."""
+    if activity is None:
+        return list(range(min(latent_dim, count)))
+    return torch.argsort(activity, descending=True, stable=True)[:count].tolist()
+
+
 def _traversal(
     model: LatentVariableModel, result: TestSetEvaluation, settings: PictureSettings
 ) -> Figure:
@@ -90,11 +111,7 @@ def _traversal(
         if result.num_points > 1
         else None
     )
-    dims = list(range(latent_dim))
-    if activity is not None and latent_dim > settings.traversal_max_dims:
-        dims = sorted(
-            torch.argsort(activity, descending=True)[: settings.traversal_max_dims].tolist()
-        )
+    dims = traversal_dims(activity, latent_dim, settings.traversal_max_dims)
     device = model.device
     values = torch.linspace(
         -settings.traversal_span, settings.traversal_span, settings.traversal_steps, device=device
@@ -122,7 +139,7 @@ def make_pictures(
     """Every picture of the issue for this run (``inputs``: a batch of test images;
     ``snapshot``: the epoch-0 encodings file, default ``<run>/encodings/epoch000.pt``)."""
     pictures = Pictures()
-    class_names = getattr(datamodule, "class_names", None)
+    class_names = dataset_class_names(datamodule)
     pictures.grids["reconstructions"] = (
         reconstruction_grid(model, inputs[: settings.num_reconstructions]).float().cpu()
     )
@@ -143,12 +160,13 @@ def make_pictures(
     pictures.figures["latent_scatter"] = latent_scatter_figure(
         _subset(after, settings.scatter_points), class_names
     )
-    curves = read_learning_curves(run_dir / "tensorboard")
+    events = tensorboard_dir(run_dir)
+    curves = read_learning_curves(events)
     if curves:
         pictures.figures["learning_curves"] = learning_curves_figure(curves)
     else:
         pictures.skipped["learning_curves"] = (
-            f"no TensorBoard events in {run_dir / 'tensorboard'} (train with logger=tensorboard)"
+            f"no TensorBoard events in {events} (train with logger=tensorboard)"
         )
     snapshot = Path(snapshot) if snapshot is not None else run_dir / SNAPSHOT_FILE
     if snapshot.is_file():

@@ -21,7 +21,9 @@ SCALE_OUTPUTS = ("log_scale", "log_var")
 
 def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise ValueError(f"model.likelihood.{key} must be one of {', '.join(choices)}, got {value!r}")
+        raise ValueError(
+            f"model.likelihood.{key} must be one of {', '.join(choices)}, got {value!r}"
+        )
 
 
 class LocationScaleLikelihood(Likelihood):

@@ -8,6 +8,7 @@ pyplot, no global state); :func:`save_figure` writes it as a PNG of exactly
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
@@ -34,18 +36,18 @@ QUANTITY_TITLES = {
 }
 
 
-def new_figure(width: float, height: float) -> Figure:
-    """A figure of ``width × height`` inches on an Agg canvas."""
-    figure = Figure(figsize=(width, height), dpi=DPI)
+def new_figure(width: float, height: float, dpi: int = DPI) -> Figure:
+    """A figure of ``width × height`` inches (× ``dpi`` pixels) on an Agg canvas."""
+    figure = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(figure)
     return figure
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` as a PNG (size = figsize × dpi)."""
+    """Write ``figure`` as a PNG (size = figsize × the figure's dpi)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format="png")
+    figure.savefig(path, dpi=figure.dpi, format="png")
     return path
 
 
@@ -112,7 +114,12 @@ def _class_names(labels: np.ndarray, names: Sequence[str] | None) -> dict[int, s
 
 
 def _draw_encodings(
-    axes, encodings: Encodings, class_names: Sequence[str] | None, error_bars: bool, title: str
+    axes,
+    encodings: Encodings,
+    class_names: Sequence[str] | None,
+    error_bars: bool,
+    title: str,
+    legend: bool = True,
 ) -> None:
     points, spread, axis_labels, note = project_encodings(encodings)
     labels = encodings.labels.cpu().numpy()
@@ -138,14 +145,19 @@ def _draw_encodings(
     axes.set_xlabel(axis_labels[0])
     axes.set_ylabel(axis_labels[1])
     axes.set_title(f"{title}\n({note})" if note else title, fontsize=10)
-    legend = axes.legend(fontsize=7, markerscale=2, loc="best", framealpha=0.7)
-    for handle in legend.legend_handles:
+    if not legend:
+        return
+    box = axes.legend(
+        fontsize=10, markerscale=3, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
+    )
+    for handle in box.legend_handles:
         handle.set_alpha(1.0)
 
 
 def latent_scatter_figure(encodings: Encodings, class_names: Sequence[str] | None = None) -> Figure:
-    """Test encodings E_q[z|x] coloured by class with ±σ error bars (seed 004)."""
-    figure = new_figure(7, 6)
+    """Test encodings E_q[z|x] coloured by class with ±σ error bars (seed 004); the class
+    names in a legend beside the plot."""
+    figure = new_figure(9, 6)
     axes = figure.add_subplot()
     _draw_encodings(
         axes,
@@ -162,7 +174,7 @@ def before_after_figure(
     before: Encodings, after: Encodings, class_names: Sequence[str] | None = None
 ) -> Figure:
     """Encodings of the same images before training (epoch 0) and after (seed 003)."""
-    figure = new_figure(13, 6)
+    figure = new_figure(15, 6)
     left, right = figure.subplots(1, 2)
     _draw_encodings(
         left,
@@ -170,6 +182,7 @@ def before_after_figure(
         class_names,
         error_bars=False,
         title=f"Encodings of {len(before)} {before.split} images before training",
+        legend=False,
     )
     _draw_encodings(
         right,
@@ -265,7 +278,7 @@ def latent_traversal_figure(
     axes.set_yticks([(i + 0.5) * height / rows for i in range(rows)])
     axes.set_yticklabels(
         [f"$z_{{{d + 1}}}$" + (f" ({activity[d]:.2g})" if activity else "") for d in dims],
-        fontsize=7,
+        fontsize=9,
     )
     axes.set_xticks([(j + 0.5) * breadth / cols for j in range(cols)])
     axes.set_xticklabels([f"{round(v, 6) + 0.0:+.1f}" for v in values], fontsize=7)
@@ -314,6 +327,7 @@ def learning_curves_figure(curves: LearningCurves) -> Figure:
             )
         _epoch_axis(axes, curves.epoch_ends)
         axes.set_xlabel("optimizer step")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel("nats per data point")
         axes.set_title(QUANTITY_TITLES[quantity], fontsize=10)
         if axes.lines:
@@ -332,6 +346,38 @@ def _numeric(values: Sequence[object]) -> bool:
     return True
 
 
+#: swept parameters that act as a scale (a factor, a rate, a width): drawn on a log axis
+SCALE_PARAMETER = re.compile(
+    r"(^|[._])(beta|lr|learning_rate|weight_decay|scale|sigma|std|gamma|capacity|num_samples)"
+    r"([._]|$)",
+    re.IGNORECASE,
+)
+#: a swept parameter whose jobs repeat one setting: shown as spread, not as a panel
+SEED_PARAMETER = "seed"
+#: report figures fill a 16:9 slide: one panel is SLIDE_PANEL inches at SLIDE_DPI
+SLIDE_PANEL = (8.0, 4.5)
+SLIDE_DPI = 160
+
+
+def _log_axis(param: str, values: Sequence[float]) -> bool:
+    """A log axis for positive values of a scale parameter, or any spanning > 1 decade."""
+    if len(set(values)) < 2 or min(values) <= 0:
+        return False
+    return bool(SCALE_PARAMETER.search(param)) or max(values) / min(values) > 10
+
+
+def _spread(x: Sequence[float], scores: Sequence[float]) -> tuple[list, list, list, int]:
+    """Per distinct x: the mean score, the standard deviation over its jobs (seeds) and the
+    largest number of jobs sharing one x."""
+    groups: dict[float, list[float]] = {}
+    for value, score in zip(x, scores, strict=True):
+        groups.setdefault(value, []).append(score)
+    xs = sorted(groups)
+    means = [float(np.mean(groups[v])) for v in xs]
+    stds = [float(np.std(groups[v], ddof=1)) if len(groups[v]) > 1 else 0.0 for v in xs]
+    return xs, means, stds, max(len(g) for g in groups.values())
+
+
 def sweep_figure(
     metric: str,
     maximize: bool,
@@ -339,17 +385,19 @@ def sweep_figure(
     rows: Sequence[dict[str, object]],
     failed: Sequence[dict[str, object]],
 ) -> Figure:
-    """The optimised metric against each swept parameter: one panel per parameter, numeric
-    parameters on a (log, when they span > 1 decade) axis, others as categories; the best
-    job is starred and failed jobs are marked ✗ on the lower edge."""
-    panels = max(len(params), 1)
-    columns = min(panels, 3)
+    """The optimised metric against each swept parameter, sized for a slide: one panel per
+    parameter, scale parameters (β, lr, …) and values spanning > 1 decade on a log axis,
+    others as categories; jobs that share a value (other seeds) as faint points around their
+    mean ± standard deviation; the best job starred, failed jobs marked ✗ on the lower edge."""
+    panel_params = [p for p in params if p != SEED_PARAMETER] or list(params)
+    panels = max(len(panel_params), 1)
+    columns = min(panels, 2)
     grid_rows = math.ceil(panels / columns)
-    figure = new_figure(5 * columns, 4 * grid_rows)
+    figure = new_figure(SLIDE_PANEL[0] * columns, SLIDE_PANEL[1] * grid_rows, dpi=SLIDE_DPI)
     axes_list = np.atleast_1d(figure.subplots(grid_rows, columns)).ravel()
     scores = [float(r["score"]) for r in rows]
     best = (max if maximize else min)(range(len(rows)), key=lambda i: scores[i]) if rows else None
-    for axes, param in zip(axes_list, params or ["job"], strict=False):
+    for axes, param in zip(axes_list, panel_params or ["job"], strict=False):
         values = [r["params"].get(param, r.get("job")) for r in rows]
         failed_values = [f["params"].get(param, f.get("job")) for f in failed]
         numeric = _numeric(values + failed_values) and bool(values + failed_values)
@@ -361,22 +409,38 @@ def sweep_figure(
             x = [categories.index(str(v)) for v in values]
             x_failed = [categories.index(str(v)) for v in failed_values]
             axes.set_xticks(range(len(categories)))
-            axes.set_xticklabels(categories, rotation=30, ha="right", fontsize=8)
-        if len(params) == 1 and len(x) > 1:  # one swept parameter: join the jobs in x order
-            order = sorted(range(len(x)), key=lambda i: x[i])
-            axes.plot(
-                [x[i] for i in order],
-                [scores[i] for i in order],
-                color="tab:blue",
-                alpha=0.5,
-                zorder=2,
-            )
-        axes.scatter(x, scores, s=30, color="tab:blue", zorder=3, label="job")
+            axes.set_xticklabels(categories, rotation=30, ha="right", fontsize=11)
+        repeated = bool(x) and len(set(x)) < len(x)
+        if x:
+            xs, means, stds, per_value = _spread(x, scores)
+            if repeated:
+                axes.errorbar(
+                    xs,
+                    means,
+                    yerr=stds,
+                    fmt="o-",
+                    color="tab:blue",
+                    capsize=5,
+                    zorder=3,
+                    markersize=7,
+                    label=f"mean ± sd over up to {per_value} jobs (seeds)",
+                )
+            elif len(panel_params) == 1 and len(x) > 1:  # one parameter: join in x order
+                axes.plot(xs, means, color="tab:blue", alpha=0.5, zorder=2)
+        axes.scatter(
+            x,
+            scores,
+            s=25 if repeated else 50,
+            color="tab:blue",
+            alpha=0.4 if repeated else 1,
+            zorder=3,
+            label="job",
+        )
         if best is not None:
             axes.scatter(
                 [x[best]],
                 [scores[best]],
-                s=220,
+                s=300,
                 marker="*",
                 color="gold",
                 edgecolors="black",
@@ -389,28 +453,28 @@ def sweep_figure(
                 x_failed,
                 [lower] * len(x_failed),
                 marker="x",
-                s=60,
+                s=80,
                 color="tab:red",
                 zorder=4,
                 label="failed",
             )
-        if numeric and len(set(x + x_failed)) > 1:
-            positive = [v for v in x + x_failed if v > 0]
-            if len(positive) == len(x + x_failed) and max(positive) / min(positive) > 10:
-                axes.set_xscale("log")
+        if numeric and _log_axis(param, x + x_failed):
+            axes.set_xscale("log")
         if numeric and len(set(x + x_failed)) <= 10:  # few values: tick exactly those
             ticks = sorted(set(x + x_failed))
             axes.set_xticks(ticks)
-            axes.set_xticklabels([f"{v:g}" for v in ticks], fontsize=8)
+            axes.set_xticklabels([f"{v:g}" for v in ticks], fontsize=11)
             axes.minorticks_off()
-        axes.set_xlabel(param)
-        axes.set_ylabel(f"{metric} ({'higher' if maximize else 'lower'} is better)")
+        axes.set_xlabel(param + (" (log scale)" if axes.get_xscale() == "log" else ""), fontsize=12)
+        axes.set_ylabel(f"{metric} ({'higher' if maximize else 'lower'} is better)", fontsize=12)
+        axes.tick_params(labelsize=11)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
+        axes.legend(fontsize=10)
     for axes in axes_list[panels:]:
         axes.set_visible(False)
     figure.suptitle(
-        f"{metric} of {len(rows)} finished jobs" + (f", {len(failed)} failed" if failed else "")
+        f"{metric} of {len(rows)} finished jobs" + (f", {len(failed)} failed" if failed else ""),
+        fontsize=14,
     )
     figure.tight_layout()
     return figure

@@ -1,32 +1,115 @@
-"""Image grids of a latent-variable model: reconstructions, prior samples, the 2-D manifold."""
+"""Image grids of a latent-variable model: reconstructions, prior samples, the 2-D manifold.
+
+Grids of few small images (a 16-image reconstruction strip of 28-px digits is 482 × 62 px)
+are upscaled with nearest-neighbour pixels to about :data:`TARGET_IMAGE_SIDE` pixels per
+image so they read on a slide, and rows can carry a label ("input", "reconstruction").
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torchvision.utils import make_grid
 
 from vaelab.models.interface import LatentVariableModel, MissingCapability
 
+#: pixels per image side that upscaled grids aim at
+TARGET_IMAGE_SIDE = 84
+#: pixels per side a latent-manifold grid is brought up to (whole-number factors only)
+TARGET_MANIFOLD_SIDE = 480
+#: row labels of the reconstruction grid
+INPUT_LABEL = "input"
+RECONSTRUCTION_LABEL = "reconstruction"
+LABEL_FONT_FRACTION = 0.22
+#: images per row of the reconstruction grid: 16 pairs become two input/reconstruction blocks
+#: (a 16-wide strip shrinks to nothing in a TensorBoard card or on a slide)
+PAIRS_PER_ROW = 8
+
+
+def upscale_factor(image_side: int, target: int = TARGET_IMAGE_SIDE) -> int:
+    """Whole-number factor that brings ``image_side`` closest to ``target`` (at least 1)."""
+    return max(1, round(target / image_side))
+
+
+def upscale(images: Tensor, factor: int) -> Tensor:
+    """[N, C, H, W] images with each pixel repeated ``factor`` × ``factor`` times."""
+    return images if factor == 1 else F.interpolate(images, scale_factor=factor, mode="nearest")
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def labelled_rows(rows: Sequence[Tensor], labels: Sequence[str], padding: int = 4) -> Tensor:
+    """One grid row per [N, C, H, W] batch in ``rows``, each with its label on the left, black
+    on white; returns [3, H, W] in [0, 1]."""
+    strips = [
+        make_grid(row.float().clamp(0, 1), nrow=len(row), padding=padding, pad_value=1.0)
+        for row in rows
+    ]
+    row_height = strips[0].shape[1]
+    font = _font(max(10, int(row_height * LABEL_FONT_FRACTION)))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_width = max(probe.textbbox((0, 0), text, font=font)[2] for text in labels) + 3 * padding
+    panels = []
+    for strip, text in zip(strips, labels, strict=True):
+        panel = Image.new("RGB", (label_width, strip.shape[1]), "white")
+        draw = ImageDraw.Draw(panel)
+        draw.text((2 * padding, strip.shape[1] // 2), text, fill="black", font=font, anchor="lm")
+        label = torch.from_numpy(np.asarray(panel).copy()).permute(2, 0, 1).float() / 255
+        panels.append(torch.cat([label, strip.cpu()], dim=2))
+    return torch.cat(panels, dim=1)
+
 
 @torch.no_grad()
 def reconstruction_grid(
-    model: LatentVariableModel, inputs: Tensor, labels: Tensor | None = None
+    model: LatentVariableModel,
+    inputs: Tensor,
+    labels: Tensor | None = None,
+    labelled: bool = True,
 ) -> Tensor:
-    """Inputs (top row) above their reconstructions E[x | z = E_q z] (bottom row)."""
+    """Inputs above their reconstructions E[x | z = E_q z] (given the batch's ``labels`` for a
+    conditional model); with ``labelled`` the rows are named, :data:`PAIRS_PER_ROW` pairs per
+    block, and the images upscaled for a slide."""
     recons = model.reconstruct(inputs, labels).to(inputs.dtype)
-    return make_grid(torch.cat([inputs, recons]).clamp(0, 1), nrow=len(inputs), pad_value=1.0)
+    if not labelled:
+        return make_grid(torch.cat([inputs, recons]).clamp(0, 1), nrow=len(inputs), pad_value=1.0)
+    factor = upscale_factor(inputs.shape[-1])
+    rows, names = [], []
+    for start in range(0, len(inputs), PAIRS_PER_ROW):
+        rows += [
+            upscale(inputs[start : start + PAIRS_PER_ROW].float(), factor),
+            upscale(recons[start : start + PAIRS_PER_ROW].float(), factor),
+        ]
+        names += [INPUT_LABEL, RECONSTRUCTION_LABEL]
+    return labelled_rows(rows, names)
 
 
 @torch.no_grad()
-def prior_sample_grid(model: LatentVariableModel, num: int, seed: int = 0) -> Tensor:
+def prior_sample_grid(
+    model: LatentVariableModel, num: int, seed: int = 0, upscaled: bool = True
+) -> Tensor:
     """Decoder means of z ~ p(z), the model's prior; a fixed seed shows the same draw at every
     epoch (the global RNG is forked, so training's random stream is untouched)."""
     device = model.device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        samples = model.sample(num)
-    return make_grid(samples.clamp(0, 1), nrow=round(num**0.5), pad_value=1.0)
+        samples = model.sample(num).float()
+    factor = upscale_factor(samples.shape[-1]) if upscaled else 1
+    return make_grid(
+        upscale(samples, factor).clamp(0, 1),
+        nrow=round(num**0.5),
+        padding=2 * factor,
+        pad_value=1.0,
+    )
 
 
 def latent_grid(
@@ -68,10 +151,13 @@ def latent_manifold_grid(
     model: LatentVariableModel, points_per_axis: int = 20, span: float = 3.0
 ) -> Tensor:
     """Decoder means over a grid of a 2-D latent space (seed 000's plot_latent_space), placed
-    on the model's prior: center ± span standard deviations of p(z) ([−3, 3]² for N(0, I))."""
+    on the model's prior: center ± span standard deviations of p(z) ([−3, 3]² for N(0, I));
+    grids of small images (8-px digits) are upscaled to about :data:`TARGET_MANIFOLD_SIDE`
+    pixels."""
     if model.latent_dim != 2:
         raise ValueError(f"the latent manifold needs latent_dim == 2, got {model.latent_dim}")
     center, scale = prior_spread(model)
     z = latent_grid(points_per_axis, span, center, scale).to(model.device)
-    images = model.decode(z).mean
-    return make_grid(images.clamp(0, 1), nrow=points_per_axis, padding=0)
+    images = model.decode(z).mean.float()
+    factor = upscale_factor(points_per_axis * images.shape[-1], TARGET_MANIFOLD_SIDE)
+    return make_grid(upscale(images, factor).clamp(0, 1), nrow=points_per_axis, padding=0)
