@@ -65,6 +65,8 @@ class TrainSettings:
     test: bool = True
     print_config: bool = True
     optimized_metric: str | None = "val/elbo"
+    # torch threads per process: auto (from the CPUs the job has) or a count
+    threads: Literal["auto"] | Annotated[int, Range(ge=1)] = "auto"
     paths: PathSettings | None = None
     module: ModuleSettings | None = None
 
