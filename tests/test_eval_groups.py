@@ -13,8 +13,8 @@ from tests.conftest import FAST, compose_config
 from vaelab.builders import build_module
 from vaelab.evaluation.iw_nll import importance_weighted_log_likelihood
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
-from vaelab.evaluation.pictures import PictureSettings, make_pictures
 from vaelab.paths import CONFIG_DIR
+from vaelab.plots.pictures import PictureSettings, make_pictures
 
 IMAGE_SHAPE = (1, 28, 28)
 LIKELIHOODS = sorted(p.stem for p in (CONFIG_DIR / "likelihood").glob("*.yaml"))

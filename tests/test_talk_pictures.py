@@ -8,8 +8,8 @@ import torch
 
 from vaelab.data.fashion_mnist import FashionMNISTDataModule
 from vaelab.data.mnist import MNISTDataModule
-from vaelab.evaluation.pictures import dataset_class_names, traversal_dims
 from vaelab.plots.figures import SLIDE_DPI, SLIDE_PANEL, save_figure, sweep_figure
+from vaelab.plots.pictures import dataset_class_names, traversal_dims
 
 
 def _rows(beta_seed_score):

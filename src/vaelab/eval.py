@@ -26,10 +26,10 @@ from vaelab.evaluation.checkpoint import LoadedRun, load_run, locate_checkpoint
 from vaelab.evaluation.encodings import prepare_batch
 from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
-from vaelab.evaluation.pictures import Pictures, PictureSettings, make_pictures
 from vaelab.models.interface import MissingCapability
 from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.plots.figures import figure_to_array, save_figure
+from vaelab.plots.pictures import Pictures, PictureSettings, make_pictures
 from vaelab.run_files import EVAL_DIR, METRICS_FILE
 
 #: the scalars also written to TensorBoard as ``eval/<name>``
