@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-full lint format clean-logs tensorboard
+.PHONY: train test test-slow test-full lint format clean-logs tensorboard
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ train: $(STAMP)
 ## The test suite that CI runs (slow real-data runs excluded).
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+## The slow group alone: real-data runs, subprocesses, DDP, the wheel install (CI runs it after `test`).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(ARGS)
 
 ## Every test, the slow ones included.
 test-full: $(STAMP)
