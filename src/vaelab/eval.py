@@ -22,6 +22,7 @@ from vaelab.atomic_io import atomic_write_json
 from vaelab.cli import hydra_entry_point, run_reporting_errors
 from vaelab.config_checks import EvalSettings, validate_config
 from vaelab.errors import VaelabError
+from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD
 from vaelab.evaluation.checkpoint import LoadedRun, load_run, locate_checkpoint
 from vaelab.evaluation.encodings import prepare_batch
 from vaelab.evaluation.learning_curves import tensorboard_dir
@@ -210,6 +211,8 @@ def evaluate(cfg: DictConfig) -> dict:
             "likelihood p(x|z) (VAEs and PPCA have them; an autoencoder or PCA does not); "
             f"this run's test metrics are in {location.run_dir / METRICS_FILE}"
         ) from missing
+    threshold = settings.active_unit_threshold
+    threshold = ACTIVITY_THRESHOLD if threshold is None else float(threshold)
     metrics: dict = {
         "checkpoint": str(location.checkpoint),
         "run_dir": str(location.run_dir),
@@ -218,7 +221,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "split": "test",
         "device": str(device),
         "chunk_size": int(settings.chunk_size),
-        **summarize(result, float(settings.active_unit_threshold)),
+        **summarize(result, threshold),
     }
     metrics["notes"] = _notes(metrics, run.config)
     output_dir = Path(cfg.output_dir) if cfg.get("output_dir") else location.run_dir / EVAL_DIR
@@ -235,7 +238,7 @@ def evaluate(cfg: DictConfig) -> dict:
             run.datamodule,
             PictureSettings(
                 **settings.get("pictures", {}),
-                activity_threshold=float(settings.active_unit_threshold),
+                activity_threshold=threshold,
             ),
             run.global_step,
             Path(snapshot) if snapshot else None,

@@ -18,6 +18,7 @@ from pathlib import Path
 from vaelab.atomic_io import atomic_write_bytes, atomic_write_text
 from vaelab.cli import run_reporting_errors
 from vaelab.errors import VaelabError
+from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD
 from vaelab.evaluation.sweep import Sweep, SweepJob, read_sweep
 from vaelab.plots.figures import DPI, sweep_figure
 from vaelab.run_files import ERROR_FILE, REPORT_MD, REPORT_PNG
@@ -41,7 +42,8 @@ GLOSSARY = {
     "test/kl": "KL(q(z|x) || p(z)) on the test split (nats)",
     "eval/iw_nll": "−log p(x) estimated with k importance samples by vaelab-eval (lower is better)",
     "eval/bits_per_dim": "IW-NLL / (D · ln 2)",
-    "eval/active_units": "latent dimensions with Var_x(E_q[z_u|x]) > 0.01 (Burda et al. 2015)",
+    "eval/active_units": "latent dimensions with Var_x(E_q[z_u|x]) > "
+    f"{ACTIVITY_THRESHOLD:g} unless eval.active_unit_threshold says otherwise (Burda et al. 2015)",
     "eval/exact_nll": "exact −log p(x) where the model has one (PPCA)",
 }
 

@@ -265,9 +265,11 @@ def latent_traversal_figure(
     values: Sequence[float],
     activity: Sequence[float] | None,
     latent_dim: int,
+    activity_threshold: float,
 ) -> Figure:
     """Rows: one latent dimension each, swept over ``values`` around a test code, all other
-    dimensions fixed; ``grid`` is the make_grid image with one row per dimension."""
+    dimensions fixed; ``grid`` is the make_grid image with one row per dimension; each row is
+    labelled with its ``activity`` Var_x E_q[z_j], active above ``activity_threshold``."""
     image = _grid_to_numpy(grid)
     rows, cols = len(dims), len(values)
     width = 1.6 + 0.45 * cols
@@ -286,7 +288,11 @@ def latent_traversal_figure(
     axes.set_title(
         f"Latent traversals around the first test image's code: {shown} "
         f"{latent_dim} dims swept, the others fixed"
-        + ("\n(in brackets: Var_x E_q[z_j], active if > 0.01)" if activity else ""),
+        + (
+            f"\n(in brackets: Var_x E_q[z_j], active if > {activity_threshold:g})"
+            if activity
+            else ""
+        ),
         fontsize=9,
     )
     figure.tight_layout()

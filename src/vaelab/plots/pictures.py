@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from vaelab.evaluation.active_units import active_units
+from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD, active_units
 from vaelab.evaluation.encodings import Encodings, encode_split, load_encodings
 from vaelab.evaluation.learning_curves import read_learning_curves, tensorboard_dir
 from vaelab.evaluation.metrics import TestSetEvaluation
@@ -46,7 +46,7 @@ class PictureSettings:
     traversal_span: float = 3.0
     #: traversals show the k most active latent dimensions (all of them if there are fewer)
     traversal_max_dims: int = 10
-    activity_threshold: float = 0.01
+    activity_threshold: float = ACTIVITY_THRESHOLD
 
 
 @dataclass
@@ -123,6 +123,7 @@ def _traversal(
         values.tolist(),
         activity.tolist() if activity is not None else None,
         latent_dim,
+        settings.activity_threshold,
     )
 
 
