@@ -41,9 +41,9 @@ def _fitted(run_dir: Path) -> dict[str, np.ndarray]:
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     state = checkpoint["state_dict"]
     return {
-        "mean": state["pca.mean"].double().numpy(),
-        "components": state["pca.components"].double().numpy(),
-        "fitted_on": float(state["fitted_on"]),
+        "mean": state["model.mean"].double().numpy(),
+        "components": state["model.components"].double().numpy(),
+        "fitted_on": float(state["model.fitted_on"]),
     }
 
 
