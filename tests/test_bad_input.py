@@ -258,7 +258,7 @@ def test_checkpoint_of_another_model_is_refused(mnist_data_dir, tmp_path):
         )
     )
     assert "was written by a different model or config" in line
-    assert "vae.decoder.net.0.weight has shape [200, 2] there but [200, 5] here" in line
+    assert "model.decoder.net.0.weight has shape [200, 2] there but [200, 5] here" in line
     assert str(tmp_path / "first" / "config.yaml") in line
 
 

@@ -131,7 +131,7 @@ def test_lecture_mnist_is_seed_000s_network_and_training(make_config):
     cfg = _cfg(make_config, "lecture_mnist")
     assert cfg.model.latent_dim == 2 and list(cfg.model.net.hidden_dims) == [400, 200]
     assert cfg.model.net.activation == "leaky_relu" and cfg.model.net.negative_slope == 0.2
-    assert cfg.likelihood._target_.endswith("BernoulliLikelihood")
+    assert cfg.model.likelihood._target_.endswith("BernoulliLikelihood")
     assert cfg.optimizer.lr == 1e-3 and cfg.data.batch_size == 100
     assert cfg.trainer.max_epochs == 50 and cfg.data.binarize == "none"
 
@@ -157,7 +157,7 @@ def test_kw_likelihoods_sweeps_seed_002s_three_decoders(make_config):
         "likelihood=gaussian_fixed",
     ]
     cfg = _cfg(make_config, "kw_likelihoods", "likelihood=kw_gaussian")
-    assert cfg.likelihood.mean_activation == "identity" and cfg.likelihood.scale_output == "log_var"
+    assert cfg.model.likelihood.mean_activation == "identity" and cfg.model.likelihood.scale_output == "log_var"
     assert cfg.model.latent_dim == 20 and list(cfg.model.net.hidden_dims) == [400]
     assert cfg.objective.num_samples == 5 and cfg.optimizer.lr == 0.01
     assert cfg.data.batch_size == 128 and cfg.trainer.max_epochs == 3
@@ -169,8 +169,8 @@ def test_frey_face_is_seed_003s_vae(make_config):
     cfg = _cfg(make_config, "frey_face")
     assert cfg.data._target_.endswith("FreyFaceDataModule") and cfg.data.val_size == 197
     assert list(cfg.model.net.hidden_dims) == [200] and cfg.model.latent_dim == 2
-    assert cfg.likelihood.variance == "learned_per_pixel"
-    assert cfg.likelihood.mean_activation == "sigmoid"
+    assert cfg.model.likelihood.variance == "learned_per_pixel"
+    assert cfg.model.likelihood.mean_activation == "sigmoid"
     assert cfg.data.batch_size == 100 and cfg.trainer.max_epochs == 200
 
 

@@ -92,6 +92,7 @@ class EvalOptions:
 
     num_samples: Annotated[int, Range(ge=1)] = 5000
     chunk_size: Annotated[int, Range(ge=1)] = 100
+    elbo_samples: Annotated[int, Range(ge=1)] = 100
     batch_size: Annotated[int, Range(ge=1)] | None = 100
     limit_batches: Annotated[int, Range(ge=1)] | None = None
     seed: Seed = 0

@@ -203,7 +203,7 @@ def evaluate(cfg: DictConfig) -> dict:
             _test_batches(run, device, limit),
             int(settings.num_samples),
             int(settings.chunk_size),
-            int(settings.get("elbo_samples", 10)),
+            int(settings.elbo_samples),
         )
     except MissingCapability as missing:
         raise VaelabError(

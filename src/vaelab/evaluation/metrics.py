@@ -24,7 +24,7 @@ from vaelab.objectives.elbo import ELBO
 from vaelab.schedules.constant import ConstantBeta
 
 #: samples per data point of the ELBO that eval reports (its recon term is a Monte-Carlo mean)
-ELBO_SAMPLES = 10
+ELBO_SAMPLES = 100
 
 
 @dataclass
