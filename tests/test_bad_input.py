@@ -73,7 +73,7 @@ def mnist_copy(mnist_data_dir, tmp_path) -> Path:
 def test_truncated_gz_fails_the_md5_check(mnist_copy):
     path = mnist_copy / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(VaelabError, match="t10k-labels-idx1-ubyte.gz is corrupted.*md5"):
+    with pytest.raises(VaelabError, match=r"t10k-labels-idx1-ubyte\.gz is corrupted.*md5"):
         MNISTDataModule(data_dir=str(mnist_copy), download=False).setup()
 
 
@@ -116,7 +116,7 @@ def test_network_that_cannot_produce_the_data_shape_is_refused_at_build_time():
     from vaelab.models.vae import VAE
     from vaelab.nets.networks import EncoderDecoder
 
-    def wrong_decoder(input_shape, latent_dim, encoder_out_features, decoder_out_channels):
+    def wrong_decoder(latent_dim, encoder_out_features, **_sizes):
         return EncoderDecoder(
             encoder=nn.Sequential(nn.Flatten(), nn.LazyLinear(encoder_out_features)),
             decoder=nn.Sequential(nn.Linear(latent_dim, 32 * 32), nn.Unflatten(1, (1, 32, 32))),
@@ -152,7 +152,7 @@ def test_batch_size_larger_than_the_dataset(mnist_data_dir, tmp_path):
     cfg = compose_config(
         [*FAST, f"paths.data_dir={mnist_data_dir}", "data.batch_size=60000"], tmp_path / "run"
     )
-    with pytest.raises(VaelabError, match="data.batch_size=60000 is larger than the training"):
+    with pytest.raises(VaelabError, match=r"data\.batch_size=60000 is larger than the training"):
         train(cfg)
 
 
@@ -274,7 +274,7 @@ class _Payload:
 def test_random_bytes_are_refused(tmp_path):
     path = tmp_path / "random.ckpt"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(VaelabError, match="refused to load .*random.ckpt"):
+    with pytest.raises(VaelabError, match=r"refused to load .*random\.ckpt"):
         load_checkpoint(path)
 
 
@@ -308,6 +308,6 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
     blocker.write_text("not a folder")
     cfg = compose_config([*FAST, f"paths.data_dir={tmp_path / 'absent'}"], tmp_path / "run")
     cfg.paths.output_dir = str(blocker / "run")
-    with pytest.raises(VaelabError, match="cannot write to the run directory .*a_file/run"):
+    with pytest.raises(VaelabError, match=r"cannot write to the run directory .*a_file/run"):
         train(cfg)
     assert blocker.read_text() == "not a folder"

@@ -213,7 +213,8 @@ def test_cifar10_missing_batch_is_a_clear_error(tmp_path):
         dm.setup("fit")
 
 
-def test_cifar10_corrupt_batch_is_a_clear_error(tmp_path, fake_cifar):
+@pytest.mark.usefixtures("fake_cifar")
+def test_cifar10_corrupt_batch_is_a_clear_error(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x04garbage")
     dm = CIFAR10DataModule(str(tmp_path), batch_size=4, val_size=3, download=False)
     with pytest.raises(VaelabError, match=r"data_batch_3 in .*not the official CIFAR-10"):
@@ -230,7 +231,8 @@ class _WritesMarker:
         return (Path.touch, (self.marker,))
 
 
-def test_cifar10_batch_with_a_code_payload_is_never_unpickled(tmp_path, fake_cifar):
+@pytest.mark.usefixtures("fake_cifar")
+def test_cifar10_batch_with_a_code_payload_is_never_unpickled(tmp_path):
     marker = tmp_path / "payload_ran"
     with (tmp_path / "cifar-10-batches-py" / "data_batch_1").open("wb") as handle:
         pickle.dump({"data": _WritesMarker(marker), "labels": [0]}, handle)
@@ -284,7 +286,7 @@ def test_binarized_mnist_config_is_dynamic_mnist(make_config, mnist_data_dir):
 
 
 def test_dynamic_binarization_draws_fresh_bits_with_the_grey_level_mean(
-    make_config, mnist_data_dir, grey_mnist
+    make_config, mnist_data_dir
 ):
     dm = instantiate(make_config("data=binarized_mnist", data_dir=mnist_data_dir).data)
     dm.setup("fit")

@@ -137,7 +137,8 @@ def evaluated_2d(run_2d, mnist_data_dir) -> dict:
     return evaluate(eval_config(run_2d, mnist_data_dir))
 
 
-def test_metrics_json_has_every_key_and_consistent_numbers(run_2d, evaluated_2d):
+@pytest.mark.usefixtures("evaluated_2d")
+def test_metrics_json_has_every_key_and_consistent_numbers(run_2d):
     saved = json.loads((run_2d / "eval" / "metrics.json").read_text())
     assert set(saved) >= METRIC_KEYS, METRIC_KEYS - set(saved)
     assert saved["num_points"] == 500 and saved["num_importance_samples"] == 64
@@ -300,7 +301,7 @@ def test_malicious_checkpoint_is_refused_without_running_code(run_2d, tmp_path, 
     assert proof.exists()
 
     cfg = eval_config(checkpoint, tmp_path)
-    with pytest.raises(VaelabError, match="refused to load.*nothing in it was executed"):
+    with pytest.raises(VaelabError, match=r"refused to load.*nothing in it was executed"):
         evaluate(cfg)
     with pytest.raises(SystemExit) as exit_info:
         run_reporting_errors(lambda: evaluate(cfg))
@@ -312,7 +313,7 @@ def test_malicious_checkpoint_is_refused_without_running_code(run_2d, tmp_path, 
 def test_missing_config_and_missing_path_are_clear_errors(run_2d, tmp_path):
     loose = tmp_path / "loose.ckpt"
     shutil.copy(run_2d / "checkpoints" / "last.ckpt", loose)
-    with pytest.raises(VaelabError, match="no config.yaml next to"):
+    with pytest.raises(VaelabError, match=r"no config\.yaml next to"):
         locate_checkpoint(loose)
     with pytest.raises(VaelabError, match="does not exist"):
         locate_checkpoint(tmp_path / "nope.ckpt")
@@ -357,5 +358,5 @@ def test_checkpoint_of_another_model_is_refused_by_eval(run_2d, mnist_data_dir, 
     assert "latent_dim: 2" in config
     (run_dir / "config.yaml").write_text(config.replace("latent_dim: 2", "latent_dim: 3"))
     shutil.copy(run_2d / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "last.ckpt")
-    with pytest.raises(VaelabError, match="written by a different model or config.*shape"):
+    with pytest.raises(VaelabError, match=r"written by a different model or config.*shape"):
         evaluate(eval_config(run_dir / "checkpoints" / "last.ckpt", mnist_data_dir))

@@ -9,6 +9,7 @@ KL = ½(μ² + σ² − 1 − log σ²).
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -204,7 +205,7 @@ def test_iwae_bound_is_non_decreasing_in_k_and_approaches_log_evidence():
         for k in (1, 2, 5, 20, 100):
             stats.append(mean_and_se(run(IWAE(num_samples=k), vae, x).bound))
     truth = log_evidence(X)
-    for (low, low_se), (high, high_se) in zip(stats[:-1], stats[1:], strict=True):
+    for (low, low_se), (high, high_se) in pairwise(stats):
         assert high > low - 3 * math.hypot(low_se, high_se)
     for mean, se in stats:
         assert mean < truth + 4 * se

@@ -146,7 +146,7 @@ def test_each_rank_of_the_datamodule_sees_its_shard_once(mnist_splits):
     seen = []
     for rank in range(2):
         datamodule = _datamodule(mnist_splits, on_device=True, rank=rank, world_size=2)
-        labels_index = torch.cat([idx for idx in datamodule.train_dataloader().sampler])
+        labels_index = torch.cat(list(datamodule.train_dataloader().sampler))
         assert len(labels_index) == len(set(labels_index.tolist()))
         seen.append(set(labels_index.tolist()))
     assert not seen[0] & seen[1]

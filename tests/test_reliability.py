@@ -118,6 +118,7 @@ class _Marked:
 class _Forwarding(_Marked):
     def __init__(self, scale: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.scale = scale
 
 
 def test_the_schema_follows_the_target_wherever_a_config_puts_it():
@@ -234,7 +235,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_how_much_space_is_ne
     assert sorted(p.name for p in path.parent.iterdir()) == [LAST_CHECKPOINT]  # no temp left
 
     # free space known in advance: refused before a byte is written
-    monkeypatch.setattr(atomic_io, "free_bytes", lambda folder: 100_000)
+    monkeypatch.setattr(atomic_io, "free_bytes", lambda _folder: 100_000)
     with pytest.raises(DiskFullError, match=r"needs 97\d\.\d KB, 97\.7 KB free"):
         checkpoint_io.save_checkpoint(_checkpoint(3, size=250_000), path)
     assert torch.load(path, weights_only=True)["global_step"] == 1

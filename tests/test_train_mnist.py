@@ -166,12 +166,12 @@ def test_download_failure_is_reported_without_reaching_the_network(tmp_path, mon
 
     from vaelab.data.mnist import MNISTDataModule
 
-    def offline_download(self):
+    def offline_download(_mnist):
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(MNIST, "download", offline_download)
     datamodule = MNISTDataModule(data_dir=str(tmp_path), download=True)
-    with pytest.raises(VaelabError, match="downloading failed .*name resolution") as err:
+    with pytest.raises(VaelabError, match=r"downloading failed .*name resolution") as err:
         datamodule.setup()
     assert "connect to the network" in str(err.value)
     assert not any(Path(tmp_path).rglob("*.gz"))
