@@ -57,7 +57,8 @@ def test_missing_or_empty_data_dir(tmp_path, make_empty):
     with pytest.raises(VaelabError) as err:
         MNISTDataModule(data_dir=str(data_dir), download=False).setup()
     message = str(err.value)
-    assert "MNIST data not found" in message and str(data_dir / "MNIST" / "raw") in message
+    assert "MNIST data not found" in message
+    assert str(data_dir / "MNIST" / "raw") in message
     assert "t10k-images-idx3-ubyte" in message or "train-images-idx3-ubyte" in message
     assert "VAELAB_DATA_DIR" in message
 
@@ -86,7 +87,8 @@ def test_truncated_extracted_idx_names_header_and_size(mnist_copy):
     with pytest.raises(VaelabError) as err:
         MNISTDataModule(data_dir=str(mnist_copy), download=False).setup()
     assert "truncated or corrupted" in str(err.value)
-    assert "[10000, 28, 28]" in str(err.value) and "download it again" in str(err.value)
+    assert "[10000, 28, 28]" in str(err.value)
+    assert "download it again" in str(err.value)
 
 
 def test_not_an_idx_file(mnist_copy):
@@ -145,7 +147,8 @@ def test_invalid_values_are_named_before_data_is_loaded(override, expected, tmp_
     )
     with pytest.raises(VaelabError) as err:
         train(cfg)
-    assert expected in str(err.value) and str(err.value).startswith("invalid config:")
+    assert expected in str(err.value)
+    assert str(err.value).startswith("invalid config:")
 
 
 def test_batch_size_larger_than_the_dataset(mnist_data_dir, tmp_path):
@@ -165,7 +168,8 @@ def test_invalid_value_on_the_command_line_is_one_line(tmp_path):
             "optimizer.lr=-1",
         )
     )
-    assert "model.latent_dim=-3" in line and "optimizer.lr=-1" in line
+    assert "model.latent_dim=-3" in line
+    assert "optimizer.lr=-1" in line
 
 
 # 5. unknown group option ----------------------------------------------------------------

@@ -107,7 +107,8 @@ def test_preset_trains_one_step_on_a_real_batch(tmp_path, real_batches, preset, 
     trainer.fit(module, train_dataloaders=DataLoader(TensorDataset(x, labels), batch_size=len(x)))
     assert trainer.global_step == 1
     after = batch_loss(module, x)
-    assert math.isfinite(before) and math.isfinite(after)
+    assert math.isfinite(before)
+    assert math.isfinite(after)
     assert after < before, (before, after)
     module.eval()
     with torch.no_grad():

@@ -159,7 +159,8 @@ def test_num_samples_reduces_variance_as_one_over_l(kl):
 def test_samples_go_through_the_decoder_in_one_batched_call(objective):
     vae = linear_gaussian_vae()
     out = run(objective, vae, copies(num=7))
-    assert vae.decoder.inputs and len(vae.decoder.inputs) == 1
+    assert vae.decoder.inputs
+    assert len(vae.decoder.inputs) == 1
     assert vae.decoder.inputs[0].shape == (5 * 7, 1)
     assert out.bound.shape == out.terms["recon"].shape == out.terms["kl"].shape == (7,)
 
@@ -277,7 +278,8 @@ def test_elbo_loss_weights_the_kl_by_beta():
 
 
 def test_iwae_logs_its_bound_under_its_own_name_and_the_elbo_beside_it():
-    assert IWAE().logged_names()[0] == "iwae_bound" and "elbo" in IWAE().logged_names()
+    assert IWAE().logged_names()[0] == "iwae_bound"
+    assert "elbo" in IWAE().logged_names()
     assert ELBO().logged_names() == ("elbo", "recon", "kl")
 
 
@@ -290,7 +292,8 @@ def test_iwae_logs_its_bound_under_its_own_name_and_the_elbo_beside_it():
 )
 def test_objective_configs_instantiate(tmp_path, overrides, cls, num_samples):
     objective = instantiate(compose_config(overrides, tmp_path).objective)
-    assert type(objective) is cls and objective.num_samples == num_samples
+    assert type(objective) is cls
+    assert objective.num_samples == num_samples
 
 
 def test_bad_num_samples_raise():
