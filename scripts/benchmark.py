@@ -57,6 +57,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from typing_extensions import override
 
 ROOT = Path(__file__).resolve().parents[1]
 HIDDEN = 400
@@ -192,6 +193,7 @@ def run_lightning_floor(args, batch_size: int) -> Measurement:
             super().__init__()
             self.vae = PlainVAE(x_all[0].numel())
 
+        @override
         def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
             return self.vae.loss(batch[0])
 

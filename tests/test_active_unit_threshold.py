@@ -7,9 +7,9 @@ import torch
 from omegaconf import OmegaConf
 
 from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD
-from vaelab.evaluation.pictures import PictureSettings
 from vaelab.paths import CONFIG_DIR
 from vaelab.plots.figures import latent_traversal_figure
+from vaelab.plots.pictures import PictureSettings
 from vaelab.report import GLOSSARY
 
 

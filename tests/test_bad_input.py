@@ -57,7 +57,8 @@ def test_missing_or_empty_data_dir(tmp_path, make_empty):
     with pytest.raises(VaelabError) as err:
         MNISTDataModule(data_dir=str(data_dir), download=False).setup()
     message = str(err.value)
-    assert "MNIST data not found" in message and str(data_dir / "MNIST" / "raw") in message
+    assert "MNIST data not found" in message
+    assert str(data_dir / "MNIST" / "raw") in message
     assert "t10k-images-idx3-ubyte" in message or "train-images-idx3-ubyte" in message
     assert "VAELAB_DATA_DIR" in message
 
@@ -73,7 +74,7 @@ def mnist_copy(mnist_data_dir, tmp_path) -> Path:
 def test_truncated_gz_fails_the_md5_check(mnist_copy):
     path = mnist_copy / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(VaelabError, match="t10k-labels-idx1-ubyte.gz is corrupted.*md5"):
+    with pytest.raises(VaelabError, match=r"t10k-labels-idx1-ubyte\.gz is corrupted.*md5"):
         MNISTDataModule(data_dir=str(mnist_copy), download=False).setup()
 
 
@@ -86,7 +87,8 @@ def test_truncated_extracted_idx_names_header_and_size(mnist_copy):
     with pytest.raises(VaelabError) as err:
         MNISTDataModule(data_dir=str(mnist_copy), download=False).setup()
     assert "truncated or corrupted" in str(err.value)
-    assert "[10000, 28, 28]" in str(err.value) and "download it again" in str(err.value)
+    assert "[10000, 28, 28]" in str(err.value)
+    assert "download it again" in str(err.value)
 
 
 def test_not_an_idx_file(mnist_copy):
@@ -116,7 +118,7 @@ def test_network_that_cannot_produce_the_data_shape_is_refused_at_build_time():
     from vaelab.models.vae import VAE
     from vaelab.nets.networks import EncoderDecoder
 
-    def wrong_decoder(input_shape, latent_dim, encoder_out_features, decoder_out_channels):
+    def wrong_decoder(latent_dim, encoder_out_features, **_sizes):
         return EncoderDecoder(
             encoder=nn.Sequential(nn.Flatten(), nn.LazyLinear(encoder_out_features)),
             decoder=nn.Sequential(nn.Linear(latent_dim, 32 * 32), nn.Unflatten(1, (1, 32, 32))),
@@ -145,14 +147,15 @@ def test_invalid_values_are_named_before_data_is_loaded(override, expected, tmp_
     )
     with pytest.raises(VaelabError) as err:
         train(cfg)
-    assert expected in str(err.value) and str(err.value).startswith("invalid config:")
+    assert expected in str(err.value)
+    assert str(err.value).startswith("invalid config:")
 
 
 def test_batch_size_larger_than_the_dataset(mnist_data_dir, tmp_path):
     cfg = compose_config(
         [*FAST, f"paths.data_dir={mnist_data_dir}", "data.batch_size=60000"], tmp_path / "run"
     )
-    with pytest.raises(VaelabError, match="data.batch_size=60000 is larger than the training"):
+    with pytest.raises(VaelabError, match=r"data\.batch_size=60000 is larger than the training"):
         train(cfg)
 
 
@@ -165,7 +168,8 @@ def test_invalid_value_on_the_command_line_is_one_line(tmp_path):
             "optimizer.lr=-1",
         )
     )
-    assert "model.latent_dim=-3" in line and "optimizer.lr=-1" in line
+    assert "model.latent_dim=-3" in line
+    assert "optimizer.lr=-1" in line
 
 
 # 5. unknown group option ----------------------------------------------------------------
@@ -274,7 +278,7 @@ class _Payload:
 def test_random_bytes_are_refused(tmp_path):
     path = tmp_path / "random.ckpt"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(VaelabError, match="refused to load .*random.ckpt"):
+    with pytest.raises(VaelabError, match=r"refused to load .*random\.ckpt"):
         load_checkpoint(path)
 
 
@@ -308,6 +312,6 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
     blocker.write_text("not a folder")
     cfg = compose_config([*FAST, f"paths.data_dir={tmp_path / 'absent'}"], tmp_path / "run")
     cfg.paths.output_dir = str(blocker / "run")
-    with pytest.raises(VaelabError, match="cannot write to the run directory .*a_file/run"):
+    with pytest.raises(VaelabError, match=r"cannot write to the run directory .*a_file/run"):
         train(cfg)
     assert blocker.read_text() == "not a folder"

@@ -62,7 +62,8 @@ def test_option_composes_and_instantiates(group, option, make_config, tmp_path):
         return
     datamodule = instantiate(cfg.data)
     dims = datamodule.dims
-    assert len(dims) == 3 and all(d > 0 for d in dims)
+    assert len(dims) == 3
+    assert all(d > 0 for d in dims)
     if group == "data":
         return
     module = build_module(cfg, dims)

@@ -22,7 +22,8 @@ def test_config_tree_shows_only_what_differs(make_config, capsys):
     assert changed["model"] == {"latent_dim": 5}
     assert changed["optimizer"] == {"lr": 0.003}
     assert changed["data"]["_target_"] == "vaelab.data.digits.DigitsDataModule"
-    assert "paths" not in changed and "likelihood" not in changed
+    assert "paths" not in changed
+    assert "likelihood" not in changed
     # interpolated run paths are the same as written: not a difference
     assert "dirpath" not in changed.get("callbacks", {}).get("model_checkpoint", {})
 
@@ -30,7 +31,8 @@ def test_config_tree_shows_only_what_differs(make_config, capsys):
     short = capsys.readouterr().out
     print_run_config(cfg, "full")
     full = capsys.readouterr().out
-    assert "latent_dim: 5" in short and "print_config=full" in short
+    assert "latent_dim: 5" in short
+    assert "print_config=full" in short
     assert len(short.splitlines()) < len(full.splitlines()) / 3
     print_run_config(cfg, False)
     assert capsys.readouterr().out == ""
@@ -39,7 +41,8 @@ def test_config_tree_shows_only_what_differs(make_config, capsys):
 def test_tensorboard_command_runs_as_printed(tmp_path):
     program, flag, log_dir = shlex.split(tensorboard_command(tmp_path / "logs"))[-3:]
     assert Path(program).is_absolute() or program.endswith("tensorboard.main")
-    assert flag == "--logdir" and Path(log_dir) == (tmp_path / "logs").resolve()
+    assert flag == "--logdir"
+    assert Path(log_dir) == (tmp_path / "logs").resolve()
 
 
 def test_known_notices_are_silenced(caplog):
@@ -59,7 +62,8 @@ def test_known_notices_are_silenced(caplog):
         tips.info("💡 Tip: For seamless cloud logging, try installing [litlogger](https://x)")
         summary.info("\n12.3 K    Trainable params\n0         Total Flops")
     assert "litlogger" not in caplog.text
-    assert "Trainable params" in caplog.text and "Total Flops" not in caplog.text
+    assert "Trainable params" in caplog.text
+    assert "Total Flops" not in caplog.text
 
 
 def _job(sweep_dir: Path, name: str, beta: float, elbo: float | None, error: str | None = None):
@@ -87,5 +91,6 @@ def test_sweep_summary_names_best_and_failed_jobs(tmp_path, capsys):
     assert "3 jobs: 2 done, 1 failed" in out
     assert "best val/elbo (highest): -27.5 (job 1: beta.value=1.0)" in out
     report = next(line for line in out.splitlines() if "report:" in line).split()[-2:]
-    assert report[0].endswith("vaelab-report") and Path(report[1]) == sweep_dir.resolve()
+    assert report[0].endswith("vaelab-report")
+    assert Path(report[1]) == sweep_dir.resolve()
     assert "job 2: data.batch_size=5000 is larger than the training split" in err

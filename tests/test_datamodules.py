@@ -68,14 +68,17 @@ def test_frey_split_sizes_scaling_and_test_equals_val(frey_data_dir):
     assert dm.num_classes is None
     dm.setup("fit")
     # seed 003: train_test_split(test_size=0.1) → 1768 / 197
-    assert len(dm.splits["train"]) == 1768 and len(dm.splits["val"]) == 197
+    assert len(dm.splits["train"]) == 1768
+    assert len(dm.splits["val"]) == 197
     assert torch.equal(dm.splits["test"].images, dm.splits["val"].images)
     pool = dm.load_pool()
     assert _frame_counts(dm.splits["train"].images) + _frame_counts(
         dm.splits["val"].images
     ) == _frame_counts(pool.images)
     x, labels = _batch_on_device(dm, "val")
-    assert x.dtype == torch.float32 and x.min() >= 0.0 and x.max() <= 1.0
+    assert x.dtype == torch.float32
+    assert x.min() >= 0.0
+    assert x.max() <= 1.0
     torch.testing.assert_close(x, dm.splits["val"].images[: len(x)].float() / PIXEL_MAX)
     assert (labels == -1).all()
 
@@ -186,9 +189,11 @@ def fake_cifar(tmp_path, monkeypatch) -> dict[str, np.ndarray]:
 def test_cifar10_reads_pickled_batches_plane_by_plane(tmp_path, fake_cifar):
     written = fake_cifar
     dm = CIFAR10DataModule(str(tmp_path), batch_size=4, val_size=3, download=False)
-    assert dm.dims == (3, 32, 32) and dm.num_classes == 10
+    assert dm.dims == (3, 32, 32)
+    assert dm.num_classes == 10
     train = dm.load_train()
-    assert train.images.shape == (15, 3, 32, 32) and train.images.dtype == torch.uint8
+    assert train.images.shape == (15, 3, 32, 32)
+    assert train.images.dtype == torch.uint8
     row = written["data_batch_2"][1]  # the 5th image of the pool (batches of 3)
     image = train.images[4]
     # a row holds the red plane, then green, then blue, each 32×32 row-major
@@ -213,7 +218,8 @@ def test_cifar10_missing_batch_is_a_clear_error(tmp_path):
         dm.setup("fit")
 
 
-def test_cifar10_corrupt_batch_is_a_clear_error(tmp_path, fake_cifar):
+@pytest.mark.usefixtures("fake_cifar")
+def test_cifar10_corrupt_batch_is_a_clear_error(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x04garbage")
     dm = CIFAR10DataModule(str(tmp_path), batch_size=4, val_size=3, download=False)
     with pytest.raises(VaelabError, match=r"data_batch_3 in .*not the official CIFAR-10"):
@@ -230,7 +236,8 @@ class _WritesMarker:
         return (Path.touch, (self.marker,))
 
 
-def test_cifar10_batch_with_a_code_payload_is_never_unpickled(tmp_path, fake_cifar):
+@pytest.mark.usefixtures("fake_cifar")
+def test_cifar10_batch_with_a_code_payload_is_never_unpickled(tmp_path):
     marker = tmp_path / "payload_ran"
     with (tmp_path / "cifar-10-batches-py" / "data_batch_1").open("wb") as handle:
         pickle.dump({"data": _WritesMarker(marker), "labels": [0]}, handle)
@@ -244,14 +251,17 @@ def test_cifar10_batch_with_a_code_payload_is_never_unpickled(tmp_path, fake_cif
 def test_digits_scale_grey_levels_honestly_and_keep_labels():
     reference = load_digits()
     dm = DigitsDataModule("unused", batch_size=100, val_size=180, test_size=180)
-    assert dm.dims == (1, 8, 8) and dm.num_classes == 10
+    assert dm.dims == (1, 8, 8)
+    assert dm.num_classes == 10
     pool = dm.load_pool()
-    assert pool.images.shape == (1797, 1, 8, 8) and pool.images.dtype == torch.uint8
+    assert pool.images.shape == (1797, 1, 8, 8)
+    assert pool.images.dtype == torch.uint8
     expected = np.rint(reference.images * 255 / 16)
     assert np.array_equal(pool.images[:, 0].numpy(), expected)
     assert np.array_equal(pool.labels.numpy(), reference.target)
     # 0 → 0, 16 → 255, and /255 recovers v/16 to within half a grey level
-    assert pool.images.min() == 0 and pool.images.max() == 255
+    assert pool.images.min() == 0
+    assert pool.images.max() == 255
     recovered = pool.images[:, 0].double().numpy() / 255
     assert np.abs(recovered - reference.images / 16).max() <= 0.5 / 255 + 1e-12
     dm.setup("fit")
@@ -279,12 +289,14 @@ def grey_mnist(mnist_data_dir):
 def test_binarized_mnist_config_is_dynamic_mnist(make_config, mnist_data_dir):
     cfg = make_config("data=binarized_mnist", data_dir=mnist_data_dir)
     dm = instantiate(cfg.data)
-    assert type(dm).__name__ == "MNISTDataModule" and dm.binarize == "dynamic"
-    assert dm.dims == (1, 28, 28) and dm.num_classes == 10
+    assert type(dm).__name__ == "MNISTDataModule"
+    assert dm.binarize == "dynamic"
+    assert dm.dims == (1, 28, 28)
+    assert dm.num_classes == 10
 
 
 def test_dynamic_binarization_draws_fresh_bits_with_the_grey_level_mean(
-    make_config, mnist_data_dir, grey_mnist
+    make_config, mnist_data_dir
 ):
     dm = instantiate(make_config("data=binarized_mnist", data_dir=mnist_data_dir).data)
     dm.setup("fit")
@@ -297,7 +309,8 @@ def test_dynamic_binarization_draws_fresh_bits_with_the_grey_level_mean(
     # E[bit] = grey level: 784k Bernoullis, standard error < 5e-4
     assert abs(first.mean() - grey.mean()) < 3e-3
     # pixels that are always 0 or 1 stay so
-    assert (first[grey == 0] == 0).all() and (first[grey == 1] == 1).all()
+    assert (first[grey == 0] == 0).all()
+    assert (first[grey == 1] == 1).all()
 
 
 def test_static_binarization_is_one_fixed_seeded_sample(make_config, mnist_data_dir, grey_mnist):

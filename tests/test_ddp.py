@@ -101,7 +101,7 @@ def ddp_run(mnist_data_dir, tmp_path_factory):
 def test_ddp_cpu_matches_one_process_with_the_same_global_batch(
     ddp_run, make_config, mnist_data_dir
 ):
-    run_dir, ddp = ddp_run
+    _run_dir, ddp = ddp_run
     single = _one_process_run(make_config, mnist_data_dir, "single")
     # same data in the same global batches, same initial weights; only the reparameterisation
     # noise differs (each rank draws its own ε). Seeds 7, 8, 9 of the one-process run spread

@@ -137,10 +137,12 @@ def evaluated_2d(run_2d, mnist_data_dir) -> dict:
     return evaluate(eval_config(run_2d, mnist_data_dir))
 
 
-def test_metrics_json_has_every_key_and_consistent_numbers(run_2d, evaluated_2d):
+@pytest.mark.usefixtures("evaluated_2d")
+def test_metrics_json_has_every_key_and_consistent_numbers(run_2d):
     saved = json.loads((run_2d / "eval" / "metrics.json").read_text())
     assert set(saved) >= METRIC_KEYS, METRIC_KEYS - set(saved)
-    assert saved["num_points"] == 500 and saved["num_importance_samples"] == 64
+    assert saved["num_points"] == 500
+    assert saved["num_importance_samples"] == 64
     # the IW estimate closes part of the ELBO's gap: IW-NLL ≤ −ELBO
     assert saved["iw_nll"] < -saved["elbo"]
     assert 0.0 < -saved["elbo"] - saved["iw_nll"] < 10.0
@@ -148,8 +150,10 @@ def test_metrics_json_has_every_key_and_consistent_numbers(run_2d, evaluated_2d)
     assert sum(saved["kl_per_dim"]) == pytest.approx(saved["kl"], rel=1e-6)
     assert saved["bits_per_dim"] == pytest.approx(saved["iw_nll"] / (784 * math.log(2)))
     assert 90.0 < saved["iw_nll"] < 250.0  # a trained, not a random, decoder (≈ 543 nats)
-    assert saved["active_units"] in (1, 2) and len(saved["posterior_mean_variance"]) == 2
-    assert saved["exact_nll"] is None and saved["likelihood_is_continuous"] is False
+    assert saved["active_units"] in (1, 2)
+    assert len(saved["posterior_mean_variance"]) == 2
+    assert saved["exact_nll"] is None
+    assert saved["likelihood_is_continuous"] is False
     assert "grey levels" in saved["notes"]["bits_per_dim"]
     assert Path(saved["checkpoint"]).parent.name == "checkpoints"
 
@@ -168,7 +172,8 @@ def test_every_picture_is_a_png_of_the_right_size(run_2d, evaluated_2d):
         assert _png_size(figures[name]) == size, name
     # two blocks of 8 input/reconstruction pairs (padding 4), a label column on the left
     width, height = _png_size(figures["reconstructions"])
-    assert height == 4 * (upscaled + 2 * 4) and width > 8 * (upscaled + 4) + 4
+    assert height == 4 * (upscaled + 2 * 4)
+    assert width > 8 * (upscaled + 4) + 4
     assert "latent_traversals" in evaluated_2d["figures_skipped"]
 
 
@@ -182,7 +187,8 @@ def test_scalars_and_images_reach_the_runs_tensorboard(run_2d, evaluated_2d):
         [event] = events.Scalars(f"eval/{name}")
         assert event.value == pytest.approx(evaluated_2d[name], rel=1e-5)
         assert event.step == evaluated_2d["global_step"]  # the best epoch's checkpoint
-        assert event.step % STEPS_PER_EPOCH == 0 and 0 < event.step <= 3 * STEPS_PER_EPOCH
+        assert event.step % STEPS_PER_EPOCH == 0
+        assert 0 < event.step <= 3 * STEPS_PER_EPOCH
     assert "val/elbo" in scalars  # training's own scalars are in the same run
     images = set(events.Tags()["images"])
     assert {f"eval/{name}" for name in evaluated_2d["figures"]} <= images
@@ -197,7 +203,8 @@ def test_hparams_tab_records_the_runs_parameters(run_2d):
     assert params["model.latent_dim"].number_value == 2
     assert params["optimizer.lr"].number_value == pytest.approx(1e-3)
     assert params["likelihood"].string_value == "bernoulli"
-    assert "trainer.max_epochs" in params and "data.download" not in params
+    assert "trainer.max_epochs" in params
+    assert "data.download" not in params
     # no experiment summary: TensorBoard builds the columns from every run's parameters and
     # scalars (one run's summary would decide them for all runs under --logdir)
     assert "_hparams_/experiment" not in content
@@ -227,15 +234,18 @@ def test_run_dir_resolves_to_the_best_checkpoint(run_2d):
     best = torch.load(run_2d / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
     [best_path] = [s["best_model_path"] for s in best.values() if "best_model_path" in s]
     location = locate_checkpoint(run_2d)
-    assert location.checkpoint == Path(best_path) and location.checkpoint.name != "last.ckpt"
-    assert location.run_dir == run_2d and location.config == run_2d / "config.yaml"
+    assert location.checkpoint == Path(best_path)
+    assert location.checkpoint.name != "last.ckpt"
+    assert location.run_dir == run_2d
+    assert location.config == run_2d / "config.yaml"
     assert locate_checkpoint(run_2d / "checkpoints" / "last.ckpt").run_dir == run_2d
 
 
 def test_snapshot_holds_the_untrained_encoders_codes(run_2d, mnist_data_dir):
     """The epoch-0 file equals the encodings of a freshly seeded, untrained model."""
     snapshot = load_encodings(run_2d / "encodings" / "epoch000.pt")
-    assert snapshot.mean.shape == (SNAPSHOT_POINTS, 2) and snapshot.global_step == 0
+    assert snapshot.mean.shape == (SNAPSHOT_POINTS, 2)
+    assert snapshot.global_step == 0
     cfg = compose_config([*FAST, f"paths.data_dir={mnist_data_dir}"], run_2d.parent / "fresh")
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)
@@ -265,15 +275,14 @@ def test_latent_dim_5_gets_traversals_and_pca_scatter(run_5d, mnist_data_dir):
         )
     )
     figures = metrics["figures"]
-    assert (
-        "latent_manifold" not in figures
-        and "latent_dim = 2" in metrics["figures_skipped"]["latent_manifold"]
-    )
+    assert "latent_manifold" not in figures
+    assert "latent_dim = 2" in metrics["figures_skipped"]["latent_manifold"]
     traversal_width = round(100 * (1.6 + 0.45 * 11))
     assert _png_size(figures["latent_traversals"]) == (traversal_width, round(100 * (1 + 0.45 * 5)))
     assert _png_size(figures["latent_scatter"]) == FIGURE_PIXELS["latent_scatter"]
     assert _png_size(figures["before_after"]) == FIGURE_PIXELS["before_after"]
-    assert len(metrics["kl_per_dim"]) == 5 and 0 <= metrics["active_units"] <= 5
+    assert len(metrics["kl_per_dim"]) == 5
+    assert 0 <= metrics["active_units"] <= 5
 
 
 class WritesAMarker:
@@ -300,7 +309,7 @@ def test_malicious_checkpoint_is_refused_without_running_code(run_2d, tmp_path, 
     assert proof.exists()
 
     cfg = eval_config(checkpoint, tmp_path)
-    with pytest.raises(VaelabError, match="refused to load.*nothing in it was executed"):
+    with pytest.raises(VaelabError, match=r"refused to load.*nothing in it was executed"):
         evaluate(cfg)
     with pytest.raises(SystemExit) as exit_info:
         run_reporting_errors(lambda: evaluate(cfg))
@@ -312,7 +321,7 @@ def test_malicious_checkpoint_is_refused_without_running_code(run_2d, tmp_path, 
 def test_missing_config_and_missing_path_are_clear_errors(run_2d, tmp_path):
     loose = tmp_path / "loose.ckpt"
     shutil.copy(run_2d / "checkpoints" / "last.ckpt", loose)
-    with pytest.raises(VaelabError, match="no config.yaml next to"):
+    with pytest.raises(VaelabError, match=r"no config\.yaml next to"):
         locate_checkpoint(loose)
     with pytest.raises(VaelabError, match="does not exist"):
         locate_checkpoint(tmp_path / "nope.ckpt")
@@ -339,7 +348,8 @@ def test_ppca_gets_its_exact_log_likelihood_next_to_the_estimate(mnist_data_dir,
             "eval.figures=false",
         )
     )
-    assert metrics["exact_nll"] is not None and metrics["likelihood_is_continuous"] is True
+    assert metrics["exact_nll"] is not None
+    assert metrics["likelihood_is_continuous"] is True
     assert metrics["iw_nll"] == pytest.approx(metrics["exact_nll"], abs=0.05)
     assert metrics["iw_nll_minus_exact"] == pytest.approx(0.0, abs=0.05)
     assert -metrics["elbo"] == pytest.approx(metrics["exact_nll"], abs=0.05)  # tight bound
@@ -357,5 +367,5 @@ def test_checkpoint_of_another_model_is_refused_by_eval(run_2d, mnist_data_dir, 
     assert "latent_dim: 2" in config
     (run_dir / "config.yaml").write_text(config.replace("latent_dim: 2", "latent_dim: 3"))
     shutil.copy(run_2d / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "last.ckpt")
-    with pytest.raises(VaelabError, match="written by a different model or config.*shape"):
+    with pytest.raises(VaelabError, match=r"written by a different model or config.*shape"):
         evaluate(eval_config(run_dir / "checkpoints" / "last.ckpt", mnist_data_dir))

@@ -33,11 +33,14 @@ def test_snapshot_stores_codes_and_keeps_the_rng_state(mnist_data_dir, tmp_path)
     assert module.training  # put back in training mode
     snapshot = load_encodings(path)
     labels = datamodule.splits["test"].labels[:150]
-    assert snapshot.mean.shape == (150, 3) and torch.equal(snapshot.labels, labels)
-    assert (snapshot.stddev > 0).all() and snapshot.split == "test"
+    assert snapshot.mean.shape == (150, 3)
+    assert torch.equal(snapshot.labels, labels)
+    assert (snapshot.stddev > 0).all()
+    assert snapshot.split == "test"
     # a resumed run (global step > 0) keeps the original file untouched
     stamp = path.stat().st_mtime_ns
     EncodingSnapshot(str(path), num_points=10).on_train_start(
         SimpleNamespace(**{**vars(trainer), "global_step": 5}), module
     )
-    assert path.stat().st_mtime_ns == stamp and len(load_encodings(path)) == 150
+    assert path.stat().st_mtime_ns == stamp
+    assert len(load_encodings(path)) == 150

@@ -109,7 +109,8 @@ def test_experiment_runs_one_batch(make_config, mnist_data_dir, frey_data_dir, n
     if snapshot is not None:  # encode 64 images at the start, not 1000
         snapshot.num_points = 64
     metrics = train(cfg)
-    assert metrics and all(math.isfinite(v) for v in metrics.values())
+    assert metrics
+    assert all(math.isfinite(v) for v in metrics.values())
     assert math.isfinite(metrics["test/loss"])
     if "test/elbo" in metrics and "iwae" not in cfg.objective._target_:
         # the ELBO is −(recon + KL) whatever β weights the loss with (IWAE: a tighter bound)
@@ -129,24 +130,33 @@ def _cfg(make_config, name: str, *extra: str):
 
 def test_lecture_mnist_is_seed_000s_network_and_training(make_config):
     cfg = _cfg(make_config, "lecture_mnist")
-    assert cfg.model.latent_dim == 2 and list(cfg.model.net.hidden_dims) == [400, 200]
-    assert cfg.model.net.activation == "leaky_relu" and cfg.model.net.negative_slope == 0.2
+    assert cfg.model.latent_dim == 2
+    assert list(cfg.model.net.hidden_dims) == [400, 200]
+    assert cfg.model.net.activation == "leaky_relu"
+    assert cfg.model.net.negative_slope == 0.2
     assert cfg.model.likelihood._target_.endswith("BernoulliLikelihood")
-    assert cfg.optimizer.lr == 1e-3 and cfg.data.batch_size == 100
-    assert cfg.trainer.max_epochs == 50 and cfg.data.binarize == "none"
+    assert cfg.optimizer.lr == 1e-3
+    assert cfg.data.batch_size == 100
+    assert cfg.trainer.max_epochs == 50
+    assert cfg.data.binarize == "none"
 
 
 def test_seed_004_experiments_share_the_80_20_split(make_config):
     lvm = _cfg(make_config, "lvm_mnist")
-    assert list(lvm.model.net.hidden_dims) == [128, 128] and lvm.model.latent_dim == 2
+    assert list(lvm.model.net.hidden_dims) == [128, 128]
+    assert lvm.model.latent_dim == 2
     assert lvm.model.net.activation == "softplus"
-    assert lvm.objective.kl == "analytic" and lvm.objective.num_samples == 5
-    assert lvm.optimizer.lr == 1e-2 and lvm.trainer.gradient_clip_val == 10
+    assert lvm.objective.kl == "analytic"
+    assert lvm.objective.num_samples == 5
+    assert lvm.optimizer.lr == 1e-2
+    assert lvm.trainer.gradient_clip_val == 10
     assert lvm.trainer.gradient_clip_algorithm == "value"
-    assert lvm.data.batch_size == 128 and lvm.trainer.max_epochs == 50
+    assert lvm.data.batch_size == 128
+    assert lvm.trainer.max_epochs == 50
     for name in ("lvm_mnist", "pca_mnist", "ppca_mnist"):
         cfg = _cfg(make_config, name)
-        assert cfg.data.val_size == 12_000 and cfg.data.split_seed == 0
+        assert cfg.data.val_size == 12_000
+        assert cfg.data.split_seed == 0
         assert cfg.model.latent_dim == 2
 
 
@@ -157,32 +167,44 @@ def test_kw_likelihoods_sweeps_seed_002s_three_decoders(make_config):
         "likelihood=gaussian_fixed",
     ]
     cfg = _cfg(make_config, "kw_likelihoods", "likelihood=kw_gaussian")
-    assert cfg.model.likelihood.mean_activation == "identity" and cfg.model.likelihood.scale_output == "log_var"
-    assert cfg.model.latent_dim == 20 and list(cfg.model.net.hidden_dims) == [400]
-    assert cfg.objective.num_samples == 5 and cfg.optimizer.lr == 0.01
-    assert cfg.data.batch_size == 128 and cfg.trainer.max_epochs == 3
+    assert cfg.model.likelihood.mean_activation == "identity"
+    assert cfg.model.likelihood.scale_output == "log_var"
+    assert cfg.model.latent_dim == 20
+    assert list(cfg.model.net.hidden_dims) == [400]
+    assert cfg.objective.num_samples == 5
+    assert cfg.optimizer.lr == 0.01
+    assert cfg.data.batch_size == 128
+    assert cfg.trainer.max_epochs == 3
     fixed = _cfg(make_config, "kw_likelihoods", "likelihood=gaussian_fixed")
-    assert fixed.likelihood.variance == "fixed" and fixed.likelihood.scale == 1.0
+    assert fixed.likelihood.variance == "fixed"
+    assert fixed.likelihood.scale == 1.0
 
 
 def test_frey_face_is_seed_003s_vae(make_config):
     cfg = _cfg(make_config, "frey_face")
-    assert cfg.data._target_.endswith("FreyFaceDataModule") and cfg.data.val_size == 197
-    assert list(cfg.model.net.hidden_dims) == [200] and cfg.model.latent_dim == 2
+    assert cfg.data._target_.endswith("FreyFaceDataModule")
+    assert cfg.data.val_size == 197
+    assert list(cfg.model.net.hidden_dims) == [200]
+    assert cfg.model.latent_dim == 2
     assert cfg.model.likelihood.variance == "learned_per_pixel"
     assert cfg.model.likelihood.mean_activation == "sigmoid"
-    assert cfg.data.batch_size == 100 and cfg.trainer.max_epochs == 200
+    assert cfg.data.batch_size == 100
+    assert cfg.trainer.max_epochs == 200
 
 
 def test_burda_experiments_follow_the_paper(make_config):
     for name in ("burda_vae", "burda_iwae"):
         cfg = _cfg(make_config, name)
-        assert cfg.data.binarize == "dynamic" and cfg.data.batch_size == 20
-        assert list(cfg.optimizer.betas) == [0.9, 0.999] and cfg.optimizer.eps == 1e-4
-        assert cfg.optimizer.lr == 1e-3 and cfg.objective.num_samples == 50
+        assert cfg.data.binarize == "dynamic"
+        assert cfg.data.batch_size == 20
+        assert list(cfg.optimizer.betas) == [0.9, 0.999]
+        assert cfg.optimizer.eps == 1e-4
+        assert cfg.optimizer.lr == 1e-3
+        assert cfg.objective.num_samples == 50
         assert cfg.lr_scheduler._target_ == "torch.optim.lr_scheduler.MultiStepLR"
         assert cfg.trainer.max_epochs == sum(3**i for i in range(8)) == 3280
-        assert cfg.model.latent_dim == 50 and cfg.model.net.activation == "tanh"
+        assert cfg.model.latent_dim == 50
+        assert cfg.model.net.activation == "tanh"
     assert _cfg(make_config, "burda_iwae").objective._target_.endswith("IWAE")
     short = _cfg(make_config, "burda_iwae", "trainer.max_epochs=3")
     assert short.trainer.max_epochs == 3

@@ -118,7 +118,8 @@ def test_elbo_terms_have_one_value_per_data_point_and_correct_signs(num_samples)
     for term in (recon, kl, out.bound, out.loss):
         assert term.shape == (9,)
     assert out.per_dimension["kl"].shape == (9, 2)
-    assert torch.all(recon > 0) and torch.all(kl >= 0)
+    assert torch.all(recon > 0)
+    assert torch.all(kl >= 0)
     torch.testing.assert_close(out.bound, -(recon + kl))
     torch.testing.assert_close(out.loss, recon + kl)  # β = 1: the loss is −ELBO
     torch.testing.assert_close(out.per_dimension["kl"].sum(-1), kl)

@@ -49,4 +49,5 @@ def test_eval_help_shows_examples_and_options():
     text = _help("vaelab.eval")
     assert text.startswith("vaelab-eval: evaluate a trained vaelab run")
     assert len(re.findall(r"^  vaelab-eval ckpt_path=", text, flags=re.MULTILINE)) == 5
-    assert "num_samples: 5000" in text and "$VAELAB_DATA_DIR" in text
+    assert "num_samples: 5000" in text
+    assert "$VAELAB_DATA_DIR" in text

@@ -167,5 +167,5 @@ def test_float64_accumulation_survives_huge_log_weights():
 @pytest.mark.parametrize(("num_samples", "chunk_size"), [(0, 10), (10, 0)])
 def test_bad_counts_are_refused(num_samples, chunk_size):
     vae, marginal = linear_gaussian_vae()
-    with pytest.raises(ValueError, match="eval.num_samples|eval.chunk_size"):
+    with pytest.raises(ValueError, match=r"eval\.num_samples|eval\.chunk_size"):
         importance_weighted_log_likelihood(vae, sample_data(marginal, 2), num_samples, chunk_size)

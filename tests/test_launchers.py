@@ -68,7 +68,8 @@ def test_local_submitit_launcher_runs_each_job_in_its_own_process(mnist_data_dir
     metrics = _job_metrics(sweep_dir)
     assert sorted(metrics) == ["0", "1"]
     for job, latent_dim in (("0", 2), ("1", 3)):
-        assert math.isfinite(metrics[job]["val/elbo"]) and metrics[job]["val/elbo"] < 0
+        assert math.isfinite(metrics[job]["val/elbo"])
+        assert metrics[job]["val/elbo"] < 0
         saved = yaml.safe_load((sweep_dir / job / RESOLVED_CONFIG_FILE).read_text())
         assert saved["model"]["latent_dim"] == latent_dim
     # submitit ran them: its per-job folders hold the pickled job and its result
@@ -153,7 +154,8 @@ def test_slurm_launcher_builds_a_multinode_ddp_job_array(tmp_path, monkeypatch):
         "#SBATCH --array=0-1%2",
     } <= lines
     # pre-emption: SIGUSR1 two minutes ahead for Lightning's checkpoint + requeue
-    assert "#SBATCH --signal=USR1@120" in lines and "#SBATCH --requeue" in lines
+    assert "#SBATCH --signal=USR1@120" in lines
+    assert "#SBATCH --requeue" in lines
     assert not any(line.startswith("#SBATCH --signal=USR2") for line in lines)
     assert any(line.startswith("srun ") and "submitit.core._submit" in line for line in lines)
 

@@ -39,7 +39,8 @@ def test_burda_rate_formula_has_the_papers_stage_lengths():
     lengths = [rates.count(BURDA_LR * 10 ** (-i / 7)) for i in range(BURDA_STAGES)]
     assert lengths[:-1] == [3**i for i in range(BURDA_STAGES - 1)]
     assert lengths[-1] == 3 ** (BURDA_STAGES - 1) + 10  # the last rate is kept after 3280
-    assert BURDA_EPOCHS == 3280 and rates[-1] == pytest.approx(BURDA_LR / 10, rel=1e-12)
+    assert BURDA_EPOCHS == 3280
+    assert rates[-1] == pytest.approx(BURDA_LR / 10, rel=1e-12)
 
 
 def test_burda_yaml_gives_the_papers_rate_every_epoch(tmp_path):
@@ -81,7 +82,8 @@ def test_throughput_callback_counts_images_and_logs_a_rate(make_config):
     seen = logged_scalars(run_dir, IMAGES_SEEN)
     assert seen == [5 * DIGITS_BATCH, 10 * DIGITS_BATCH, DIGITS_TRAIN_IMAGES]
     rate = logged_rate(run_dir)
-    assert rate is not None and rate > 0
+    assert rate is not None
+    assert rate > 0
 
 
 # -- MNIST / Fashion-MNIST: torchvision's IDX reader ---------------------------------------------
@@ -98,7 +100,8 @@ def test_mnist_test_split_is_the_idx_payload(mnist_data_dir):
     expected_images = np.frombuffer(image_bytes, np.uint8, offset=IDX_IMAGE_HEADER_BYTES)
     expected_labels = np.frombuffer(label_bytes, np.uint8, offset=IDX_LABEL_HEADER_BYTES)
     split = MNISTDataModule(data_dir=str(mnist_data_dir), download=False).load_test()
-    assert split.images.shape == (10_000, 1, 28, 28) and split.images.dtype == torch.uint8
+    assert split.images.shape == (10_000, 1, 28, 28)
+    assert split.images.dtype == torch.uint8
     assert np.array_equal(split.images.numpy().ravel(), expected_images)
     assert split.labels.dtype == torch.int64
     assert np.array_equal(split.labels.numpy(), expected_labels)

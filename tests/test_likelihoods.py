@@ -192,7 +192,8 @@ def test_gaussian_learned_global_scalar_and_per_pixel(rng):
         scalar.log_prob(mu, x), pixel_sum(Normal(mu, 0.71).log_prob(x)), **TOL
     )
     scalar.log_prob(mu, x).sum().backward()
-    assert scalar.log_scale.grad is not None and scalar.log_scale.grad.abs() > 0
+    assert scalar.log_scale.grad is not None
+    assert scalar.log_scale.grad.abs() > 0
 
     per_pixel = GaussianLikelihood(variance="learned_global", global_shape="per_pixel")
     with pytest.raises(RuntimeError, match="setup"):
@@ -288,4 +289,5 @@ def test_gaussian_variance_key_selects_from_the_command_line(tmp_path):
         tmp_path,
     )
     likelihood = instantiate(cfg.model.likelihood)
-    assert likelihood.params_per_channel == 2 and likelihood.min_scale == 0.001
+    assert likelihood.params_per_channel == 2
+    assert likelihood.min_scale == 0.001

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 from torch.utils.data import DataLoader, TensorDataset
+from typing_extensions import override
 
 from tests.conftest import FAST, compose_config
 from vaelab.builders import build_module, chosen_groups
@@ -48,14 +49,17 @@ class LinearFactorModel(LatentVariableModel):
     def prior(self) -> StandardNormalPrior:
         return self._modules["prior"]
 
+    @override
     def encode(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         mean, log_scale = self.encoder(x.flatten(-3)).chunk(2, dim=-1)
         return Independent(Normal(mean, log_scale.exp()), 1)
 
+    @override
     def decode(self, z: Tensor, y: Tensor | None = None) -> Distribution:
         logits = self.decoder(z).unflatten(-1, SHAPE)
         return Independent(Bernoulli(logits=logits), len(SHAPE))
 
+    @override
     def sample(self, num: int, y: Tensor | None = None) -> Tensor:
         return self.decode(self.prior.sample(num)).mean
 
@@ -144,6 +148,7 @@ class LatentDiscriminatorObjective(Objective):
         self.discriminator = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
         self.adversary_optimizer = lambda params: torch.optim.SGD(params, lr=0.05)
 
+    @override
     def forward(self, model, x, y, weighting: Weighting, step: int) -> ObjectiveOutput:
         z = model.encode(x, y).rsample()
         recon = -model.decode(z, y).log_prob(x)
@@ -158,6 +163,7 @@ class LatentDiscriminatorObjective(Objective):
     def adversary_parameters(self):
         return self.discriminator.parameters()
 
+    @override
     def adversary_step(self, model, x, y, output) -> AdversaryStep:
         with torch.no_grad():
             fake = model.encode(x, y).sample()
@@ -173,6 +179,7 @@ class GradientNormRecorder(L.Callback):
     def __init__(self) -> None:
         self.norms: list[float] = []
 
+    @override
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
         self.norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
@@ -244,7 +251,7 @@ def test_a_prior_the_elbo_cannot_integrate_switches_to_monte_carlo_and_says_so(t
     cfg = compose_config(
         [*FAST, "data=digits", "prior=mixture", "objective.kl=analytic"], tmp_path / "refused"
     )
-    with pytest.raises(VaelabError, match="objective.kl=auto"):
+    with pytest.raises(VaelabError, match=r"objective\.kl=auto"):
         build_module(cfg, (1, 8, 8))
 
 
@@ -257,4 +264,5 @@ def test_the_module_logs_the_objectives_names():
     elbo_names = LatentVariableModule(
         LinearFactorModel(), objective=ELBO(), optimizer=torch.optim.Adam
     ).logged_metric_names()
-    assert "val/iwae_bound" not in elbo_names and "test/elbo" in elbo_names
+    assert "val/iwae_bound" not in elbo_names
+    assert "test/elbo" in elbo_names

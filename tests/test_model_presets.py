@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
+from typing_extensions import override
 
 from tests.conftest import FAST, compose_config
 from vaelab.builders import build_module
@@ -106,7 +107,8 @@ def test_preset_trains_one_step_on_a_real_batch(tmp_path, real_batches, preset, 
     trainer.fit(module, train_dataloaders=DataLoader(TensorDataset(x, labels), batch_size=len(x)))
     assert trainer.global_step == 1
     after = batch_loss(module, x)
-    assert math.isfinite(before) and math.isfinite(after)
+    assert math.isfinite(before)
+    assert math.isfinite(after)
     assert after < before, (before, after)
     module.eval()
     with torch.no_grad():
@@ -125,9 +127,11 @@ class GradientProbe(L.Callback):
     def _gradients(module) -> torch.Tensor:
         return torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None])
 
+    @override
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         self.raw = self._gradients(pl_module).clone()  # Lightning clips after this hook
 
+    @override
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.clipped = self._gradients(pl_module).clone()
 

@@ -88,7 +88,8 @@ def test_conv_model_reconstructs_the_input_shape(tmp_path, shape):
         module.train(train_mode)
         assert module.model.reconstruct(x).shape == x.shape
         out = module(x)
-        assert torch.isfinite(out.bound).all() and out.bound.shape == (4,)
+        assert torch.isfinite(out.bound).all()
+        assert out.bound.shape == (4,)
 
 
 def linear_sizes(module: nn.Module) -> list[tuple[int, int]]:

@@ -9,6 +9,7 @@ KL = ½(μ² + σ² − 1 − log σ²).
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -158,7 +159,8 @@ def test_num_samples_reduces_variance_as_one_over_l(kl):
 def test_samples_go_through_the_decoder_in_one_batched_call(objective):
     vae = linear_gaussian_vae()
     out = run(objective, vae, copies(num=7))
-    assert vae.decoder.inputs and len(vae.decoder.inputs) == 1
+    assert vae.decoder.inputs
+    assert len(vae.decoder.inputs) == 1
     assert vae.decoder.inputs[0].shape == (5 * 7, 1)
     assert out.bound.shape == out.terms["recon"].shape == out.terms["kl"].shape == (7,)
 
@@ -204,7 +206,7 @@ def test_iwae_bound_is_non_decreasing_in_k_and_approaches_log_evidence():
         for k in (1, 2, 5, 20, 100):
             stats.append(mean_and_se(run(IWAE(num_samples=k), vae, x).bound))
     truth = log_evidence(X)
-    for (low, low_se), (high, high_se) in zip(stats[:-1], stats[1:], strict=True):
+    for (low, low_se), (high, high_se) in pairwise(stats):
         assert high > low - 3 * math.hypot(low_se, high_se)
     for mean, se in stats:
         assert mean < truth + 4 * se
@@ -276,7 +278,8 @@ def test_elbo_loss_weights_the_kl_by_beta():
 
 
 def test_iwae_logs_its_bound_under_its_own_name_and_the_elbo_beside_it():
-    assert IWAE().logged_names()[0] == "iwae_bound" and "elbo" in IWAE().logged_names()
+    assert IWAE().logged_names()[0] == "iwae_bound"
+    assert "elbo" in IWAE().logged_names()
     assert ELBO().logged_names() == ("elbo", "recon", "kl")
 
 
@@ -289,7 +292,8 @@ def test_iwae_logs_its_bound_under_its_own_name_and_the_elbo_beside_it():
 )
 def test_objective_configs_instantiate(tmp_path, overrides, cls, num_samples):
     objective = instantiate(compose_config(overrides, tmp_path).objective)
-    assert type(objective) is cls and objective.num_samples == num_samples
+    assert type(objective) is cls
+    assert objective.num_samples == num_samples
 
 
 def test_bad_num_samples_raise():

@@ -57,7 +57,8 @@ def test_ranks_have_equal_batch_counts_when_the_split_does_not_divide():
     lengths = {len(list(iter(s))) for s in samplers}
     assert lengths == {len(samplers[0])}
     total = sum(_visits(s) for s in samplers)
-    assert total.min() == 1 and total.sum() == samplers[0].shard_size * world
+    assert total.min() == 1
+    assert total.sum() == samplers[0].shard_size * world
 
 
 def test_ranks_together_draw_the_one_process_global_batch():
@@ -135,8 +136,10 @@ def test_without_shuffling_the_batches_equal_the_dataloader_path(mnist_splits):
         _device_batches(loader_dm, loader_dm.train_dataloader(), 20),
         strict=True,
     ):
-        assert x_dev.dtype == torch.float32 and x_dev.max() <= 1.0
-        assert torch.equal(x_dev, x_ref) and torch.equal(y_dev, y_ref)
+        assert x_dev.dtype == torch.float32
+        assert x_dev.max() <= 1.0
+        assert torch.equal(x_dev, x_ref)
+        assert torch.equal(y_dev, y_ref)
     assert torch.equal(
         next(iter(device_dm.val_dataloader()))[0], next(iter(loader_dm.val_dataloader()))[0]
     )
@@ -146,7 +149,7 @@ def test_each_rank_of_the_datamodule_sees_its_shard_once(mnist_splits):
     seen = []
     for rank in range(2):
         datamodule = _datamodule(mnist_splits, on_device=True, rank=rank, world_size=2)
-        labels_index = torch.cat([idx for idx in datamodule.train_dataloader().sampler])
+        labels_index = torch.cat(list(datamodule.train_dataloader().sampler))
         assert len(labels_index) == len(set(labels_index.tolist()))
         seen.append(set(labels_index.tolist()))
     assert not seen[0] & seen[1]

@@ -152,7 +152,8 @@ def test_bf16_true_trains_with_finite_loss_near_fp32(short_runs):
     """Weights in bfloat16 too: coarser, but the bound is finite and within a few percent."""
     fp32, _ = short_runs["32-true"]
     bf16_true, _ = short_runs["bf16-true"]
-    assert math.isfinite(bf16_true["val/elbo"]) and math.isfinite(bf16_true["train/loss"])
+    assert math.isfinite(bf16_true["val/elbo"])
+    assert math.isfinite(bf16_true["train/loss"])
     assert bf16_true["val/elbo"] == pytest.approx(fp32["val/elbo"], rel=0.05)
 
 

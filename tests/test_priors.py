@@ -56,7 +56,9 @@ def test_vamp_prior_is_the_mean_posterior_at_its_pseudo_inputs():
     vae = small_vae(VampPrior(num_pseudo_inputs=6, init_mean=0.5, init_std=0.3))
     z = torch.randn(5, LATENT)
     pseudo = vae.prior.pseudo_inputs
-    assert pseudo.shape == (6, *SHAPE) and pseudo.min() >= 0 and pseudo.max() <= 1
+    assert pseudo.shape == (6, *SHAPE)
+    assert pseudo.min() >= 0
+    assert pseudo.max() <= 1
     mean, raw = vae.encoder(pseudo).chunk(2, -1)
     scale = (0.5 * raw).exp()  # the default posterior reads log σ²
     components = torch.stack([log_normal(z, mean[k], scale[k]) for k in range(6)])

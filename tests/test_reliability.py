@@ -103,7 +103,8 @@ def test_values_that_were_silently_fixed_or_wrongly_typed_are_refused(tmp_path, 
         [*FAST, f"paths.data_dir={tmp_path / 'absent'}", override], tmp_path / "run"
     )
     message = _refused(cfg)
-    assert message.startswith("invalid config:") and expected in message, message
+    assert message.startswith("invalid config:"), message
+    assert expected in message, message
 
 
 class _Marked:
@@ -118,6 +119,7 @@ class _Marked:
 class _Forwarding(_Marked):
     def __init__(self, scale: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.scale = scale
 
 
 def test_the_schema_follows_the_target_wherever_a_config_puts_it():
@@ -228,13 +230,15 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_how_much_space_is_ne
     monkeypatch.undo()
     message = str(err.value)
     assert "no space left on the disk holding" in message
-    assert "writing last.ckpt needs 97" in message and "KB" in message  # 250k floats
-    assert "the previous version is kept" in message and f"resume later from {path}" in message
+    assert "writing last.ckpt needs 97" in message  # 250k floats
+    assert "KB" in message
+    assert "the previous version is kept" in message
+    assert f"resume later from {path}" in message
     assert torch.load(path, weights_only=True)["global_step"] == 1
     assert sorted(p.name for p in path.parent.iterdir()) == [LAST_CHECKPOINT]  # no temp left
 
     # free space known in advance: refused before a byte is written
-    monkeypatch.setattr(atomic_io, "free_bytes", lambda folder: 100_000)
+    monkeypatch.setattr(atomic_io, "free_bytes", lambda _folder: 100_000)
     with pytest.raises(DiskFullError, match=r"needs 97\d\.\d KB, 97\.7 KB free"):
         checkpoint_io.save_checkpoint(_checkpoint(3, size=250_000), path)
     assert torch.load(path, weights_only=True)["global_step"] == 1
@@ -271,11 +275,14 @@ def test_training_onto_a_really_full_disk_keeps_last_ckpt_and_reports_in_one_lin
         assert stopped.value.code == 1
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if line.startswith("vaelab: error:")]
-        assert len(lines) == 1 and "Traceback" not in err
-        assert "no space left on the disk holding" in lines[0] and "needs 2." in lines[0]
+        assert len(lines) == 1
+        assert "Traceback" not in err
+        assert "no space left on the disk holding" in lines[0]
+        assert "needs 2." in lines[0]
         assert f"resume later from {last}" in lines[0]
         state = torch.load(last, weights_only=True)  # the epoch-0 checkpoint, intact
-        assert state["global_step"] == 2 and state["epoch"] == 0
+        assert state["global_step"] == 2
+        assert state["epoch"] == 0
         assert not list((run_dir / CHECKPOINT_DIR).glob(".*.tmp"))
         # space freed: the same command continues from last.ckpt
         (disk / "filler").unlink()
@@ -298,7 +305,8 @@ def test_the_error_handler_never_crashes_on_a_full_disk(tmp_path, capsys, monkey
     with pytest.raises(SystemExit):
         run_reporting_errors(fails, tmp_path)
     err = capsys.readouterr().err
-    assert "vaelab: could not write" in err and "error.txt" in err
+    assert "vaelab: could not write" in err
+    assert "error.txt" in err
     assert "vaelab: error: the user's mistake" in err
     assert not (tmp_path / "error.txt").exists()
 
@@ -330,7 +338,8 @@ def test_a_torn_checkpoint_with_no_good_one_left_is_one_clear_error(tmp_path):
     (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
     (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).write_bytes(b"PK\x03\x04 torn")
     message = _refused(_config(tmp_path))
-    assert "is torn or unreadable" in message and "no good checkpoint is left" in message
+    assert "is torn or unreadable" in message
+    assert "no good checkpoint is left" in message
     assert "resume=never" in message
 
 
@@ -365,7 +374,8 @@ def test_a_second_run_into_a_locked_run_dir_is_refused_and_a_dead_holders_lock_t
         holder.wait()
     lock = RunDirLock(run_dir).acquire()
     try:
-        assert lock.taken_over is not None and f"pid {holder.pid} on" in lock.taken_over
+        assert lock.taken_over is not None
+        assert f"pid {holder.pid} on" in lock.taken_over
     finally:
         lock.release()
     assert RunDirLock(run_dir).acquire().taken_over is None  # a clean release leaves no holder
@@ -411,7 +421,8 @@ def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr and "HYDRA_FULL_ERROR" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "HYDRA_FULL_ERROR" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("vaelab: error:")]
     assert len(errors) == 1, result.stderr[-2000:]
     return errors[0]
@@ -421,7 +432,8 @@ def test_an_unwritable_log_dir_reached_through_hydra_is_one_line(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     line = _one_error_line(_cli("vaelab.train", "data=digits", f"paths.log_dir={blocker}/logs"))
-    assert f"cannot write {blocker}/logs" in line and "paths.log_dir" in line
+    assert f"cannot write {blocker}/logs" in line
+    assert "paths.log_dir" in line
     assert blocker.read_text() == "not a folder"
     # the same failure with HYDRA_FULL_ERROR=1 shows the traceback
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
@@ -433,7 +445,8 @@ def test_an_unwritable_log_dir_reached_through_hydra_is_one_line(tmp_path):
         cwd=PROJECT_ROOT,
         timeout=300,
     )
-    assert full.returncode == 1 and "Traceback" in full.stderr
+    assert full.returncode == 1
+    assert "Traceback" in full.stderr
 
 
 def test_a_wrong_type_for_vaelab_eval_is_one_line(tmp_path):
@@ -449,7 +462,8 @@ def test_an_option_lightning_refuses_after_vaelab_accepted_it_is_one_line(tmp_pa
     err = capsys.readouterr().err
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("vaelab: error:")]
-    assert len(lines) == 1 and "dpp" in lines[0]
+    assert len(lines) == 1
+    assert "dpp" in lines[0]
 
 
 # -- vaelab-report reads what it can ---------------------------------------------------------
@@ -509,4 +523,5 @@ def test_report_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report_main([str(tmp_path), "--output-dir", str(blocker / f"out-{uuid.uuid4().hex}")])
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.startswith("vaelab: error:")
+    assert "Traceback" not in err
+    assert err.startswith("vaelab: error:")

@@ -75,11 +75,15 @@ def test_report_ranks_finished_jobs_and_names_the_failed_one(multirun_dir, capsy
     assert [re.search(r"\[(\d+)\]", row[1]).group(1) for row in rows] == [best, worst]
     assert rows[0][2] == {"0": "2", "1": "3"}[best]  # the swept model.latent_dim column
     assert float(rows[0][3]) == pytest.approx(val_elbo[best], abs=0.01)
-    assert f"**Best: job {best}**" in markdown and "Ranked by **val/elbo** (higher" in markdown
+    assert f"**Best: job {best}**" in markdown
+    assert "Ranked by **val/elbo** (higher" in markdown
     assert "Reproduce it: `vaelab-train" in markdown
     failed = _table_rows(markdown, "## Failed jobs (1)")
-    assert len(failed) == 1 and "[2]" in failed[0][0] and failed[0][1] == "0"
-    assert "latent_dim=0 must be" in failed[0][2] and "Traceback" not in failed[0][2]
+    assert len(failed) == 1
+    assert "[2]" in failed[0][0]
+    assert failed[0][1] == "0"
+    assert "latent_dim=0 must be" in failed[0][2]
+    assert "Traceback" not in failed[0][2]
     assert "3 jobs: 2 finished, 1 failed" in markdown
 
 
@@ -89,7 +93,8 @@ def test_report_png_plots_the_metric_against_the_swept_parameter(multirun_dir):
     assert png.stat().st_size > 5000
     with Image.open(png) as image:
         # one panel of 8 × 4.5 inches at 160 dpi: a 16:9 slide
-        assert image.format == "PNG" and image.size == (1280, 720)
+        assert image.format == "PNG"
+        assert image.size == (1280, 720)
 
 
 def _job(
@@ -136,19 +141,23 @@ def test_direction_crash_and_metric_choice_on_a_handmade_sweep(tmp_path):
         log="[INFO] start\n[ERROR] RuntimeError: CUDA error: out of memory\n",
     )
     sweep = read_sweep(tmp_path)
-    assert sweep.swept == ["optimizer.lr"] and sweep.maximize
+    assert sweep.swept == ["optimizer.lr"]
+    assert sweep.maximize
     assert [job.name for job in sweep.ranked()] == ["1", "0"]
     assert "out of memory" in sweep.failed[0].error
     by_kl = read_sweep(tmp_path, metric="val/kl")
-    assert not by_kl.maximize and [job.name for job in by_kl.ranked()] == ["0", "1"]
+    assert not by_kl.maximize
+    assert [job.name for job in by_kl.ranked()] == ["0", "1"]
     (tmp_path / "multirun.yaml").write_text(
         yaml.safe_dump({"hydra": {"sweeper": {"direction": "maximize"}}})
     )
     assert read_sweep(tmp_path, metric="val/kl").maximize  # the sweeper's word wins
     report_main([str(tmp_path), "--metric", "val/kl", "--direction", "minimize"])
     markdown = (tmp_path / "report.md").read_text()
-    assert "(lower is better)" in markdown and "**Best: job 0**" in markdown
-    assert "did not finish" not in markdown and "out of memory" in markdown
+    assert "(lower is better)" in markdown
+    assert "**Best: job 0**" in markdown
+    assert "did not finish" not in markdown
+    assert "out of memory" in markdown
 
 
 def test_not_a_sweep_is_a_clear_error(tmp_path):

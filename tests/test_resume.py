@@ -117,7 +117,8 @@ def test_sigusr1_saves_a_checkpoint_and_exits_cleanly_then_resumes(mnist_data_di
     assert "received SIGUSR1" in first.stdout
     last = run_dir / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=True)
-    assert state["global_step"] == 41 and state["epoch"] == 1
+    assert state["global_step"] == 41
+    assert state["epoch"] == 1
     assert not (run_dir / METRICS_FILE).exists()  # unfinished runs are not reported as done
     # the requeued job (same run dir, resume=auto by default) continues from last.ckpt
     again = subprocess.run(
@@ -175,7 +176,8 @@ def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failur
     assert torch.load(interrupted_ckpt, weights_only=True)["global_step"] == 40
     assert (sweep / "0" / METRICS_FILE).is_file()
     assert (sweep / "1" / "error.txt").is_file()
-    assert interrupted_ckpt.is_file() and not (sweep / "2" / METRICS_FILE).exists()
+    assert interrupted_ckpt.is_file()
+    assert not (sweep / "2" / METRICS_FILE).exists()
     finished_before = (sweep / "0" / METRICS_FILE).stat().st_mtime_ns
 
     again = subprocess.run(
@@ -188,7 +190,8 @@ def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failur
     assert "test/elbo" in json.loads((sweep / "2" / METRICS_FILE).read_text())
     error = (sweep / "1" / "error.txt").read_text()
     assert "optimizer.lr=-1.0 must be a number > 0" in error
-    assert "1 job(s) of the sweep" in again.stderr and "job 1: invalid config" in again.stderr
+    assert "1 job(s) of the sweep" in again.stderr
+    assert "job 1: invalid config" in again.stderr
 
 
 def test_resume_auto_picks_the_newest_of_last_and_slurm_hpc_checkpoints(tmp_path):

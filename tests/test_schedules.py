@@ -16,7 +16,7 @@ def test_constant_beta_every_step_and_penalty():
     assert [schedule.beta(s) for s in (0, 1, 10**6)] == [4.0, 4.0, 4.0]
     kl = torch.tensor([1.0, 3.0])
     torch.testing.assert_close(schedule.penalty(kl, None, 7), torch.tensor([4.0, 12.0]))
-    with pytest.raises(ValueError, match="beta.value"):
+    with pytest.raises(ValueError, match=r"beta\.value"):
         ConstantBeta(-1.0)
 
 

@@ -89,8 +89,10 @@ def test_line_progress_has_step_and_epoch_lines_with_numbers(digits_run):
         output,
         flags=re.MULTILINE,
     )
-    assert step_lines.count("5") == EPOCHS and step_lines.count("10") == EPOCHS, output
-    assert "\r" not in output and "\x1b[" not in output  # no bar redraws, no colour codes
+    assert step_lines.count("5") == EPOCHS, output
+    assert step_lines.count("10") == EPOCHS, output
+    assert "\r" not in output  # no bar redraws
+    assert "\x1b[" not in output  # no colour codes
 
 
 def test_progress_bar_choice_follows_the_terminal(monkeypatch):

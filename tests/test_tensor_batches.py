@@ -18,8 +18,10 @@ def _assert_same_batches(batched: DataLoader, classic: DataLoader) -> None:
     pairs = list(zip(batched, classic, strict=True))
     assert len(pairs) == len(classic)
     for (images, labels), (ref_images, ref_labels) in pairs:
-        assert images.dtype == ref_images.dtype and labels.dtype == ref_labels.dtype
-        assert torch.equal(images, ref_images) and torch.equal(labels, ref_labels)
+        assert images.dtype == ref_images.dtype
+        assert labels.dtype == ref_labels.dtype
+        assert torch.equal(images, ref_images)
+        assert torch.equal(labels, ref_labels)
 
 
 def test_shuffled_batches_match_per_example_fetching():

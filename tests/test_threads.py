@@ -17,7 +17,7 @@ def machine(monkeypatch):
 
     class Machine:
         def set(self, affinity: int, quota: float | None = None) -> None:
-            monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(affinity)))
+            monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(affinity)))
             monkeypatch.setattr(threads, "_read_cgroup_quota", lambda: quota)
 
     monkeypatch.setattr(os, "cpu_count", lambda: 64)

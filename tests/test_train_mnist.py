@@ -66,7 +66,8 @@ def test_short_real_run_learns(short_run):
     # an untrained decoder gives ≈ 540 nats (784 pixels × ln 2); trained, far below 200
     assert metrics["val/elbo"] > -200.0, metrics
     assert metrics["test/elbo"] > -200.0
-    assert metrics["val/kl"] > 0.0 and metrics["val/recon"] > 0.0
+    assert metrics["val/kl"] > 0.0
+    assert metrics["val/recon"] > 0.0
     assert abs(metrics["val/elbo"] + metrics["val/recon"] + metrics["val/kl"]) < 1e-3
     saved = json.loads((run_dir / METRICS_FILE).read_text())
     assert saved["val/elbo"] == pytest.approx(metrics["val/elbo"])
@@ -158,7 +159,8 @@ def test_missing_data_offline_gives_one_clear_error(tmp_path):
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("vaelab: error: MNIST data not found")
     assert str(empty / "MNIST" / "raw") in line
-    assert "train-images-idx3-ubyte" in line and "VAELAB_DATA_DIR" in line
+    assert "train-images-idx3-ubyte" in line
+    assert "VAELAB_DATA_DIR" in line
 
 
 def test_download_failure_is_reported_without_reaching_the_network(tmp_path, monkeypatch):
@@ -166,12 +168,12 @@ def test_download_failure_is_reported_without_reaching_the_network(tmp_path, mon
 
     from vaelab.data.mnist import MNISTDataModule
 
-    def offline_download(self):
+    def offline_download(_mnist):
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(MNIST, "download", offline_download)
     datamodule = MNISTDataModule(data_dir=str(tmp_path), download=True)
-    with pytest.raises(VaelabError, match="downloading failed .*name resolution") as err:
+    with pytest.raises(VaelabError, match=r"downloading failed .*name resolution") as err:
         datamodule.setup()
     assert "connect to the network" in str(err.value)
     assert not any(Path(tmp_path).rglob("*.gz"))

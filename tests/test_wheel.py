@@ -51,7 +51,8 @@ def test_installed_wheel_carries_conf_and_trains_from_another_directory(tmp_path
         for path in (PROJECT_ROOT / "conf").rglob("*")
         if path.is_file()
     }
-    assert configs and packed == configs
+    assert configs
+    assert packed == configs
 
     # a fresh venv whose only extra path is this environment's site-packages (its .pth files,
     # such as the editable install's finder, are not run from there), so nothing downloads
@@ -82,4 +83,5 @@ def test_installed_wheel_carries_conf_and_trains_from_another_directory(tmp_path
         {**env, "OMP_NUM_THREADS": "1"},
     )
     (run_dir,) = (elsewhere / "logs" / "train" / "runs").iterdir()
-    assert (run_dir / "config.yaml").is_file() and (run_dir / "metrics.json").is_file()
+    assert (run_dir / "config.yaml").is_file()
+    assert (run_dir / "metrics.json").is_file()

@@ -83,7 +83,7 @@ def check_model_groups(cfg: DictConfig, overrides: Iterable[str]) -> None:
     usable = usable_groups(cls)
     refused = {g: o for g, o in chosen_groups(overrides).items() if g not in usable}
     if refused:
-        choice = _model_choice(cfg, cls)
+        choice = _model_choice(cls)
         reasons = "; ".join(
             f"model={choice} has no {group}: remove {override}"
             for group, override in sorted(refused.items())
@@ -91,7 +91,7 @@ def check_model_groups(cfg: DictConfig, overrides: Iterable[str]) -> None:
         raise VaelabError(reasons)
 
 
-def _model_choice(cfg: DictConfig, cls: type) -> str:
+def _model_choice(cls: type) -> str:
     if HydraConfig.initialized():
         choice = HydraConfig.get().runtime.choices.get("model")
         if choice:

@@ -197,7 +197,7 @@ def check_monitored_metrics(cfg: DictConfig, module: Any) -> None:
     if not callable(names_of):
         return
     logged = set(names_of())
-    redirected = getattr(module, "redirected_monitor", lambda name: None)
+    redirected = getattr(module, "redirected_monitor", lambda _name: None)
     unknown = {
         key: name
         for key, name in monitored_metrics(cfg).items()

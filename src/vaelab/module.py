@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
+from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
@@ -287,8 +288,10 @@ class LatentVariableModule(L.LightningModule):
     def on_test_start(self) -> None:
         self._float32_epoch_means()
 
+    @override
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluation_step("val", batch)
 
+    @override
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluation_step("test", batch)

@@ -274,8 +274,8 @@ def _annotations_of(function: Callable) -> dict[str, Any]:
     namespace = getattr(inspect.unwrap(function), "__globals__", {})
     for name, annotation in getattr(function, "__annotations__", {}).items():
         if isinstance(annotation, str):
-            try:
-                annotation = eval(annotation, namespace)  # noqa: S307 - the code's own annotation
+            try:  # eval of the code's own annotation, not of user input
+                annotation = eval(annotation, namespace)
             except Exception:
                 annotation = Any
         hints[name] = annotation

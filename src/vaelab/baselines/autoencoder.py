@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from vaelab.baselines.point_mass import PointMass
 from vaelab.errors import VaelabError
@@ -65,10 +66,12 @@ class Autoencoder(LatentVariableModel):
         self.encoder = networks.encoder
         self.decoder = networks.decoder
 
+    @override
     def encode(self, x: Tensor, y: Tensor | None = None) -> PointMass:
         """The deterministic encoder as a distribution (mean = code, variance 0)."""
         return PointMass(self.encoder(in_dtype_of(self.encoder, x)))
 
+    @override
     def decode(self, z: Tensor, y: Tensor | None = None) -> ImageDistribution:
         """Bernoulli(σ(logits)) for codes [..., K]: batch shape [...], event (C, H, W)."""
         leading = z.shape[:-1]

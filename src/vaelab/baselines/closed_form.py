@@ -11,6 +11,7 @@ from typing import ClassVar
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
+from typing_extensions import override
 
 from vaelab.baselines.moments import DataMoments
 from vaelab.errors import VaelabError
@@ -51,7 +52,7 @@ class ClosedFormModel(LatentVariableModel):
         """Set the parameters from the data mean [D] and ML covariance [D, D] (float64)."""
 
     # -- the one-pass fit -----------------------------------------------------------------
-    def accumulate(self, x: Tensor, y: Tensor | None = None) -> None:
+    def accumulate(self, x: Tensor, _y: Tensor | None = None) -> None:
         """Add a training batch of images [B, C, H, W] to the running moments."""
         self.moments.update(x.flatten(start_dim=1))
 
@@ -97,6 +98,7 @@ class ClosedFormEvaluation(Objective):
     def evaluate(self, model: ClosedFormModel, x: Tensor, y: Tensor | None) -> ObjectiveOutput:
         raise NotImplementedError
 
+    @override
     def forward(
         self,
         model: LatentVariableModel,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from vaelab.baselines.closed_form import ClosedFormEvaluation, ClosedFormModel
 from vaelab.baselines.isotropic_gaussian import IsotropicGaussianLikelihood
@@ -68,15 +69,18 @@ class PrincipalComponents(ClosedFormModel):
         """Codes z = Wᵀ(x − μ) [B, K]."""
         return (x.flatten(start_dim=1).to(self.mean) - self.mean) @ self.components
 
+    @override
     def encode(self, x: Tensor, y: Tensor | None = None) -> PointMass:
         """The projection as a distribution (mean = code, variance 0)."""
         return PointMass(self.code(x))
 
+    @override
     def decode(self, z: Tensor, y: Tensor | None = None) -> ImageDistribution:
         """N(μ + W z, σ²I) for codes [..., K]: batch shape [...], event shape (C, H, W)."""
         flat = self.mean + z.to(self.mean) @ self.components.T
         return self.likelihood.observation(flat.reshape(*z.shape[:-1], *self.input_shape))
 
+    @override
     def sample(
         self, num: int, y: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Tensor:

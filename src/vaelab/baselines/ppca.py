@@ -16,6 +16,7 @@ from torch.distributions import (
     Normal,
     kl_divergence,
 )
+from typing_extensions import override
 
 from vaelab.baselines.closed_form import ClosedFormEvaluation, ClosedFormModel
 from vaelab.baselines.isotropic_gaussian import IsotropicGaussianLikelihood
@@ -121,11 +122,13 @@ class ProbabilisticPCA(ClosedFormModel):
         mean, weight, noise = self._float64()
         return LowRankMultivariateNormal(mean, weight, noise.expand_as(mean))
 
+    @override
     def exact_log_likelihood(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Exact log p(x) in nats per image [B] (a density over pixel values, float64)."""
         self.check_fitted()
         return self.marginal().log_prob(x.flatten(start_dim=1).double())
 
+    @override
     def encode(self, x: Tensor, y: Tensor | None = None) -> MultivariateNormal:
         """The exact posterior p(z|x), batch shape [B], event shape [K] (float64)."""
         mean, weight, noise = self._float64()
@@ -134,6 +137,7 @@ class ProbabilisticPCA(ClosedFormModel):
         loc = (x.flatten(start_dim=1).double() - mean) @ weight @ m_inverse
         return MultivariateNormal(loc, covariance_matrix=noise * m_inverse)
 
+    @override
     def decode(self, z: Tensor, y: Tensor | None = None) -> ImageDistribution:
         """p(x|z) = N(Wz + μ, σ²I) for codes [..., K]: batch shape [...], event (C, H, W)."""
         flat = self.mean + z.to(self.mean) @ self.weight.T
@@ -154,6 +158,7 @@ class ProbabilisticPCA(ClosedFormModel):
         kl = kl_divergence(q, MultivariateNormal(torch.zeros_like(eye[0]), scale_tril=eye))
         return ExactELBO(recon=recon, kl=kl, elbo=-(recon + kl))
 
+    @override
     def sample(
         self, num: int, y: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Tensor:

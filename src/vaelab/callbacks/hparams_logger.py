@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
+from typing_extensions import override
 
 from vaelab.evaluation.sweep import parse_override
 
@@ -78,8 +79,8 @@ def hyperparameters(
         and not str(group).startswith("hydra")
     }
     values.update({key: _plain(value) for key, value in params.items() if value is not None})
-    for override in overrides:
-        parsed = parse_override(str(override))
+    for hydra_override in overrides:
+        parsed = parse_override(str(hydra_override))
         if parsed is not None and not parsed[0].startswith(NOT_HYPERPARAMETERS):
             values[parsed[0]] = _plain(parsed[1])
     return values
@@ -103,16 +104,18 @@ class HParamsLogger(L.Callback):
         self.metrics = list(metrics)
         self._session_end = None
 
+    @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not self.hparams:
             return
         from torch.utils.tensorboard.summary import hparams
 
         _experiment, session_start, self._session_end = hparams(
-            self.hparams, {name: 0.0 for name in self.metrics}
+            self.hparams, dict.fromkeys(self.metrics, 0.0)
         )
         self._write(trainer, session_start)
 
+    @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Mark the session finished (a crashed run keeps no end record)."""
         if trainer.is_global_zero and self._session_end is not None:

@@ -8,6 +8,7 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchvision.utils import save_image
+from typing_extensions import override
 
 from vaelab.plots.grids import latent_manifold_grid, prior_sample_grid, reconstruction_grid
 
@@ -47,6 +48,7 @@ class ImageLogger(L.Callback):
         self._last_validated_epoch: int | None = None
         self._last_written_epoch: int | None = None
 
+    @override
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import lightning as L
+from typing_extensions import override
 
 
 def adapted_interval(configured: int, batches_per_epoch: float, points_per_epoch: int) -> int:
@@ -29,6 +30,7 @@ class AdaptiveLogInterval(L.Callback):
             raise ValueError(f"points_per_epoch must be >= 1, got {points_per_epoch}")
         self.points_per_epoch = points_per_epoch
 
+    @override
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.log_every_n_steps = adapted_interval(
             trainer.log_every_n_steps, trainer.num_training_batches, self.points_per_epoch

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.fabric.plugins.environments import SLURMEnvironment
+from typing_extensions import override
 
 from vaelab.checkpoints import LAST_CHECKPOINT
 
@@ -27,16 +28,18 @@ class PreemptionCheckpoint(L.Callback):
         self._requested = False
         self._previous_handler = None
 
+    @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and not SLURMEnvironment.detect():
             self._previous_handler = signal.signal(self.signum, self._request_stop)
 
+    @override
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self._previous_handler is not None:
             signal.signal(self.signum, self._previous_handler)
             self._previous_handler = None
 
-    def _request_stop(self, signum, frame) -> None:
+    def _request_stop(self, _signum, _frame) -> None:
         self._requested = True
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
+from typing_extensions import override
 
 #: scalars shown by both bars when the run logged them
 TRAIN_LOSS = "train/loss"
@@ -26,7 +27,7 @@ VAL_LOSS = "val/loss"
 def _duration(seconds: float) -> str:
     if not math.isfinite(seconds) or seconds < 0:
         return "?"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
@@ -76,10 +77,12 @@ class LineProgressBar(ProgressBar):
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         return f"epoch {trainer.current_epoch + 1}" + (f"/{total}" if total else "")
 
+    @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = self._window_started = time.perf_counter()
         self._window_batches = 0
 
+    @override
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._window_batches += 1
         done = batch_idx + 1
@@ -97,6 +100,7 @@ class LineProgressBar(ProgressBar):
             f"{rate:.1f} it/s  epoch ETA {_duration(remaining)}"
         )
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = time.perf_counter() - self._epoch_started
         self._epoch_seconds.append(seconds)
@@ -118,6 +122,7 @@ class LineProgressBar(ProgressBar):
             parts.append(f"ETA {_duration(epochs_left * sum(recent) / len(recent))}")
         self._print("  ".join(parts))
 
+    @override
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = {
             name: value

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
+from typing_extensions import override
 
 from vaelab.data.device_loader import DeviceDataLoader, ShardedPermutation
 from vaelab.data.tensor_batches import TensorBatchDataset, keep_batch
@@ -118,6 +119,7 @@ class ImageDataModule(L.LightningDataModule):
         self.load_train()
         self.load_test()
 
+    @override
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
@@ -217,6 +219,7 @@ class ImageDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader | DeviceDataLoader:
         return self._loader("test", shuffle=False)
 
+    @override
     def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> list[Tensor]:
         """uint8 → float in [0, 1] on the device; dynamic binarization draws fresh bits.
         The precision plugin then casts it as Lightning casts float batches (bfloat16 under

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -62,7 +63,7 @@ class ImageDistribution(Distribution):
     float32) paths; anything else (sampling, entropy, ...) through the torch.distributions
     object of :meth:`Likelihood.distribution`."""
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
     support = constraints.real
 
     def __init__(self, likelihood: Likelihood, decoder_output: Tensor) -> None:

@@ -122,7 +122,8 @@ class LatentVariableModel(nn.Module, ABC):
     #: True for models whose marginal log p(x) is tractable (PPCA)
     has_exact_log_likelihood: ClassVar[bool] = False
 
-    def exact_log_likelihood(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    # the interface: models without a tractable log p(x) refuse, whatever x and y are
+    def exact_log_likelihood(self, x: Tensor, y: Tensor | None = None) -> Tensor:  # noqa: ARG002
         """log p(x) [B] in closed form, for models that have it."""
         raise MissingCapability(f"{type(self).__name__} has no closed-form log p(x)")
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
+from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.likelihoods.base import EVENT_DIMS, ImageDistribution, Likelihood
@@ -82,10 +83,12 @@ class VAE(LatentVariableModel):
         return self.likelihood.is_continuous
 
     # -- the interface --------------------------------------------------------------------
+    @override
     def encode(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         """q_φ(z|x), batch shape [B], event shape [D]."""
         return self.posterior.distribution(self.encoder(in_dtype_of(self.encoder, x)))
 
+    @override
     def decode(self, z: Tensor, y: Tensor | None = None) -> ImageDistribution:
         """p_θ(x|z) for codes [..., D]: batch shape [...], event shape (C, H, W)."""
         leading = z.shape[:-1]

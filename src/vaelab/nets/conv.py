@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from torch import Tensor, nn
 
@@ -41,7 +42,7 @@ class ConvEncoder(nn.Module):
         channels, height, width = input_shape
         widths = [channels, hidden, 2 * hidden, out_features]
         layers: list[nn.Module] = []
-        for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        for index, (fan_in, fan_out) in enumerate(pairwise(widths)):
             kernel = (min(ENCODER_KERNEL, height), min(ENCODER_KERNEL, width))
             layers.append(nn.Conv2d(fan_in, fan_out, kernel, STRIDE))
             height, width = conv_out(height, kernel[0], STRIDE), conv_out(width, kernel[1], STRIDE)

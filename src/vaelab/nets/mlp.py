@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 from torch import Tensor, nn
 
@@ -14,7 +15,7 @@ from vaelab.nets.networks import EncoderDecoder
 def _mlp(sizes: Sequence[int], activation: str, negative_slope: float) -> list[nn.Module]:
     """Linear layers between consecutive sizes, an activation after each."""
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for fan_in, fan_out in pairwise(sizes):
         layers += [nn.Linear(fan_in, fan_out), make_activation(activation, negative_slope)]
     return layers
 

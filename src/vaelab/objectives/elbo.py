@@ -7,6 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, kl_divergence
+from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
@@ -64,6 +65,7 @@ class ELBO(Objective):
         self.num_samples = int(num_samples)
         self.kl_estimator: str = "analytic" if kl == "auto" else kl
 
+    @override
     def setup(
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:

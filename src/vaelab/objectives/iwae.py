@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
@@ -37,6 +38,7 @@ class IWAE(Objective):
             raise VaelabError(f"objective.num_samples must be >= 1, got {num_samples}")
         self.num_samples = int(num_samples)
 
+    @override
     def setup(
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:
@@ -47,6 +49,7 @@ class IWAE(Objective):
                 "and KL schedules)"
             )
 
+    @override
     def forward(
         self,
         model: LatentVariableModel,

@@ -8,6 +8,7 @@ from typing import Literal
 
 from torch import Tensor
 from torch.distributions import Distribution
+from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
@@ -70,6 +71,7 @@ class Reconstruction(Objective):
         code = model.encode(inputs, y).rsample()
         return reconstruction_loss(self.loss_kind, model.decode(code, y), targets)
 
+    @override
     def forward(
         self,
         model: LatentVariableModel,

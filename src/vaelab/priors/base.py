@@ -19,7 +19,8 @@ class Prior(nn.Module):
 
     latent_dim: int
 
-    def setup(self, latent_dim: int, input_shape: tuple[int, ...], encode: Encoder) -> None:
+    # the interface: a learned prior (the VampPrior) uses the data shape and the encoder
+    def setup(self, latent_dim: int, input_shape: tuple[int, ...], encode: Encoder) -> None:  # noqa: ARG002
         """Create parameters that depend on the latent size or the data shape."""
         self.latent_dim = int(latent_dim)
 

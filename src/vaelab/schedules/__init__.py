@@ -12,6 +12,6 @@ __all__ = [
     "ConstantBeta",
     "CyclicalBeta",
     "FreeBits",
-    "Weighting",
     "LinearWarmup",
+    "Weighting",
 ]

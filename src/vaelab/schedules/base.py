@@ -18,7 +18,8 @@ class Weighting:
         """The weight logged as ``beta`` at this step."""
         raise NotImplementedError
 
-    def penalty(self, kl: Tensor, kl_per_dim: Tensor | None, step: int) -> Tensor:
+    # the interface: the default β·KL needs no per-dimension parts; free bits does
+    def penalty(self, kl: Tensor, kl_per_dim: Tensor | None, step: int) -> Tensor:  # noqa: ARG002
         """The weighted regulariser per data point, shape [B], for a regulariser ``kl`` [B]
         (and its per-dimension parts [B, D] when known)."""
         return self.beta(step) * kl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torch import Tensor
+from typing_extensions import override
 
 from vaelab.schedules.base import Weighting
 
@@ -32,9 +33,11 @@ class CapacityPenalty(Weighting):
         """C(step) in nats."""
         return self.capacity_max * min(1.0, step / self.capacity_steps)
 
+    @override
     def beta(self, step: int) -> float:
         return self.gamma
 
+    @override
     def penalty(self, kl: Tensor, kl_per_dim: Tensor | None, step: int) -> Tensor:
         excess = (kl.mean() - self.capacity(step)).abs()
         return (self.gamma * excess).expand_as(kl)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing_extensions import override
+
 from vaelab.schedules.base import Weighting
 
 
@@ -13,6 +15,7 @@ class ConstantBeta(Weighting):
             raise ValueError(f"beta.value must be >= 0, got {value}; use e.g. beta.value=1.0")
         self.value = float(value)
 
+    @override
     def beta(self, step: int) -> float:
         return self.value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torch import Tensor
+from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.schedules.base import Weighting
@@ -19,9 +20,11 @@ class FreeBits(Weighting):
             raise ValueError(f"beta.free_nats must be >= 0, got {free_nats}")
         self.free_nats = float(free_nats)
 
+    @override
     def beta(self, step: int) -> float:
         return 1.0
 
+    @override
     def penalty(self, kl: Tensor, kl_per_dim: Tensor | None, step: int) -> Tensor:
         if kl_per_dim is None:
             raise VaelabError(
