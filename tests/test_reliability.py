@@ -511,3 +511,14 @@ def test_report_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
         report_main([str(tmp_path), "--output-dir", str(blocker / f"out-{uuid.uuid4().hex}")])
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.startswith("vaelab: error:")
+
+
+def test_eval_of_a_run_dir_with_a_torn_last_ckpt_uses_its_good_checkpoint(tmp_path):
+    from vaelab.evaluation.checkpoint import locate_checkpoint
+
+    checkpoints = tmp_path / CHECKPOINT_DIR
+    checkpoints.mkdir()
+    (tmp_path / CONFIG_FILE).write_text("model: {}\ndata: {}\n")
+    torch.save(_checkpoint(4), checkpoints / "epoch_001.ckpt")
+    (checkpoints / LAST_CHECKPOINT).write_bytes(b"PK\x03\x04 torn")
+    assert locate_checkpoint(tmp_path).checkpoint == checkpoints / "epoch_001.ckpt"
