@@ -133,10 +133,10 @@ def test_network_that_cannot_produce_the_data_shape_is_refused_at_build_time():
     ("override", "expected"),
     [
         ("model.latent_dim=0", "model.latent_dim=0 must be an integer >= 1"),
-        ("beta.value=-0.5", "beta.value=-0.5 must be >= 0"),
-        ("optimizer.lr=0", "optimizer.lr=0 must be > 0"),
+        ("beta.value=-0.5", "beta.value=-0.5 must be a number >= 0"),
+        ("optimizer.lr=0", "optimizer.lr=0 must be a number > 0"),
         ("objective.num_samples=0", "objective.num_samples=0 must be an integer >= 1"),
-        ("data.val_size=1.5", "data.val_size=1.5 must be a fraction in (0, 1) or a count >= 1"),
+        ("data.val_size=1.5", "data.val_size=1.5 must be an integer >= 1 or a number in (0, 1)"),
         ("data.batch_size=0", "data.batch_size=0 must be an integer >= 1"),
     ],
 )
@@ -174,12 +174,9 @@ def test_invalid_value_on_the_command_line_is_one_line(tmp_path):
 
 # 5. unknown group option ----------------------------------------------------------------
 def test_unknown_group_option_lists_the_valid_ones(tmp_path):
-    result = _cli(f"hydra.run.dir={tmp_path}", "likelihood=bernouli")
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert "Could not find 'likelihood/bernouli'" in result.stderr
-    assert "Available options in 'likelihood'" in result.stderr
-    assert "\tbernoulli" in result.stderr
+    line = _one_error_line(_cli(f"hydra.run.dir={tmp_path}", "likelihood=bernouli"))
+    assert "Could not find 'likelihood/bernouli'" in line
+    assert "Available options in 'likelihood': bernoulli, continuous_bernoulli," in line
 
 
 # 6. NaN / Inf in the loss ----------------------------------------------------------------

@@ -26,7 +26,7 @@ from vaelab.checkpoints import AtomicCheckpointIO
 from vaelab.cli import run_reporting_errors
 from vaelab.config_checks import EvalSettings, config_problems, validate_config
 from vaelab.errors import VaelabError
-from vaelab.paths import CONFIG_DIR, PROJECT_ROOT
+from vaelab.paths import CONFIG_DIR
 from vaelab.report import main as report_main
 from vaelab.run_files import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE
 from vaelab.run_lock import RunDirInUseError, RunDirLock
@@ -143,6 +143,7 @@ def test_the_schema_follows_the_target_wherever_a_config_puts_it():
     ]
 
 
+@pytest.mark.slow  # ~70 compositions, and every target imported (wandb among them)
 def test_every_shipped_config_passes_the_schema(tmp_path):
     """No false refusals: every option of every group, and every experiment, validates."""
     from vaelab.config_checks import TrainSettings
@@ -230,7 +231,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_how_much_space_is_ne
     monkeypatch.undo()
     message = str(err.value)
     assert "no space left on the disk holding" in message
-    assert "writing last.ckpt needs 97" in message  # 250k floats
+    assert "writing last.ckpt needs 97" in message
     assert "KB" in message
     assert "the previous version is kept" in message
     assert f"resume later from {path}" in message
@@ -406,52 +407,52 @@ def test_a_corrupt_run_config_is_one_clear_error_in_eval(tmp_path):
 
 
 # -- errors that reach an entry point ----------------------------------------------------------
-def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=PROJECT_ROOT,
-        timeout=300,
-    )
+def _entry_point(main, argv: list[str], monkeypatch) -> None:
+    """Run a console-script entry point in this process, as the shell would."""
+    monkeypatch.setattr(sys, "argv", argv)
+    GlobalHydra.instance().clear()
+    try:
+        main()
+    finally:
+        GlobalHydra.instance().clear()
 
 
-def _one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    assert "HYDRA_FULL_ERROR" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("vaelab: error:")]
-    assert len(errors) == 1, result.stderr[-2000:]
-    return errors[0]
+def test_an_unwritable_log_dir_reached_through_hydra_is_one_line(tmp_path, capsys, monkeypatch):
+    from vaelab.train import main
 
-
-def test_an_unwritable_log_dir_reached_through_hydra_is_one_line(tmp_path):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    line = _one_error_line(_cli("vaelab.train", "data=digits", f"paths.log_dir={blocker}/logs"))
-    assert f"cannot write {blocker}/logs" in line
-    assert "paths.log_dir" in line
+    argv = ["vaelab-train", "data=digits", f"paths.log_dir={blocker}/logs"]
+    with pytest.raises(SystemExit) as stopped:
+        _entry_point(main, argv, monkeypatch)  # Hydra fails creating the run dir
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "HYDRA_FULL_ERROR" not in err
+    assert err.count("vaelab: error:") == 1
+    assert f"cannot write {blocker}/logs" in err
+    assert "paths.log_dir" in err
     assert blocker.read_text() == "not a folder"
-    # the same failure with HYDRA_FULL_ERROR=1 shows the traceback
-    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
-    full = subprocess.run(
-        [sys.executable, "-m", "vaelab.train", "data=digits", f"paths.log_dir={blocker}/logs"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=PROJECT_ROOT,
-        timeout=300,
-    )
-    assert full.returncode == 1
-    assert "Traceback" in full.stderr
+    assert "HYDRA_FULL_ERROR" not in os.environ  # the entry point leaves the environment as it was
+    # the user's HYDRA_FULL_ERROR=1 gets the exception itself
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(NotADirectoryError):
+        _entry_point(main, argv, monkeypatch)
 
 
-def test_a_wrong_type_for_vaelab_eval_is_one_line(tmp_path):
-    line = _one_error_line(_cli("vaelab.eval", f"ckpt_path={tmp_path}", "eval.num_samples=abc"))
-    assert "eval.num_samples=abc must be an integer" in line
+def test_a_wrong_type_for_vaelab_eval_is_one_line(tmp_path, capsys, monkeypatch):
+    from vaelab.eval import main
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit):
+        _entry_point(
+            main, ["vaelab-eval", f"ckpt_path={tmp_path}", "eval.num_samples=abc"], monkeypatch
+        )
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("vaelab: error:") == 1
+    assert "eval.num_samples=abc must be an integer" in err
 
 
 def test_an_option_lightning_refuses_after_vaelab_accepted_it_is_one_line(tmp_path, capsys):
@@ -525,3 +526,14 @@ def test_report_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.startswith("vaelab: error:")
+
+
+def test_eval_of_a_run_dir_with_a_torn_last_ckpt_uses_its_good_checkpoint(tmp_path):
+    from vaelab.evaluation.checkpoint import locate_checkpoint
+
+    checkpoints = tmp_path / CHECKPOINT_DIR
+    checkpoints.mkdir()
+    (tmp_path / CONFIG_FILE).write_text("model: {}\ndata: {}\n")
+    torch.save(_checkpoint(4), checkpoints / "epoch_001.ckpt")
+    (checkpoints / LAST_CHECKPOINT).write_bytes(b"PK\x03\x04 torn")
+    assert locate_checkpoint(tmp_path).checkpoint == checkpoints / "epoch_001.ckpt"

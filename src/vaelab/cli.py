@@ -67,11 +67,11 @@ def _os_error_message(err: OSError) -> str:
     where = err.filename or "a file"
     if err.errno in NO_SPACE_ERRNOS:
         return (
-            f"no space left to write {where} ({err.strerror}); free disk space or set "
+            f"no space left to write {where} ({err.strerror or err}); free disk space or set "
             "paths.log_dir to a folder on a disk with room, then run the same command again"
         )
     return (
-        f"cannot write {where} ({err.strerror}); make the folder writable or set "
+        f"cannot write {where} ({err.strerror or err}); make the folder writable or set "
         "paths.log_dir (or hydra.run.dir) to a writable folder"
     )
 
@@ -106,13 +106,13 @@ def user_error_message(err: BaseException) -> str | None:
 def _setup_error_message(err: BaseException) -> str:
     """Errors that reach an entry point from Hydra itself (composing the config, creating the
     run dir, configuring logging) are the user's to fix: one line each."""
+    if isinstance(err, HydraException | OmegaConfBaseException):
+        return one_line(str(err))  # Hydra's message names the key or option and the fix
+    if isinstance(err, OSError):
+        return _os_error_message(err)
     message = user_error_message(err)
     if message is not None:
         return message
-    if isinstance(err, OSError):
-        return _os_error_message(err)
-    if isinstance(err, HydraException | OmegaConfBaseException):
-        return one_line(str(err))
     return f"{type(err).__name__}: {one_line(str(err))}"
 
 

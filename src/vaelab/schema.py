@@ -117,7 +117,6 @@ class ParameterSpec:
 
     annotations: dict[str, Any]
     open_keys: bool = False
-    required: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------
@@ -282,13 +281,14 @@ def _annotations_of(function: Callable) -> dict[str, Any]:
     return hints
 
 
-def _own_parameters(function: Callable, skip_first: bool) -> tuple[dict, bool, tuple]:
+def _own_parameters(function: Callable, skip_first: bool) -> tuple[dict[str, Any], bool]:
+    """``({parameter: annotation}, takes **kwargs)`` of one function."""
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
-        return {}, True, ()
+        return {}, True
     hints = _annotations_of(function)
-    annotations, required, open_keys = {}, [], False
+    annotations, open_keys = {}, False
     parameters = list(signature.parameters.values())[1 if skip_first else 0 :]
     for parameter in parameters:
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
@@ -297,9 +297,7 @@ def _own_parameters(function: Callable, skip_first: bool) -> tuple[dict, bool, t
         if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
             continue
         annotations[parameter.name] = hints.get(parameter.name, Any)
-        if parameter.default is inspect.Parameter.empty:
-            required.append(parameter.name)
-    return annotations, open_keys, tuple(required)
+    return annotations, open_keys
 
 
 @functools.cache
@@ -309,7 +307,6 @@ def spec_of(target: Any) -> ParameterSpec:
     also takes its base classes' parameters (the usual ``super().__init__(**kwargs)``)."""
     if inspect.isclass(target):
         annotations: dict[str, Any] = {}
-        required: tuple[str, ...] = ()
         open_keys = True
         for klass in target.__mro__:
             init = klass.__dict__.get("__init__")
@@ -317,19 +314,18 @@ def spec_of(target: Any) -> ParameterSpec:
                 continue
             if klass is object:
                 break
-            own, still_open, own_required = _own_parameters(init, skip_first=True)
+            own, still_open = _own_parameters(init, skip_first=True)
             for name, annotation in own.items():
                 annotations.setdefault(name, annotation)
-            required = required or own_required
             if not still_open:
                 open_keys = False
                 break
     else:
-        annotations, open_keys, required = _own_parameters(target, skip_first=False)
+        annotations, open_keys = _own_parameters(target, skip_first=False)
     for name, annotation in _external_constraints(target).items():
         if name in annotations:
             annotations[name] = annotation
-    return ParameterSpec(annotations, open_keys, required)
+    return ParameterSpec(annotations, open_keys)
 
 
 def _external_constraints(target: Any) -> dict[str, Any]:
