@@ -496,6 +496,11 @@ def threads_effect(args) -> str:
             for _ in range(args.repeats):  # interleaved, so a load change hits every setting
                 for name, threads in settings.items():
                     rates[name].append(_rate_at(threads, args, batch_size))
+                    print(
+                        f"busy {busy}, {name}: {rates[name][-1]:,.0f} images/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             load = os.getloadavg()[0]
         finally:
             for hog in hogs:

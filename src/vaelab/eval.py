@@ -69,10 +69,10 @@ def _test_batches(
 
 def _dataset_name(config: DictConfig) -> str:
     """The data set as papers name it, from the datamodule class (FashionMNISTDataModule →
-    Fashion-MNIST)."""
+    Fashion-MNIST); "images" for one without binarized results in the literature."""
     target = str(OmegaConf.select(config, "data._target_", default="") or "")
-    name = target.rsplit(".", 1)[-1].removesuffix("DataModule") or "data"
-    return {"FashionMNIST": "Fashion-MNIST", "BinarizedMNIST": "MNIST"}.get(name, name)
+    name = target.rsplit(".", 1)[-1].removesuffix("DataModule")
+    return {"MNIST": "MNIST", "FashionMNIST": "Fashion-MNIST"}.get(name, "images")
 
 
 def _notes(summary: dict, config: DictConfig) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """How many CPU threads torch may use: the CPUs this process actually has, not the machine's.
 
-``torch.get_num_threads()`` defaults to the number of cores of the *machine*. On a node shared
-with other jobs (a SLURM allocation, a container with a CPU quota, ``taskset``) that
-over-subscribes the few CPUs the job owns and training runs many times slower. The CPUs
-available to this process are the smallest of
+torch's default follows the CPU affinity mask only: in a container with a CPU quota, or under
+``SLURM_CPUS_PER_TASK`` without CPU binding, it starts a thread per core of the node, more
+threads than the job has CPUs, and training runs many times slower (docs/benchmarks.md: 10–13×
+on a busy 2-core machine). The CPUs available to this process are the smallest of
 
 - its scheduler affinity (``os.sched_getaffinity``: ``taskset``, SLURM's CPU binding),
 - the cgroup CPU quota (``/sys/fs/cgroup/cpu.max``, v1: ``cpu.cfs_quota_us / cpu.cfs_period_us``),
