@@ -8,6 +8,7 @@ Marked ``slurm``: ``make test`` leaves them out, ``.ci/run`` installs SLURM and 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -20,7 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
 import pytest
+import torch
 import yaml
 
 from vaelab.cluster.local_slurm import DEBIAN_PACKAGES, REQUIRED_PROGRAMS, LocalSlurm
@@ -102,8 +105,9 @@ def _env() -> dict[str, str]:
     """What jobs inherit: this checkout's sources first, one thread per task."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_J", "SLURM_ARRAY"))}
     env.pop("HYDRA_FULL_ERROR", None)
+    # src: this checkout's vaelab; the root: this module, for the DDP probe callback
     env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(PROJECT_ROOT / "src"), env.get("PYTHONPATH")])
+        filter(None, [str(PROJECT_ROOT / "src"), str(PROJECT_ROOT), env.get("PYTHONPATH")])
     )
     env["OMP_NUM_THREADS"] = "1"
     return env
@@ -128,8 +132,10 @@ def _slurm(*command: str) -> str:
 def _submitted(sweep_dir: Path) -> list[str]:
     """The SLURM id of each task submitit submitted for this sweep: ``<array job>_<task>``,
     or ``<job>`` for a sweep of one job."""
-    folders = (sweep_dir / ".submitit").iterdir()
-    return sorted(p.name for p in folders if re.fullmatch(r"\d+_\d+|\d+", p.name))
+    names = [p.name for p in (sweep_dir / ".submitit").iterdir()]
+    tasks = [name for name in names if re.fullmatch(r"\d+_\d+", name)]
+    arrays = {task.split("_")[0] for task in tasks}  # an array's own folder holds its script
+    return sorted(tasks + [n for n in names if n.isdigit() and n not in arrays])
 
 
 def _job_states(job: str) -> list[tuple[str, str, str]]:
@@ -167,8 +173,11 @@ def test_a_sweep_becomes_one_job_array_named_after_the_task(slurm_cluster, tmp_p
     assert [(task, name, state) for task, name, state in states] == [
         (task, "digits_array", "COMPLETED") for task in tasks
     ]
-    completions = _slurm("sacct", "-c", "-n", "-o", "JobName,State,NodeList")
-    assert completions.count("digits_array") >= 4
+    # the job completion records (sacct -c): four tasks named after the task, all COMPLETED
+    completions = _slurm("sacct", "-c", "-n", "-P", "-o", "JobID,JobName,State")
+    print("sacct -c:", *completions.splitlines(), sep="\n  ")
+    named = [line for line in completions.splitlines() if "|digits_array|" in line]
+    assert len(named) == 4 and all(line.endswith("|COMPLETED") for line in named)
     for job_dir, latent_dim in zip(("0", "1", "2", "3"), (2, 3, 4, 5), strict=True):
         metrics = _metrics(sweep / job_dir)
         assert math.isfinite(metrics["test/elbo"]) and metrics["test/elbo"] < 0
@@ -179,8 +188,9 @@ def test_a_sweep_becomes_one_job_array_named_after_the_task(slurm_cluster, tmp_p
     )
     assert report.returncode == 0, report.stderr[-2000:]
     table = (sweep / "report.md").read_text()
-    for latent_dim in (2, 3, 4, 5):
-        assert f"model.latent_dim={latent_dim}" in table
+    assert "4 jobs: 4 finished, 0 failed" in table
+    rows = re.findall(r"^\| \d+ \| \[(\d)\]\(\d/\) \| (\d) \|", table, re.MULTILINE)
+    assert sorted(rows) == [("0", "2"), ("1", "3"), ("2", "4"), ("3", "5")]
 
 
 def test_a_request_the_cluster_cannot_hold_fails_at_submission_naming_the_key(
@@ -214,11 +224,12 @@ def test_a_request_the_cluster_cannot_hold_fails_at_submission_naming_the_key(
     assert not (tmp_path / "refused" / ".submitit").exists()  # nothing was submitted
 
 
+REQUEUE_EPOCHS = 40
 #: full-batch training: every step ends an epoch, so a checkpoint at any step is at an epoch
 #: boundary (Lightning cannot resume exactly from the middle of an epoch of a plain loader)
 REQUEUE_RUN = [
     *TINY[:-4],
-    "trainer.max_epochs=150",
+    f"trainer.max_epochs={REQUEUE_EPOCHS}",
     f"data.batch_size={DIGITS_TRAIN_SIZE}",
     "trainer.limit_train_batches=null",
     "trainer.limit_val_batches=null",
@@ -283,7 +294,7 @@ def test_a_preempted_task_checkpoints_is_requeued_and_ends_like_an_uninterrupted
         rf"received SIGUSR1 at step (\d+): saved {last}; requeued SLURM job {task}", log
     )
     assert preempted, log[-3000:]
-    assert 0 < int(preempted.group(1)) < 150  # it really stopped in the middle of training
+    assert 0 < int(preempted.group(1)) < REQUEUE_EPOCHS  # it stopped in the middle of training
     assert f"Resuming from {last}" in log
     assert _scontrol_job(task)["JobState"] == "COMPLETED"
     resumed, uninterrupted = _metrics(run_dir), _metrics(reference_dir)
@@ -295,3 +306,158 @@ def test_a_preempted_task_checkpoints_is_requeued_and_ends_like_an_uninterrupted
     )
     for key in ("val/elbo", "test/elbo", "test/recon", "test/kl"):
         assert resumed[key] == pytest.approx(uninterrupted[key], rel=1e-6, abs=1e-6), key
+
+
+def test_a_failing_task_leaves_the_others_and_a_relaunch_reruns_only_it(slurm_cluster, tmp_path):
+    sweep = tmp_path / "failing"
+    # job 1 finds a damaged checkpoint, as a node crash in the middle of a write would leave
+    damaged = sweep / "1" / "checkpoints" / "last.ckpt"
+    damaged.parent.mkdir(parents=True)
+    whole = io.BytesIO()
+    torch.save({"state_dict": {"weight": torch.zeros(1000)}}, whole)
+    damaged.write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
+    args = ["--multirun", *ON_CLUSTER, *TINY, f"hydra.sweep.dir={sweep}", "model.latent_dim=2,3"]
+    first = _vaelab_train(*args)
+    assert first.returncode == 1
+    assert "1 job(s) of the sweep" in first.stderr and "job 1: refused to load" in first.stderr
+    assert "test/elbo" in _metrics(sweep / "0")  # the other task finished
+    first_tasks = _submitted(sweep)
+    assert len(first_tasks) == 2
+    report = subprocess.run(
+        [str(VAELAB_REPORT), str(sweep)], capture_output=True, text=True, env=_env(), timeout=120
+    )
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "2 jobs: 1 finished, 1 failed" in (sweep / "report.md").read_text()
+
+    damaged.unlink()  # the user clears the damage and relaunches the same sweep
+    finished_before = (sweep / "0" / METRICS_FILE).stat().st_mtime_ns
+    second = _vaelab_train(*args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    second_tasks = sorted(set(_submitted(sweep)) - set(first_tasks))
+    assert len(second_tasks) == 2
+    logs = {
+        t[-1]: next((sweep / ".submitit" / t).glob("*_log.out")).read_text() for t in second_tasks
+    }
+    assert "already finished" in logs["0"] and "already finished" not in logs["1"]
+    assert (sweep / "0" / METRICS_FILE).stat().st_mtime_ns == finished_before
+    assert "test/elbo" in _metrics(sweep / "1") and not (sweep / "1" / "error.txt").exists()
+
+
+class RankProbe(L.Callback):
+    """Test probe: each rank writes its rank, world size, cluster environment and sum |θ|."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        digest = sum(p.detach().double().abs().sum().item() for p in pl_module.parameters())
+        probe = {
+            "world_size": trainer.world_size,
+            "environment": type(trainer.strategy.cluster_environment).__name__,
+            "backend": trainer.strategy._process_group_backend,
+            "digest": digest,
+        }
+        (self.dirpath / f"rank{trainer.global_rank}.json").write_text(json.dumps(probe))
+
+
+PER_RANK_BATCH = 50
+#: nats: the spread of this one-process run's val ELBO over seeds 7-11 (-29.21 … -28.64)
+DDP_ELBO_TOLERANCE = 0.6
+DDP_COMMON = [
+    *TINY[:-4],
+    "trainer.max_epochs=1",
+    "data=digits",
+    "data.shuffle=false",
+    "model.latent_dim=2",
+    "seed=7",
+    "test=false",
+]
+
+
+def test_sbatch_ddp_script_runs_two_ranks_that_match_one_process(
+    slurm_cluster, make_config, tmp_path
+):
+    run_dir = tmp_path / "ddp"
+    run_dir.mkdir()
+    done = subprocess.run(
+        [
+            "sbatch",
+            "--wait",
+            "--nodes=1",
+            "--ntasks-per-node=2",
+            "--gpus-per-node=0",
+            "--cpus-per-task=1",
+            "--mem=2G",
+            "--time=10",
+            f"--output={tmp_path}/ddp_%j.out",
+            "scripts/sbatch_ddp_multinode.sh",
+            "trainer.accelerator=cpu",
+            "trainer.sync_batchnorm=false",
+            *DDP_COMMON,
+            f"data.batch_size={PER_RANK_BATCH}",
+            f"+callbacks.rank_probe._target_={__name__}.RankProbe",
+            f"+callbacks.rank_probe.dirpath={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env={**_env(), "VAELAB_PYTHON": sys.executable, "VAELAB_RUN_DIR": str(run_dir)},
+        timeout=JOB_DEADLINE_S,
+    )
+    log = "".join(p.read_text() for p in tmp_path.glob("ddp_*.out"))
+    assert done.returncode == 0, (done.stderr + log)[-3000:]
+    ranks = [json.loads((run_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for rank in ranks:  # Lightning took both ranks from SLURM and ran DDP over gloo
+        assert rank["world_size"] == 2
+        assert rank["environment"] == "SLURMEnvironment" and rank["backend"] == "gloo"
+    assert ranks[0]["digest"] == ranks[1]["digest"]  # one model: gradients were all-reduced
+    ddp = _metrics(run_dir)
+    single = _one_process(make_config)
+    # same initial weights, same global batches; only each rank's ε ~ N(0, I) differs
+    assert ddp["val/elbo"] == pytest.approx(single["val/elbo"], abs=DDP_ELBO_TOLERANCE)
+    assert ddp["val/elbo"] > -35  # and it trained: after one step the ELBO is about -43
+
+
+def _one_process(make_config) -> dict[str, float]:
+    from vaelab.train import train
+
+    in_make_config = ("print_config", "callbacks.progress_bar", "trainer.enable_model_summary")
+    overrides = [o for o in DDP_COMMON if not o.startswith(in_make_config)]
+    cfg = make_config(
+        "trainer=cpu", *overrides, f"data.batch_size={2 * PER_RANK_BATCH}", name="single"
+    )
+    return train(cfg)
+
+
+def test_optuna_trials_run_as_array_tasks_and_a_relaunch_continues_the_study(
+    slurm_cluster, tmp_path
+):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search = [
+        "hparams_search=optuna",
+        *ON_CLUSTER,
+        *TINY,
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=digits_study",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+    ]
+    first = _vaelab_train(*search, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 'a'}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    arrays = {task.split("_")[0] for task in _submitted(tmp_path / "a")}
+    assert len(_submitted(tmp_path / "a")) == 4 and len(arrays) == 2  # 2 arrays of 2 trials
+    study = optuna.load_study(study_name="digits_study", storage=storage)
+    before = [(t.number, t.params, t.value) for t in study.trials]
+    assert len(before) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
+    job_values = sorted(_metrics(tmp_path / "a" / str(n))["val/elbo"] for n in range(4))
+    assert sorted(v for _, _, v in before) == pytest.approx(job_values)
+
+    again = _vaelab_train(*search, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 'b'}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    study = optuna.load_study(study_name="digits_study", storage=storage)
+    after = [(t.number, t.params, t.value) for t in study.trials]
+    assert after[:4] == before and [n for n, _, _ in after] == list(range(6))
+    best = yaml.safe_load((tmp_path / "b" / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(max(v for _, _, v in after))

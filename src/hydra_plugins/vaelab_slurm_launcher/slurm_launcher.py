@@ -26,6 +26,13 @@ class VaelabSlurmLauncher(SlurmLauncher):
                 lambda: gpus_per_node_for(config.trainer)
             )
 
+    def __call__(self, *args, **kwargs) -> JobReturn:
+        """Run one job on its node; a SIGUSR1 during start-up is kept for the checkpoint."""
+        from vaelab.callbacks.preemption import hold_early_signal
+
+        hold_early_signal()
+        return super().__call__(*args, **kwargs)
+
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:

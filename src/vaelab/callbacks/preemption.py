@@ -12,6 +12,20 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 
 from vaelab.checkpoints import LAST_CHECKPOINT
 
+#: a pre-emption signal that came before fitting started (see :func:`hold_early_signal`)
+_early_signal = {"received": False}
+
+
+def hold_early_signal(signal_name: str = "SIGUSR1") -> None:
+    """Until :class:`PreemptionCheckpoint` takes over at the start of fitting, note the signal
+    instead of dying of it (its default action); the checkpoint then happens after the first
+    step. The SLURM launcher calls this first thing in each task."""
+
+    def note(signum, frame) -> None:
+        _early_signal["received"] = True
+
+    signal.signal(getattr(signal, signal_name), note)
+
 
 def slurm_job_to_requeue() -> str | None:
     """This SLURM batch job's id as ``scontrol requeue`` takes it (``<array id>_<task>`` for an
@@ -47,6 +61,7 @@ class PreemptionCheckpoint(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit":
             self._previous_handler = signal.signal(self.signum, self._request_stop)
+            self._requested = self._requested or _early_signal["received"]
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self._previous_handler is not None:

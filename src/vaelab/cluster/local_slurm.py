@@ -64,6 +64,8 @@ SelectTypeParameters=CR_CPU_Memory
 MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/backfill
+# look for startable jobs (e.g. a requeued one whose begin time passed) every 2 s, not 60 s
+SchedulerParameters=sched_interval=2,bf_interval=5
 StateSaveLocation=$root/state
 SlurmdSpoolDir=$root/spool
 SlurmctldPidFile=$root/slurmctld.pid
