@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/vaelab-train $(ARGS)
 
-## The test suite that CI runs (slow real-data runs excluded).
+## The fast test suite (slow real-data runs and jobs on a local SLURM cluster excluded).
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -m "not slow and not slurm" $(ARGS)
 
 ## The slow group alone: real-data runs, subprocesses, DDP, the wheel install (CI runs it after `test`).
 test-slow: $(STAMP)

@@ -6,9 +6,9 @@
 #   scripts/sweep_to_cluster.sh gpu                 # grid: 3 latent sizes × 2 learning rates
 #   scripts/sweep_to_cluster.sh gpu optuna          # 40 Optuna trials, 8 at a time
 #
-# Pre-empted or timed-out jobs requeue themselves (SIGUSR1 → Lightning checkpoint + requeue)
-# and continue in their run dir; re-running this script after a crash redoes only the jobs
-# that have no metrics.json (resume=auto).
+# Pre-empted or timed-out jobs requeue themselves (SIGUSR1 → vaelab checkpoint + requeue)
+# and continue in their run dir; re-running it with the same hydra.sweep.dir=<dir> after a
+# crash redoes only the jobs that have no metrics.json (resume=auto).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,0 +1,1 @@
+"""Running vaelab on SLURM: the launcher and a throw-away local cluster."""
