@@ -26,7 +26,8 @@
 #SBATCH --signal=USR1@120
 #SBATCH --requeue
 #SBATCH --open-mode=append
-#SBATCH --output=logs/slurm/%x_%j.out
+# logs/ is in the repository: SLURM opens this file before the script runs
+#SBATCH --output=logs/slurm_%x_%j.out
 # site-specific: uncomment and fill in
 ##SBATCH --partition=gpu
 ##SBATCH --account=my_account
@@ -34,7 +35,6 @@
 
 set -euo pipefail
 cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")/..}"
-mkdir -p logs/slurm
 
 # every task must write to the same run dir: fix it by job id instead of Hydra's timestamp
 RUN_DIR="${VAELAB_RUN_DIR:-logs/train/runs/slurm_${SLURM_JOB_ID}}"

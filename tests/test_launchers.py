@@ -17,7 +17,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from vaelab.cluster.slurm_request import Partition, _gpu_count, check_request, gpus_per_node_for
+from vaelab.cluster.slurm_request import (
+    Partition,
+    _gpu_count,
+    check_request,
+    explain_refusal,
+    gpus_per_node_for,
+)
 from vaelab.errors import VaelabError
 from vaelab.paths import CONFIG_DIR, PROJECT_ROOT
 from vaelab.train import METRICS_FILE, RESOLVED_CONFIG_FILE
@@ -238,3 +244,14 @@ def test_a_sigusr1_before_fitting_is_kept_for_the_first_step(tmp_path):
     finally:
         signal.signal(signal.SIGUSR1, before)
         preemption._early_signal["received"] = False
+
+
+def test_an_sbatch_refusal_becomes_one_error_naming_its_reason():
+    stderr = (
+        "sbatch: error: Batch job submission failed: Invalid account or account/partition "
+        "combination specified"
+    )
+    error = explain_refusal(f"Command failed\n{stderr}")
+    assert isinstance(error, VaelabError)
+    assert "Invalid account" in str(error) and "hydra.launcher key" in str(error)
+    assert explain_refusal("Traceback ... ValueError: a job's own failure") is None
