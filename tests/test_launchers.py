@@ -188,7 +188,8 @@ def test_slurm_asks_no_gpus_for_a_cpu_trainer(tmp_path, monkeypatch):
     script = _slurm_script(tmp_path, monkeypatch, "trainer=cpu", "hydra.launcher.cpus_per_task=1")
     lines = script.splitlines()
     assert not any(line.startswith("#SBATCH --gpus-per-node") for line in lines)
-    assert "#SBATCH --ntasks-per-node=1" in lines and "#SBATCH --cpus-per-task=1" in lines
+    assert "#SBATCH --ntasks-per-node=1" in lines
+    assert "#SBATCH --cpus-per-task=1" in lines
     assert "#SBATCH --job-name=train" in lines  # the task name, as squeue shows it
 
 
@@ -253,5 +254,6 @@ def test_an_sbatch_refusal_becomes_one_error_naming_its_reason():
     )
     error = explain_refusal(f"Command failed\n{stderr}")
     assert isinstance(error, VaelabError)
-    assert "Invalid account" in str(error) and "hydra.launcher key" in str(error)
+    assert "Invalid account" in str(error)
+    assert "hydra.launcher key" in str(error)
     assert explain_refusal("Traceback ... ValueError: a job's own failure") is None

@@ -116,7 +116,8 @@ def test_a_new_family_trains_evaluates_and_draws_through_the_interface(tmp_path)
     assert 0 < summary["iw_nll"] < PIXELS * math.log(2)  # better than coin flips
     assert reconstruction_grid(model, x[:4]).shape[0] == 3  # RGB grid from make_grid
     assert prior_sample_grid(model, 9).shape[0] == 3
-    assert latent_manifold_grid(model, points_per_axis=5).shape[-1] == 5 * SHAPE[-1]
+    manifold = latent_manifold_grid(model, points_per_axis=5)
+    assert manifold.shape[-1] % (5 * SHAPE[-1]) == 0  # 5 images per row, upscaled
 
 
 def test_missing_parts_are_named():

@@ -153,7 +153,8 @@ def _metrics(run_dir: Path) -> dict[str, float]:
     return json.loads((run_dir / METRICS_FILE).read_text())
 
 
-def test_a_sweep_becomes_one_job_array_named_after_the_task(slurm_cluster, tmp_path):
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_sweep_becomes_one_job_array_named_after_the_task(tmp_path):
     sweep = tmp_path / "array"
     done = _vaelab_train(
         "--multirun",
@@ -166,7 +167,8 @@ def test_a_sweep_becomes_one_job_array_named_after_the_task(slurm_cluster, tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     tasks = _submitted(sweep)
     array_job = {task.split("_")[0] for task in tasks}
-    assert len(tasks) == 4 and len(array_job) == 1  # one array of four tasks
+    assert len(tasks) == 4
+    assert len(array_job) == 1
     (job,) = array_job
     states = _job_states(job)
     print("squeue -t all:", *states, sep="\n  ")
@@ -177,10 +179,12 @@ def test_a_sweep_becomes_one_job_array_named_after_the_task(slurm_cluster, tmp_p
     completions = _slurm("sacct", "-c", "-n", "-P", "-o", "JobID,JobName,State")
     print("sacct -c:", *completions.splitlines(), sep="\n  ")
     named = [line for line in completions.splitlines() if "|digits_array|" in line]
-    assert len(named) == 4 and all(line.endswith("|COMPLETED") for line in named)
+    assert len(named) == 4
+    assert all(line.endswith("|COMPLETED") for line in named)
     for job_dir, latent_dim in zip(("0", "1", "2", "3"), (2, 3, 4, 5), strict=True):
         metrics = _metrics(sweep / job_dir)
-        assert math.isfinite(metrics["test/elbo"]) and metrics["test/elbo"] < 0
+        assert math.isfinite(metrics["test/elbo"])
+        assert metrics["test/elbo"] < 0
         config = yaml.safe_load((sweep / job_dir / "config.yaml").read_text())
         assert config["model"]["latent_dim"] == latent_dim
     report = subprocess.run(
@@ -193,9 +197,8 @@ def test_a_sweep_becomes_one_job_array_named_after_the_task(slurm_cluster, tmp_p
     assert sorted(rows) == [("0", "2"), ("1", "3"), ("2", "4"), ("3", "5")]
 
 
-def test_a_request_the_cluster_cannot_hold_fails_at_submission_naming_the_key(
-    slurm_cluster, tmp_path
-):
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_request_the_cluster_cannot_hold_fails_at_submission_naming_the_key(tmp_path):
     cpus = int(_slurm("sinfo", "-h", "-o", "%c").split()[0])
     refused = _vaelab_train(
         "--multirun",
@@ -240,9 +243,8 @@ REQUEUE_RUN = [
 ]
 
 
-def test_a_preempted_task_checkpoints_is_requeued_and_ends_like_an_uninterrupted_run(
-    slurm_cluster, tmp_path
-):
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_preempted_task_checkpoints_is_requeued_and_ends_like_an_uninterrupted_run(tmp_path):
     sweep = tmp_path / "requeue"
     run_dir = sweep / "0"
     sweep_proc = subprocess.Popen(
@@ -308,7 +310,8 @@ def test_a_preempted_task_checkpoints_is_requeued_and_ends_like_an_uninterrupted
         assert resumed[key] == pytest.approx(uninterrupted[key], rel=1e-6, abs=1e-6), key
 
 
-def test_a_failing_task_leaves_the_others_and_a_relaunch_reruns_only_it(slurm_cluster, tmp_path):
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_failing_task_leaves_the_others_and_a_relaunch_reruns_only_it(tmp_path):
     sweep = tmp_path / "failing"
     # job 1 finds a damaged checkpoint, as a node crash in the middle of a write would leave
     damaged = sweep / "1" / "checkpoints" / "last.ckpt"
@@ -319,7 +322,8 @@ def test_a_failing_task_leaves_the_others_and_a_relaunch_reruns_only_it(slurm_cl
     args = ["--multirun", *ON_CLUSTER, *TINY, f"hydra.sweep.dir={sweep}", "model.latent_dim=2,3"]
     first = _vaelab_train(*args)
     assert first.returncode == 1
-    assert "1 job(s) of the sweep" in first.stderr and "job 1: refused to load" in first.stderr
+    assert "1 job(s) of the sweep" in first.stderr
+    assert "job 1: refused to load" in first.stderr
     assert "test/elbo" in _metrics(sweep / "0")  # the other task finished
     first_tasks = _submitted(sweep)
     assert len(first_tasks) == 2
@@ -338,9 +342,11 @@ def test_a_failing_task_leaves_the_others_and_a_relaunch_reruns_only_it(slurm_cl
     logs = {
         t[-1]: next((sweep / ".submitit" / t).glob("*_log.out")).read_text() for t in second_tasks
     }
-    assert "already finished" in logs["0"] and "already finished" not in logs["1"]
+    assert "already finished" in logs["0"]
+    assert "already finished" not in logs["1"]
     assert (sweep / "0" / METRICS_FILE).stat().st_mtime_ns == finished_before
-    assert "test/elbo" in _metrics(sweep / "1") and not (sweep / "1" / "error.txt").exists()
+    assert "test/elbo" in _metrics(sweep / "1")
+    assert not (sweep / "1" / "error.txt").exists()
 
 
 class RankProbe(L.Callback):
@@ -374,9 +380,8 @@ DDP_COMMON = [
 ]
 
 
-def test_sbatch_ddp_script_runs_two_ranks_that_match_one_process(
-    slurm_cluster, make_config, tmp_path
-):
+@pytest.mark.usefixtures("slurm_cluster")
+def test_sbatch_ddp_script_runs_two_ranks_that_match_one_process(make_config, tmp_path):
     run_dir = tmp_path / "ddp"
     run_dir.mkdir()
     done = subprocess.run(
@@ -409,7 +414,8 @@ def test_sbatch_ddp_script_runs_two_ranks_that_match_one_process(
     ranks = [json.loads((run_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
     for rank in ranks:  # Lightning took both ranks from SLURM and ran DDP over gloo
         assert rank["world_size"] == 2
-        assert rank["environment"] == "SLURMEnvironment" and rank["backend"] == "gloo"
+        assert rank["environment"] == "SLURMEnvironment"
+        assert rank["backend"] == "gloo"
     assert ranks[0]["digest"] == ranks[1]["digest"]  # one model: gradients were all-reduced
     ddp = _metrics(run_dir)
     single = _one_process(make_config)
@@ -429,9 +435,8 @@ def _one_process(make_config) -> dict[str, float]:
     return train(cfg)
 
 
-def test_optuna_trials_run_as_array_tasks_and_a_relaunch_continues_the_study(
-    slurm_cluster, tmp_path
-):
+@pytest.mark.usefixtures("slurm_cluster")
+def test_optuna_trials_run_as_array_tasks_and_a_relaunch_continues_the_study(tmp_path):
     import optuna
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
@@ -447,10 +452,12 @@ def test_optuna_trials_run_as_array_tasks_and_a_relaunch_continues_the_study(
     first = _vaelab_train(*search, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 'a'}")
     assert first.returncode == 0, first.stderr[-3000:]
     arrays = {task.split("_")[0] for task in _submitted(tmp_path / "a")}
-    assert len(_submitted(tmp_path / "a")) == 4 and len(arrays) == 2  # 2 arrays of 2 trials
+    assert len(_submitted(tmp_path / "a")) == 4
+    assert len(arrays) == 2
     study = optuna.load_study(study_name="digits_study", storage=storage)
     before = [(t.number, t.params, t.value) for t in study.trials]
-    assert len(before) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert len(before) == 4
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
     job_values = sorted(_metrics(tmp_path / "a" / str(n))["val/elbo"] for n in range(4))
     assert sorted(v for _, _, v in before) == pytest.approx(job_values)
 
@@ -458,6 +465,7 @@ def test_optuna_trials_run_as_array_tasks_and_a_relaunch_continues_the_study(
     assert again.returncode == 0, again.stderr[-3000:]
     study = optuna.load_study(study_name="digits_study", storage=storage)
     after = [(t.number, t.params, t.value) for t in study.trials]
-    assert after[:4] == before and [n for n, _, _ in after] == list(range(6))
+    assert after[:4] == before
+    assert [n for n, _, _ in after] == list(range(6))
     best = yaml.safe_load((tmp_path / "b" / "optimization_results.yaml").read_text())
     assert best["best_value"] == pytest.approx(max(v for _, _, v in after))

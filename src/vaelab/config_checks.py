@@ -97,7 +97,8 @@ class EvalOptions:
     limit_batches: Annotated[int, Range(ge=1)] | None = None
     seed: Seed = 0
     device: str = "auto"
-    active_unit_threshold: Annotated[float, Range(ge=0)] = 0.01
+    # null: vaelab.evaluation.active_units.ACTIVITY_THRESHOLD (Burda et al.: 0.01)
+    active_unit_threshold: Annotated[float, Range(ge=0)] | None = None
     tensorboard: bool = True
     figures: bool = True
     pictures: PictureConfig = field(default_factory=PictureConfig)

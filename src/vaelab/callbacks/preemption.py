@@ -22,7 +22,7 @@ def hold_early_signal(signal_name: str = "SIGUSR1") -> None:
     instead of dying of it (its default action); the checkpoint then happens after the first
     step. The SLURM launcher calls this first thing in each task."""
 
-    def note(signum, frame) -> None:
+    def note(_signum, _frame) -> None:
         _early_signal["received"] = True
 
     signal.signal(getattr(signal, signal_name), note)
@@ -74,6 +74,7 @@ class PreemptionCheckpoint(L.Callback):
     def _request_stop(self, _signum, _frame) -> None:
         self._requested = True
 
+    @override
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.preempted or self._at_epoch_end:
             return
@@ -85,6 +86,7 @@ class PreemptionCheckpoint(L.Callback):
             return
         self._preempt(trainer)
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._at_epoch_end and not self.preempted:
             self._preempt(trainer)

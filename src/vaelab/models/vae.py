@@ -4,6 +4,7 @@ likelihood for p(x|z), and a prior p(z) (Kingma & Welling 2014)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +20,7 @@ from vaelab.posteriors.base import Posterior
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.priors.base import Prior
 from vaelab.priors.standard_normal import StandardNormalPrior
+from vaelab.schema import Range
 
 #: builds the two networks from the data's shape and the sizes the parts need
 NetworkBuilder = Callable[..., EncoderDecoder]
@@ -46,7 +48,7 @@ class VAE(LatentVariableModel):
     def __init__(
         self,
         net: NetworkBuilder,
-        latent_dim: int,
+        latent_dim: Annotated[int, Range(ge=1)],
         input_shape: Sequence[int],
         posterior: Posterior | None = None,
         likelihood: Likelihood | None = None,

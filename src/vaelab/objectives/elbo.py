@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor
@@ -13,6 +13,7 @@ from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
 from vaelab.objectives.base import Objective, ObjectiveOutput, sample_mean
 from vaelab.schedules.base import Weighting
+from vaelab.schema import Range
 
 KLEstimator = Literal["auto", "analytic", "monte_carlo"]
 KL_ESTIMATORS = ("auto", "analytic", "monte_carlo")
@@ -55,7 +56,9 @@ class ELBO(Objective):
     bound_name = "elbo"
     term_names = ("recon", "kl")
 
-    def __init__(self, kl: KLEstimator = "auto", num_samples: int = 1) -> None:
+    def __init__(
+        self, kl: KLEstimator = "auto", num_samples: Annotated[int, Range(ge=1)] = 1
+    ) -> None:
         super().__init__()
         if kl not in KL_ESTIMATORS:
             raise VaelabError(f"objective.kl must be one of {', '.join(KL_ESTIMATORS)}, got {kl!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor
@@ -13,6 +13,7 @@ from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
 from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.schedules.base import Weighting
+from vaelab.schema import Range
 
 
 class IWAE(Objective):
@@ -32,7 +33,7 @@ class IWAE(Objective):
     bound_name = "iwae_bound"
     term_names = ("elbo", "recon", "kl")
 
-    def __init__(self, num_samples: int = 5) -> None:
+    def __init__(self, num_samples: Annotated[int, Range(ge=1)] = 5) -> None:
         super().__init__()
         if int(num_samples) < 1:
             raise VaelabError(f"objective.num_samples must be >= 1, got {num_samples}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
@@ -19,7 +21,7 @@ class DiagonalGaussianPosterior(Posterior):
 
     factorizes = True
 
-    def __init__(self, parameterization: str = "log_var") -> None:
+    def __init__(self, parameterization: Literal["log_var", "log_scale"] = "log_var") -> None:
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(

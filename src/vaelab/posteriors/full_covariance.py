@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ class FullCovarianceGaussianPosterior(Posterior):
 
     factorizes = False
 
-    def __init__(self, diagonal_transform: str = "exp") -> None:
+    def __init__(self, diagonal_transform: Literal["exp", "softplus"] = "exp") -> None:
         super().__init__()
         if diagonal_transform not in DIAGONAL_TRANSFORMS:
             raise ValueError(

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 from torch.distributions import (
@@ -16,6 +18,7 @@ from torch.nn import functional as F
 
 from vaelab.errors import VaelabError
 from vaelab.priors.base import Encoder, Prior
+from vaelab.schema import Range
 
 
 class MixturePrior(Prior):
@@ -25,7 +28,10 @@ class MixturePrior(Prior):
     Monte-Carlo KL (chosen automatically)."""
 
     def __init__(
-        self, num_components: int = 10, init_spread: float = 1.0, min_scale: float = 1e-3
+        self,
+        num_components: Annotated[int, Range(ge=1)] = 10,
+        init_spread: Annotated[float, Range(gt=0)] = 1.0,
+        min_scale: Annotated[float, Range(ge=0)] = 1e-3,
     ) -> None:
         super().__init__()
         if int(num_components) < 1:

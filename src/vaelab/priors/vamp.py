@@ -3,6 +3,8 @@ posterior at K learned pseudo-inputs u_k."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, MixtureSameFamily
@@ -10,6 +12,7 @@ from torch.nn import functional as F
 
 from vaelab.errors import VaelabError
 from vaelab.priors.base import Encoder, Prior
+from vaelab.schema import Range
 
 
 class VampPrior(Prior):
@@ -20,7 +23,10 @@ class VampPrior(Prior):
     KL(q || p) has no closed form: the ELBO uses a Monte-Carlo KL (chosen automatically)."""
 
     def __init__(
-        self, num_pseudo_inputs: int = 500, init_mean: float = 0.05, init_std: float = 0.01
+        self,
+        num_pseudo_inputs: Annotated[int, Range(ge=1)] = 500,
+        init_mean: float = 0.05,
+        init_std: Annotated[float, Range(ge=0)] = 0.01,
     ) -> None:
         super().__init__()
         if int(num_pseudo_inputs) < 1:
