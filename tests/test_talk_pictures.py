@@ -9,6 +9,7 @@ import torch
 from vaelab.data.fashion_mnist import FashionMNISTDataModule
 from vaelab.data.mnist import MNISTDataModule
 from vaelab.plots.figures import SLIDE_DPI, SLIDE_PANEL, save_figure, sweep_figure
+from vaelab.plots.grids import reconstruction_grid, upscale_factor
 from vaelab.plots.pictures import dataset_class_names, traversal_dims
 
 
@@ -53,3 +54,20 @@ def test_traversals_show_the_most_active_dimensions_first():
     activity = torch.tensor([0.0, 2.0, 0.001, 0.5, 1.0])
     assert traversal_dims(activity, 5, 3) == [1, 4, 3]
     assert traversal_dims(None, 32, 10) == list(range(10))
+
+
+def test_reconstruction_grid_labels_blocks_of_pairs_and_pads_the_last():
+    class HalfGrey:  # stands in for a VAE: reconstructions are inputs × 0.5
+        def reconstruct(self, x, labels=None):  # noqa: ARG002 (the interface's signature)
+            return 0.5 * x
+
+    inputs = torch.ones(20, 1, 28, 28)  # 8 + 8 + 4 pairs
+    grid = reconstruction_grid(HalfGrey(), inputs)
+    side = upscale_factor(28) * 28 + 2 * 4  # an upscaled digit and its padding
+    assert grid.shape[0] == 3
+    assert grid.shape[1] == 6 * side
+    rows = grid[0, :: side // 2][1::2]  # the middle line of each of the 6 rows
+    digits = rows[:, -side // 2]  # in the last column: only full blocks reach it
+    assert digits.tolist() == [1.0, 0.5, 1.0, 0.5, 1.0, 1.0]  # the 4-pair block is padded white
+    label_pixels = grid[0, :, :8]  # the label text starts 8 px in
+    assert label_pixels.min() == 1.0  # the label column starts white

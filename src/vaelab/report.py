@@ -20,7 +20,7 @@ from vaelab.cli import run_reporting_errors
 from vaelab.errors import VaelabError
 from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD
 from vaelab.evaluation.sweep import Sweep, SweepJob, read_sweep
-from vaelab.plots.figures import DPI, sweep_figure
+from vaelab.plots.figures import sweep_figure
 from vaelab.run_files import ERROR_FILE, REPORT_MD, REPORT_PNG
 
 #: metric columns shown when a job has them: (key, header)
@@ -196,7 +196,7 @@ def write_report(
     failed = [{"job": job.name, "params": job.params} for job in sweep.failed]
     figure = sweep_figure(sweep.metric, sweep.maximize, sweep.swept, rows, failed)
     image = io.BytesIO()
-    figure.savefig(image, dpi=DPI, format="png")
+    figure.savefig(image, dpi=figure.dpi, format="png")
     png = atomic_write_bytes(folder / REPORT_PNG, image.getbuffer())
     markdown = folder / REPORT_MD
     atomic_write_text(

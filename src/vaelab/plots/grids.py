@@ -50,11 +50,14 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 def labelled_rows(rows: Sequence[Tensor], labels: Sequence[str], padding: int = 4) -> Tensor:
     """One grid row per [N, C, H, W] batch in ``rows``, each with its label on the left, black
-    on white; returns [3, H, W] in [0, 1]."""
+    on white (a shorter last row is padded white); returns [3, H, W] in [0, 1]."""
+    width = max(len(row) for row in rows)
     strips = [
-        make_grid(row.float().clamp(0, 1), nrow=len(row), padding=padding, pad_value=1.0)
+        make_grid(row.float().clamp(0, 1), nrow=width, padding=padding, pad_value=1.0)
         for row in rows
     ]
+    widest = max(strip.shape[2] for strip in strips)
+    strips = [F.pad(strip, (0, widest - strip.shape[2]), value=1.0) for strip in strips]
     row_height = strips[0].shape[1]
     font = _font(max(10, int(row_height * LABEL_FONT_FRACTION)))
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
