@@ -92,6 +92,7 @@ def _finished_metrics(cfg: DictConfig) -> dict[str, float] | None:
         try:
             metrics = json.loads(metrics_file.read_text())
             if isinstance(metrics, dict):
+                _check_same_run(cfg)
                 return metrics
             problem = "it holds no mapping of metric names to values"
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -105,6 +106,31 @@ def _finished_metrics(cfg: DictConfig) -> dict[str, float] | None:
             flush=True,
         )
     return None
+
+
+#: the parts of a config that make two runs the same experiment (a finished run dir is only
+#: skipped for the run that made it)
+RUN_IDENTITY = ("model", "data", "objective", "beta", "optimizer", "lr_scheduler", "seed")
+
+
+def _check_same_run(cfg: DictConfig) -> None:
+    """Refuse to report a finished run dir's metrics for a different run (a sweep re-launched
+    into the same folder with other values, e.g. new Optuna trials numbered from 0 again)."""
+    saved_file = Path(cfg.paths.output_dir) / RESOLVED_CONFIG_FILE
+    if not saved_file.is_file():
+        return
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(saved_file))
+    except Exception:  # unreadable: nothing to compare; the metrics are the run's own
+        return
+    current = OmegaConf.to_container(cfg, resolve=True)
+    differing = [key for key in RUN_IDENTITY if saved.get(key) != current.get(key)]
+    if differing:
+        raise VaelabError(
+            f"{cfg.paths.output_dir} holds a finished run with other settings "
+            f"({', '.join(differing)} differ from this run's); its metrics are not this run's. "
+            "Use a new hydra.sweep.dir (or hydra.run.dir), or resume=never to overwrite it"
+        )
 
 
 def _write_metrics(output_dir: Path, metrics: dict[str, float]) -> None:
