@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -411,10 +412,16 @@ def _entry_point(main, argv: list[str], monkeypatch) -> None:
     """Run a console-script entry point in this process, as the shell would."""
     monkeypatch.setattr(sys, "argv", argv)
     GlobalHydra.instance().clear()
+    handlers = logging.root.handlers[:]
     try:
         main()
     finally:
         GlobalHydra.instance().clear()
+        # Hydra pointed the root logger at this test's captured stderr: undo that for the next
+        for handler in logging.root.handlers:
+            if handler not in handlers:
+                handler.close()
+        logging.root.handlers = handlers
 
 
 def test_an_unwritable_log_dir_reached_through_hydra_is_one_line(tmp_path, capsys, monkeypatch):

@@ -148,8 +148,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Build data, model, callbacks, loggers and trainer from ``cfg``; fit; test; return the
     final metrics (also written to ``<run dir>/metrics.json``).
 
-    Validates the config before any data is loaded; resumes from ``ckpt_path`` or (with
-    ``resume=auto``) from the run dir's ``last.ckpt``; skips a run dir that already finished.
+    Validates the config before any data is loaded; holds the run dir's lock for the whole
+    run; resumes from ``ckpt_path`` or (with ``resume=auto``) from the run dir's newest
+    checkpoint that loads; skips a run dir that already finished.
     """
     validate_config(cfg)
     _continue_in_checkpoint_run_dir(cfg)
@@ -160,6 +161,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """Everything :func:`train` does once the run dir is this process's."""
     silence_known_notices()
     configure_threads(
         cfg.get("threads", "auto"),
