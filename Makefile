@@ -22,7 +22,7 @@ test: $(STAMP)
 
 ## The slow group alone: real-data runs, subprocesses, DDP, the wheel install (CI runs it after `test`).
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow $(ARGS)
+	$(BIN)/python -m pytest -m "slow and not slurm" $(ARGS)
 
 ## Every test, the slow ones included.
 test-full: $(STAMP)
