@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from typing_extensions import override
 
 from vaelab.atomic_io import DiskFullError, atomic_write_json, atomic_write_text
 from vaelab.builders import build_module, instantiate_each, trainer_overrides
@@ -133,6 +134,19 @@ def _check_same_run(cfg: DictConfig) -> None:
         )
 
 
+class PrintConfigAtFitStart(L.Callback):
+    """Prints the run's config (``print_config``) once fitting starts, after the data is set up
+    and checked: errors found before that come first and alone (rank 0 only)."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+
+    @override
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            print_run_config(self.cfg, self.cfg.get("print_config", True))
+
+
 def _write_metrics(output_dir: Path, metrics: dict[str, float]) -> None:
     """metrics.json, atomically; on a full disk the metrics are printed so none is lost."""
     try:
@@ -188,7 +202,9 @@ def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, flo
     if resume_from is not None:
         check_compatible(load_checkpoint(resume_from), model, resume_from)
         print(f"Resuming from {resume_from}")
-    callbacks = instantiate_each(cfg.get("callbacks"))
+    # the config is printed once the data is loaded (Lightning's prepare_data and setup run
+    # first), so a missing or broken data set ends the run before it, in one line
+    callbacks = [*instantiate_each(cfg.get("callbacks")), PrintConfigAtFitStart(cfg)]
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -197,7 +213,6 @@ def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, flo
         **precision_overrides(cfg.trainer),
         **trainer_overrides(model),
     )
-    print_run_config(cfg, cfg.get("print_config", True))  # after set-up: its errors come first
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = _as_floats(trainer.callback_metrics)
     if any(isinstance(c, PreemptionCheckpoint) and c.preempted for c in callbacks):

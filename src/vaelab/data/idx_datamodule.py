@@ -129,7 +129,9 @@ class IDXDataModule(ImageDataModule):
 
     def _missing_message(self, names: tuple[str, ...], err: Exception | None = None) -> str:
         where = ", ".join(str(d) for d in self.search_dirs)
-        reason = f" and downloading failed ({type(err).__name__}: {err})" if err else ""
+        # torchvision's error spans several lines (one per mirror tried): keep its first
+        first_line = str(err).strip().splitlines()[0] if err and str(err).strip() else ""
+        reason = f" and downloading failed ({type(err).__name__}: {first_line})" if err else ""
         return (
             f"{self.folder} data not found{reason}. Expected {' and '.join(names)} (plain or "
             f".gz) in {where}. Fix: set VAELAB_DATA_DIR to a folder that holds "
