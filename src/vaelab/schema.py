@@ -520,8 +520,4 @@ EXTERNAL_CONSTRAINTS: dict[str, dict[str, Any]] = {
         "test_size": Union[PositiveInt, Annotated[float, Range(gt=0, lt=1)]],  # noqa: UP007
         "num_workers": NonNegativeInt,
     },
-    # model side: until these classes annotate their own parameters
-    "vaelab.module.VAEModule": {"latent_dim": PositiveInt},
-    "vaelab.objectives.base.Objective": {"num_samples": PositiveInt},
-    "vaelab.schedules.constant.ConstantBeta": {"value": NonNegativeFloat},
 }
