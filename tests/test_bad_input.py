@@ -100,6 +100,7 @@ def test_not_an_idx_file(mnist_copy):
 
 
 # 3. a model whose shapes do not fit the data ----------------------------------------------
+@pytest.mark.slow
 def test_model_input_shape_override_that_contradicts_the_data(mnist_data_dir, tmp_path):
     line = _one_error_line(
         _cli(
@@ -159,6 +160,7 @@ def test_batch_size_larger_than_the_dataset(mnist_data_dir, tmp_path):
         train(cfg)
 
 
+@pytest.mark.slow
 def test_invalid_value_on_the_command_line_is_one_line(tmp_path):
     line = _one_error_line(
         _cli(
@@ -173,6 +175,7 @@ def test_invalid_value_on_the_command_line_is_one_line(tmp_path):
 
 
 # 5. unknown group option ----------------------------------------------------------------
+@pytest.mark.slow
 def test_unknown_group_option_lists_the_valid_ones(tmp_path):
     line = _one_error_line(_cli(f"hydra.run.dir={tmp_path}", "likelihood=bernouli"))
     assert "Could not find 'likelihood/bernouli'" in line
@@ -237,6 +240,7 @@ def test_nan_in_input_data_is_refused():
 
 
 # 8. a checkpoint of another model --------------------------------------------------------
+@pytest.mark.slow
 def test_checkpoint_of_another_model_is_refused(mnist_data_dir, tmp_path):
     cfg = compose_config(
         [
@@ -279,6 +283,7 @@ def test_random_bytes_are_refused(tmp_path):
         load_checkpoint(path)
 
 
+@pytest.mark.slow
 def test_pickle_with_code_payload_is_refused_and_never_executed(tmp_path):
     marker = tmp_path / "marker.txt"
     evil = tmp_path / "evil.ckpt"

@@ -7,7 +7,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from vaelab.paths import PROJECT_ROOT
+
+# runs the benchmark script end to end
+pytestmark = pytest.mark.slow
 
 VARIANTS = ["a", "c", "d", "l"]
 

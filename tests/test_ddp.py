@@ -18,6 +18,9 @@ from vaelab.data.mnist import MNISTDataModule
 from vaelab.paths import PROJECT_ROOT
 from vaelab.train import METRICS_FILE, RESOLVED_CONFIG_FILE
 
+# two gloo processes per test
+pytestmark = pytest.mark.slow
+
 VAELAB_TRAIN = Path(sys.executable).parent / "vaelab-train"
 PER_DEVICE_BATCH = 50
 STEPS = 10

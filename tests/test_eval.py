@@ -32,6 +32,9 @@ from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.paths import CONFIG_DIR
 from vaelab.train import train
 
+# every test here evaluates MNIST runs trained once per module (tens of seconds)
+pytestmark = pytest.mark.slow
+
 FIGURE_PIXELS = {  # figsize × dpi of each matplotlib figure in vaelab.plots.figures
     "latent_manifold": (800, 800),
     "latent_scatter": (900, 600),

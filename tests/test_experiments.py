@@ -176,8 +176,8 @@ def test_kw_likelihoods_sweeps_seed_002s_three_decoders(make_config):
     assert cfg.data.batch_size == 128
     assert cfg.trainer.max_epochs == 3
     fixed = _cfg(make_config, "kw_likelihoods", "likelihood=gaussian_fixed")
-    assert fixed.likelihood.variance == "fixed"
-    assert fixed.likelihood.scale == 1.0
+    assert fixed.model.likelihood.variance == "fixed"
+    assert fixed.model.likelihood.scale == 1.0
 
 
 def test_frey_face_is_seed_003s_vae(make_config):

@@ -9,7 +9,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from vaelab.paths import PROJECT_ROOT
+
+# runs the GPU script end to end on the CPU (a minute)
+pytestmark = pytest.mark.slow
 
 
 def test_eval_stage_trains_evaluates_and_reports(mnist_data_dir, tmp_path):

@@ -71,6 +71,7 @@ def _job_metrics(sweep_dir: Path) -> dict[str, dict[str, float]]:
     }
 
 
+@pytest.mark.slow
 def test_local_submitit_launcher_runs_each_job_in_its_own_process(mnist_data_dir, tmp_path):
     sweep_dir = tmp_path / "sweep"
     _sweep(sweep_dir, mnist_data_dir, "--multirun", "hydra/launcher=local", "model.latent_dim=2,3")
@@ -86,6 +87,7 @@ def test_local_submitit_launcher_runs_each_job_in_its_own_process(mnist_data_dir
     assert len(results) == 2
 
 
+@pytest.mark.slow
 def test_optuna_sweep_reports_the_best_trial(mnist_data_dir, tmp_path):
     sweep_dir = tmp_path / "optuna"
     _sweep(

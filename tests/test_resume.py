@@ -92,6 +92,7 @@ CLI_FAST = ["print_config=false", "callbacks.progress_bar=null", "data.download=
 SIGNAL_CALLBACK = "+callbacks.signal_at_step._target_=tests.signal_at_step.SignalAtStep"
 
 
+@pytest.mark.slow
 def test_sigusr1_saves_a_checkpoint_and_exits_cleanly_then_resumes(mnist_data_dir, tmp_path):
     run_dir = tmp_path / "run"
     args = [
@@ -136,6 +137,7 @@ def test_sigusr1_saves_a_checkpoint_and_exits_cleanly_then_resumes(mnist_data_di
     assert 41 < torch.load(last, weights_only=True)["global_step"] < 90
 
 
+@pytest.mark.slow
 def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failure(
     mnist_data_dir, tmp_path
 ):

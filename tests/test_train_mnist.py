@@ -109,6 +109,7 @@ def test_cli_fast_dev_run_through_hydra_entry_point(mnist_data_dir, tmp_path):
     assert f"tensorboard --logdir {tmp_path}" in result.stdout
 
 
+@pytest.mark.slow
 def test_multirun_creates_one_run_dir_per_job(mnist_data_dir, tmp_path):
     sweep = tmp_path / "sweep"
     result = _cli(
