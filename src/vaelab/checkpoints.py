@@ -13,7 +13,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from vaelab.atomic_io import DiskFullError, atomic_write_bytes
-from vaelab.errors import VaelabError
+from vaelab.errors import VaelabError, first_line
 from vaelab.run_files import (
     CHECKPOINT_DIR,
     CHECKPOINT_SUFFIX,
@@ -50,10 +50,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     # the weights-only unpickler raises whatever arbitrary bytes provoke (UnpicklingError,
     # KeyError, IndexError, EOFError, ...): every one of them means "not a checkpoint"
     except Exception as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise VaelabError(
             f"refused to load {path}: it is not a valid vaelab/Lightning checkpoint "
-            f"or holds objects other than tensors and plain data ({first_line}); "
+            f"or holds objects other than tensors and plain data ({first_line(err)}); "
             "nothing in it was executed. Use a checkpoint written by vaelab-train"
         ) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

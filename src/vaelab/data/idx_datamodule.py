@@ -17,7 +17,7 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.datasets.utils import check_integrity
 
 from vaelab.data.image_datamodule import ImageDataModule, ImageSplit
-from vaelab.errors import VaelabError
+from vaelab.errors import VaelabError, first_line
 
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -130,8 +130,7 @@ class IDXDataModule(ImageDataModule):
     def _missing_message(self, names: tuple[str, ...], err: Exception | None = None) -> str:
         where = ", ".join(str(d) for d in self.search_dirs)
         # torchvision's error spans several lines (one per mirror tried): keep its first
-        first_line = str(err).strip().splitlines()[0] if err and str(err).strip() else ""
-        reason = f" and downloading failed ({type(err).__name__}: {first_line})" if err else ""
+        reason = f" and downloading failed ({type(err).__name__}: {first_line(err)})" if err else ""
         return (
             f"{self.folder} data not found{reason}. Expected {' and '.join(names)} (plain or "
             f".gz) in {where}. Fix: set VAELAB_DATA_DIR to a folder that holds "

@@ -20,7 +20,7 @@ from yaml import YAMLError
 
 from vaelab.builders import build_module
 from vaelab.checkpoints import check_compatible, load_checkpoint
-from vaelab.errors import VaelabError
+from vaelab.errors import VaelabError, first_line
 from vaelab.run_files import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT
 
 
@@ -84,7 +84,7 @@ def load_run_config(path: Path) -> DictConfig:
     try:
         config = OmegaConf.load(path)
     except (OSError, YAMLError, OmegaConfBaseException, UnicodeDecodeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise VaelabError(
             f"the run's config {path} is unreadable ({first}); restore it, or copy "
             f"{path.parent}/.hydra/config.yaml over it (Hydra's copy of the same run's config, "

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
-from vaelab.errors import VaelabError
+from vaelab.errors import VaelabError, first_line
 from vaelab.run_files import (
     CONFIG_FILE,
     ERROR_FILE,
@@ -114,7 +114,7 @@ class Sweep:
 
 def _why(name: str | Path, err: BaseException) -> str:
     """``"<file in the job dir>: <first line of the error>"``."""
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    first = first_line(err)
     return f"{Path(name).as_posix()}: {first}"
 
 
