@@ -237,5 +237,5 @@ def test_multirun_cli_runs_every_likelihood(tmp_path, mnist_data_dir):
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     jobs = sorted((tmp_path / "kw_likelihoods" / "multiruns").glob("*/*/config.yaml"))
-    chosen = sorted(OmegaConf.load(p).likelihood._target_.rsplit(".", 1)[-1] for p in jobs)
+    chosen = sorted(OmegaConf.load(p).model.likelihood._target_.rsplit(".", 1)[-1] for p in jobs)
     assert chosen == ["BernoulliLikelihood", "GaussianLikelihood", "GaussianLikelihood"]
