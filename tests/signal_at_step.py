@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Literal
 
 import lightning as L
+from typing_extensions import override
 
 
 class SignalAtStep(L.Callback):
@@ -44,3 +46,43 @@ class SignalAtStep(L.Callback):
             os.killpg(os.getpgid(0), self.signum)
         else:
             os.kill(os.getpid(), self.signum)
+
+
+class HoldAtStepUntilSignal(L.Callback):
+    """After optimizer step ``step``, write ``<run dir>/<marker>`` and hold training until
+    ``signal_name`` arrives (at most ``timeout_s``), then hand it on to the handler that was
+    installed before (vaelab's pre-emption callback): a test can send the signal from outside
+    (SLURM's ``scancel --signal``) at a step it chose, however fast the run is."""
+
+    def __init__(
+        self,
+        step: int,
+        signal_name: str = "SIGUSR1",
+        marker: str = "holding_for_signal",
+        timeout_s: float = 300.0,
+    ) -> None:
+        self.step = step
+        self.signum = getattr(signal, signal_name)
+        self.marker = marker
+        self.timeout_s = timeout_s
+        self.arrived = threading.Event()
+        self.done = False
+
+    @override
+    def on_train_start(self, trainer: L.Trainer, *args) -> None:
+        previous = signal.getsignal(self.signum)
+
+        def note_then_forward(signum, frame) -> None:
+            self.arrived.set()
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(self.signum, note_then_forward)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if self.done or trainer.global_step != self.step:
+            return
+        self.done = True
+        Path(trainer.default_root_dir, self.marker).write_text(str(os.getpid()))
+        # the signal's handler runs in this (main) thread and sets the event: the wait ends
+        self.arrived.wait(self.timeout_s)

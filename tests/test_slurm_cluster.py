@@ -256,6 +256,9 @@ def test_a_preempted_task_checkpoints_is_requeued_and_ends_like_an_uninterrupted
             "task_name=requeue",
             f"hydra.sweep.dir={sweep}",
             "optimizer.lr=1e-3",
+            # the first attempt holds after step 3 until SLURM's signal arrives
+            "+callbacks.hold._target_=tests.signal_at_step.HoldAtStepUntilSignal",
+            "+callbacks.hold.step=3",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -265,7 +268,7 @@ def test_a_preempted_task_checkpoints_is_requeued_and_ends_like_an_uninterrupted
     )
     try:
         (task,) = _poll(lambda: (sweep / ".submitit").is_dir() and _submitted(sweep), "submission")
-        _poll((run_dir / "checkpoints" / "epoch_000.ckpt").is_file, "the task's first epoch")
+        _poll((run_dir / "holding_for_signal").is_file, "the task to reach step 3")
         timeline = {"signal": time.time()}
         # what SLURM sends --signal seconds before the time limit, at a step of our choosing
         _slurm("scancel", "--signal=USR1", task)
@@ -323,7 +326,9 @@ def test_a_failing_task_leaves_the_others_and_a_relaunch_reruns_only_it(tmp_path
     first = _vaelab_train(*args)
     assert first.returncode == 1
     assert "1 job(s) of the sweep" in first.stderr
-    assert "job 1: refused to load" in first.stderr
+    # the damaged checkpoint is set aside (*.torn) and named; nothing else is lost
+    assert "job 1: " in first.stderr
+    assert "is torn or unreadable" in first.stderr
     assert "test/elbo" in _metrics(sweep / "0")  # the other task finished
     first_tasks = _submitted(sweep)
     assert len(first_tasks) == 2
@@ -333,7 +338,12 @@ def test_a_failing_task_leaves_the_others_and_a_relaunch_reruns_only_it(tmp_path
     assert report.returncode == 0, report.stderr[-2000:]
     assert "2 jobs: 1 finished, 1 failed" in (sweep / "report.md").read_text()
 
-    damaged.unlink()  # the user clears the damage and relaunches the same sweep
+    # the damaged file was kept beside it, not deleted; the same sweep is relaunched as it is
+    assert not damaged.exists()
+    assert (
+        damaged.with_name(damaged.name + ".torn").read_bytes()
+        == (whole.getvalue()[: len(whole.getvalue()) // 2])
+    )
     finished_before = (sweep / "0" / METRICS_FILE).stat().st_mtime_ns
     second = _vaelab_train(*args)
     assert second.returncode == 0, second.stderr[-3000:]
