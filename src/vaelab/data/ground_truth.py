@@ -1,0 +1,53 @@
+"""Data sets generated from known factors of variation, as the disentanglement metrics see them.
+
+A datamodule with ground-truth factors (dSprites and its variants, an ``npz`` with a
+``factors`` array) implements :class:`GroundTruthData` besides being a LightningDataModule.
+Its batches are (x, factors) with factors an integer tensor [B, F] of factor indices. The
+metrics (``vaelab.evaluation``) use only this protocol, so a toy implementation in a test
+serves them as well as a real data set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@runtime_checkable
+class GroundTruthData(Protocol):
+    """Factors → observations, with the factor grid's sizes and names."""
+
+    #: number of values each factor takes, in factor order (dSprites: 3, 6, 40, 32, 32)
+    factor_sizes: Sequence[int]
+    #: a name per factor (dSprites: shape, scale, orientation, x, y)
+    factor_names: Sequence[str]
+
+    def sample_factors(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+        """``num`` factor index vectors [num, F] (int64), drawn uniformly from the grid
+        (or from the data set's rows where the grid is not complete)."""
+        ...
+
+    def observations_from_factors(
+        self, factors: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The images [num, C, H, W] (float in [0, 1], on the factors' device) of factor
+        index vectors [num, F]; ``generator`` drives any per-image randomness (a colour,
+        a noise background)."""
+        ...
+
+
+def sample_with_fixed_factor(
+    data: GroundTruthData,
+    num: int,
+    factor: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``num`` factor vectors that share one random value of ``factor`` and vary in the rest
+    (the β-VAE and FactorVAE scores' "fix one factor, vary the others")."""
+    factors = data.sample_factors(num, generator)
+    value = torch.randint(int(data.factor_sizes[factor]), (), generator=generator)
+    factors[:, factor] = value.to(factors.device)
+    return factors
