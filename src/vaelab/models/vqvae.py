@@ -38,6 +38,7 @@ from vaelab.models.interface import (
     MissingCapability,
     input_shape_of,
 )
+from vaelab.models.vae import in_dtype_of
 from vaelab.nets.networks import EncoderDecoder
 from vaelab.nets.pixelcnn import GatedPixelCNN
 from vaelab.nets.residual_conv import code_grid_shape
@@ -439,14 +440,15 @@ class VQVAE(LatentVariableModel):
     @override
     def encode(self, x: Tensor, y: Tensor | None = None) -> QuantizedPosterior:
         """q(z|x): one-hot on the nearest codes of z_e(x) (no codebook update here)."""
-        encoded = self.encoder(x)
+        encoded = self.encoder(in_dtype_of(self.encoder, x))
         return QuantizedPosterior(encoded, self.quantizer.quantize(encoded))
 
     @override
     def decode(self, z: Tensor, y: Tensor | None = None) -> ImageDistribution:
         """p(x|z) for flat code maps [..., D·h·w]: batch shape [...], event (C, H, W)."""
         leading = z.shape[:-1]
-        out = self.decoder(z.reshape(-1, self.embedding_dim, *self.grid_shape))
+        grid = z.reshape(-1, self.embedding_dim, *self.grid_shape)
+        out = self.decoder(in_dtype_of(self.decoder, grid))
         return self.likelihood.observation(out.reshape(*leading, *out.shape[-EVENT_DIMS:]))
 
     @override
