@@ -20,6 +20,7 @@ from vaelab.data.dsprites import (
 from vaelab.data.ground_truth import GroundTruthData, sample_with_fixed_factor
 from vaelab.data.sprites import (
     CENTRE_MARGIN,
+    DSPRITES_SHAPES,
     DSPRITES_SIDE,
     ELLIPSE_ASPECT,
     HEART_SHIFT,
@@ -32,7 +33,10 @@ from vaelab.data.sprites import (
     unravel,
 )
 from vaelab.errors import VaelabError
+from vaelab.evaluation.encodings import Encodings
 from vaelab.nets.locatello_conv import locatello_conv
+from vaelab.plots.figures import latent_scatter_figure
+from vaelab.plots.pictures import dataset_class_names
 
 SIZES = DSpritesDataModule.factor_sizes
 SQUARE, ELLIPSE, HEART = 0, 1, 2
@@ -404,3 +408,15 @@ def test_locatello_conv_pads_other_sides_and_crops_back(shape):
     )
     assert net.encoder(torch.zeros(2, *shape)).shape == (2, 8)
     assert net.decoder(torch.zeros(2, 4)).shape == (2, 2 * shape[0], *shape[1:])
+
+
+def test_latent_plots_colour_factor_data_by_shape():
+    """Encodings of factor data carry factors [N, 5] as labels; the scatter plot colours the
+    points by the first factor and names its values (square, ellipse, heart)."""
+    datamodule = DSpritesDataModule("unused")
+    factors = datamodule.sample_factors(30, torch.Generator().manual_seed(0))
+    encodings = Encodings(mean=torch.randn(30, 2), stddev=torch.ones(30, 2), labels=factors)
+    figure = latent_scatter_figure(encodings, dataset_class_names(datamodule))
+    legend = figure.axes[0].get_legend()
+    shown = sorted(factors[:, 0].unique().tolist())
+    assert [t.get_text() for t in legend.get_texts()] == [DSPRITES_SHAPES[s] for s in shown]

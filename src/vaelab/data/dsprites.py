@@ -31,6 +31,7 @@ from vaelab.data.device_loader import ShardedPermutation
 from vaelab.data.sprites import (
     DSPRITES_FACTOR_NAMES,
     DSPRITES_FACTOR_SIZES,
+    DSPRITES_SHAPES,
     DSPRITES_SIDE,
     ravel,
     render_sprites,
@@ -126,6 +127,8 @@ class DSpritesDataModule(L.LightningDataModule):
     side: int = DSPRITES_SIDE
     channels: int = 1
     num_classes: int | None = None
+    #: names of the first factor's values: latent plots colour factor data by it
+    class_names: tuple[str, ...] = DSPRITES_SHAPES
 
     def __init__(
         self,
