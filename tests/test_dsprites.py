@@ -10,6 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from vaelab.data.dsprites import (
     ORIGINAL_FILE,
@@ -35,6 +36,7 @@ from vaelab.data.sprites import (
 from vaelab.errors import VaelabError
 from vaelab.evaluation.encodings import Encodings
 from vaelab.nets.locatello_conv import locatello_conv
+from vaelab.paths import CONFIG_DIR
 from vaelab.plots.figures import latent_scatter_figure
 from vaelab.plots.pictures import dataset_class_names
 
@@ -449,3 +451,21 @@ def test_a_beta_vae_learns_generated_dsprites(make_config):
     independent = -(test * frequency.log() + (1 - test) * (1 - frequency).log()).sum((1, 2, 3))
     assert -metrics["test/elbo"] < 1.1 * independent.mean().item()
     assert -metrics["test/elbo"] < 0.25 * 4096 * math.log(2)
+
+
+def test_disentangle_dsprites_keeps_locatello_et_al_s_settings(make_config):
+    cfg = make_config("experiment=disentangle_dsprites")
+    assert cfg.data._target_.endswith("dsprites.DSpritesDataModule")
+    assert cfg.model.net._target_.endswith("locatello_conv")
+    assert list(cfg.model.net.channels) == [32, 32, 64, 64]
+    assert list(cfg.model.net.kernels) == [4, 4, 2, 2]
+    assert cfg.model.net.hidden_dim == 256
+    assert cfg.model.latent_dim == 10
+    assert cfg.model.likelihood._target_.endswith("BernoulliLikelihood")
+    assert cfg.data.batch_size == 64
+    assert cfg.optimizer.lr == 1e-4
+    assert list(cfg.optimizer.betas) == [0.9, 0.999]
+    assert cfg.optimizer.eps == 1e-8
+    assert cfg.trainer.max_steps == 300_000
+    raw = OmegaConf.load(CONFIG_DIR / "experiment" / "disentangle_dsprites.yaml")
+    assert raw.hydra.sweeper.params["beta.value"] == "1.0,2.0,4.0,6.0,8.0,16.0"
