@@ -198,7 +198,7 @@ class DSpritesDataModule(L.LightningDataModule):
         def bad(problem: str) -> VaelabError:
             return VaelabError(
                 f"{path} is not the dSprites release ({problem}); replace it with "
-                f"{ORIGINAL_FILE} from {ORIGINAL_URL}, or remove it and use data.source=generated"
+                f"{ORIGINAL_FILE} from {ORIGINAL_URL}, or ignore it with data.source=generated"
             )
 
         try:
