@@ -426,21 +426,20 @@ def test_latent_plots_colour_factor_data_by_shape():
 
 @pytest.mark.slow
 def test_a_beta_vae_learns_generated_dsprites(make_config):
-    """200 Adam steps of Locatello et al.'s network on generated dSprites: the test −ELBO falls
-    from 4096·log 2 = 2839 nats (an untrained decoder's p ≈ ½) to within 10 % of the best
-    model that treats the pixels as independent (each pixel's own frequency on the test
-    images), which a model must reach before it can encode positions and shapes."""
+    """250 Adam steps (lr 1e-3) of experiment=disentangle_dsprites_cpu (β = 4) on generated
+    dSprites: the test −ELBO falls from 4096·log 2 = 2839 nats (an untrained decoder, p ≈ ½)
+    well below the NLL of the best model of independent pixels (each pixel's own frequency on
+    the test images, 552 nats), which no VAE reaches without using its latents (KL > 0)."""
     from vaelab.train import train
 
     cfg = make_config(
         "experiment=disentangle_dsprites_cpu",
-        "trainer.max_steps=200",
-        "trainer.val_check_interval=200",
+        "trainer.max_steps=250",
+        "trainer.val_check_interval=250",
         "trainer.limit_val_batches=1",
         "data.val_size=256",
         "data.test_size=512",
         "optimizer.lr=1e-3",
-        "beta.value=1.0",
         "callbacks.image_logger=null",
     )
     metrics = train(cfg)
@@ -449,8 +448,12 @@ def test_a_beta_vae_learns_generated_dsprites(make_config):
     test = datamodule.observations_from_factors(unravel(datamodule.splits["test"], SIZES)).double()
     frequency = test.mean(0).clamp(1e-12, 1 - 1e-12)
     independent = -(test * frequency.log() + (1 - test) * (1 - frequency).log()).sum((1, 2, 3))
-    assert -metrics["test/elbo"] < 1.1 * independent.mean().item()
-    assert -metrics["test/elbo"] < 0.25 * 4096 * math.log(2)
+    print(
+        f"test -ELBO {-metrics['test/elbo']:.1f}, KL {metrics['test/kl']:.2f}, "
+        f"independent pixels {independent.mean():.1f}"
+    )
+    assert -metrics["test/elbo"] < 0.8 * independent.mean().item()
+    assert metrics["test/kl"] > 1.0
 
 
 def test_disentangle_dsprites_keeps_locatello_et_al_s_settings(make_config):
