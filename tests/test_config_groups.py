@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
@@ -60,6 +61,9 @@ def test_option_composes_and_instantiates(group, option, make_config, tmp_path):
     if group == "paths":
         assert Path(cfg.paths.output_dir) == tmp_path / "run"
         return
+    if group == "data" and option == "npz":  # the user's own file: a tiny one where it points
+        Path(cfg.data.path).parent.mkdir(parents=True)
+        np.savez(cfg.data.path, x=np.zeros((4, 8, 8), np.uint8))
     datamodule = instantiate(cfg.data)
     dims = datamodule.dims
     assert len(dims) == 3

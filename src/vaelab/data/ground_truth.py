@@ -5,6 +5,12 @@ A datamodule with ground-truth factors (dSprites and its variants, an ``npz`` wi
 Its batches are (x, factors) with factors an integer tensor [B, F] of factor indices. The
 metrics (``vaelab.evaluation``) use only this protocol, so a toy implementation in a test
 serves them as well as a real data set.
+
+Implementations: :class:`~vaelab.data.dsprites.DSpritesDataModule` (and its colour and noisy
+variants; the full grid, images drawn on the factors' device) and
+:class:`~vaelab.data.npz.FactorNpzDataModule` (the rows of a file: ``sample_factors`` draws
+rows, a combination the file lacks is a ``VaelabError``). Their ``factor_sizes`` and
+``factor_names`` are also in ``datamodule.data_info()``.
 """
 
 from __future__ import annotations

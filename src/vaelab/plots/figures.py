@@ -75,6 +75,12 @@ def pca_basis(points: Tensor, components: int = 2) -> tuple[Tensor, Tensor, Tens
     return centre, vh[:components].T, ratio
 
 
+def colour_labels(labels: Tensor) -> Tensor:
+    """The class label [N] of each point; a factor data set's labels are its factors [N, F]
+    (dSprites, an npz with factors), and the first factor (dSprites: shape) colours them."""
+    return labels if labels.ndim == 1 else labels[:, 0]
+
+
 def project_encodings(encodings: Encodings) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     """2-D coordinates, ±σ along each axis, axis labels and a title note.
 
@@ -87,7 +93,7 @@ def project_encodings(encodings: Encodings) -> tuple[np.ndarray, np.ndarray, lis
     if dim == 2:
         return mean.numpy(), stddev.numpy(), ["$z_1$", "$z_2$"], ""
     if dim == 1:
-        y = encodings.labels.double().unsqueeze(1)
+        y = colour_labels(encodings.labels).double().unsqueeze(1)
         return (
             torch.cat([mean, y], 1).numpy(),
             torch.cat([stddev, 0 * y], 1).numpy(),
@@ -122,7 +128,7 @@ def _draw_encodings(
     legend: bool = True,
 ) -> None:
     points, spread, axis_labels, note = project_encodings(encodings)
-    labels = encodings.labels.cpu().numpy()
+    labels = colour_labels(encodings.labels).cpu().numpy()
     cmap = colormaps[CLASS_COLOURS]
     for value, name in _class_names(labels, class_names).items():
         mask = labels == value
