@@ -10,7 +10,7 @@ z_j = z(ε_j, φ). Its gradient has three paths:
 
 With per-sample coefficients a_j (generative), c_j (path) and s_j (score), the surrogate
 
-    S = Σ_j a_j ℓ_j − Σ_j s_j (log q_φ(z_j) − log q_⊥(z_j)),   ℓ_j = log p(x, z_j) − log q_⊥(z_j),
+    S = Σ_j a_j v_j − Σ_j s_j (log q_φ(z_j) − log q_⊥(z_j)),   v_j = log p(x, z_j) − log q_⊥(z_j),
 
 with q_⊥ the posterior with stopped parameters and the gradient arriving at z_j rescaled by
 c_j/a_j (a tensor hook: one forward, one backward), has exactly these three gradients. Its value
@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentSamples, LatentVariableModel, MissingCapability
@@ -101,8 +102,9 @@ def surrogate_bound(
 
 
 def check_stopped_posterior(model: LatentVariableModel, estimator: str) -> None:
-    """Refuse ``estimator`` (stl, dreg, PIWAE's split gradient) for a model whose q cannot be scored with stopped
-    parameters: probe two blank inputs and check that the stopped log q has no gradient."""
+    """Refuse ``estimator`` (stl, dreg, PIWAE's split gradient) for a model whose q cannot be
+    scored with stopped parameters: probe two blank inputs and check that the stopped log q
+    has no gradient."""
     x = torch.zeros(2, *model.input_shape, device=model.device)
     with torch.enable_grad():
         samples = model.sample_latents(x, None, 2)
@@ -161,10 +163,11 @@ class ImportanceWeightedObjective(Objective):
         """[n, B] the coefficients of the decoder's (and prior's) gradient."""
         return self.bound_weights(log_weights)
 
-    def extra_terms(self, log_weights: Tensor) -> dict[str, Tensor]:
+    def extra_terms(self, log_weights: Tensor) -> dict[str, Tensor]:  # noqa: ARG002
         """Further bounds to log beside the ELBO (PIWAE's MIWAE bound)."""
         return {}
 
+    @override
     def setup(
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:
@@ -191,6 +194,7 @@ class ImportanceWeightedObjective(Objective):
             return GradientCoefficients(generative, path=inference, score=None)
         return GradientCoefficients(generative, path=self.dreg_weights(log_weights), score=None)
 
+    @override
     def forward(
         self,
         model: LatentVariableModel,
