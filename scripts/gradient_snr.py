@@ -159,7 +159,7 @@ def run_table(run_dir: Path, k: int, num_draws: int, batch_size: int) -> None:
         torch.device("cpu"),
         {"download": False, "num_workers": 0, "eval_batch_size": batch_size, "on_device": False},
     )
-    x, *rest = next(iter(run.datamodule.test_dataloader()))
+    x = next(iter(run.datamodule.test_dataloader()))[0]
     x = x[:batch_size].float()
     model = run.module.model.float().train()
     print(

@@ -90,8 +90,8 @@ def test_encoder_snr_falls_with_k_for_iwae_and_not_for_dreg():
 def dreg_by_hand(
     vae: VAE, x: Tensor, num: int, path_weights, generative_weights, seed: int
 ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
-    """The encoder's Σ_j c_j ∂ℓ_j/∂z_j ∂z_j/∂φ and the decoder's Σ_j a_j ∇_θ log p(x, z_j),
-    with ℓ_j = log p(x, z_j) − log q(z_j|x) at stopped q parameters, written out."""
+    """The encoder's Σ_j c_j ∂v_j/∂z_j ∂z_j/∂φ and the decoder's Σ_j a_j ∇_θ log p(x, z_j),
+    with v_j = log p(x, z_j) − log q(z_j|x) at stopped q parameters, written out."""
     torch.manual_seed(seed)
     samples: LatentSamples = vae.sample_latents(x, None, num)
     normal = samples.posterior.base_dist
@@ -172,7 +172,7 @@ class AffineTransformPosterior(Posterior):
 @pytest.mark.parametrize("objective", [IWAE(3, "stl"), IWAE(3, "dreg"), PIWAE(2, 2)])
 def test_a_posterior_whose_parameters_cannot_be_stopped_is_refused(objective):
     vae, _ = small_mlp_vae(AffineTransformPosterior())
-    with pytest.raises(VaelabError, match="stopped parameters.*gradient=reparam"):
+    with pytest.raises(VaelabError, match=r"stopped parameters.*gradient=reparam"):
         objective.setup(vae, ConstantBeta(1.0), {})
     IWAE(3, "reparam").setup(vae, ConstantBeta(1.0), {})  # the plain estimator applies
 
