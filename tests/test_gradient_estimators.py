@@ -21,7 +21,7 @@ from tests.test_objectives import small_mlp_vae
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentSamples
 from vaelab.models.vae import VAE
-from vaelab.objectives import CIWAE, IWAE, MIWAE, PIWAE
+from vaelab.objectives import CIWAE, ELBO, IWAE, MIWAE, PIWAE
 from vaelab.objectives.gradients import ImportanceWeightedObjective
 from vaelab.paths import PROJECT_ROOT
 from vaelab.posteriors.base import Posterior
@@ -46,6 +46,28 @@ EXACT_POSTERIOR = {"mu": X / 2, "log_var": math.log(0.5), "a": 1.0, "b": 0.0}
 def draws(estimator: str, k: int, num_copies: int, seed: int = 0, **vae_options):
     vae = snr_script.linear_gaussian_vae(**vae_options)
     return snr_script.gradient_draws(vae, IWAE(k, estimator), num_copies, seed)
+
+
+def test_elbo_with_stl_vanishes_at_the_exact_posterior_and_matches_iwae_one():
+    """The ELBO's STL (Monte-Carlo KL with stopped q) is IWAE_1's STL, draw for draw."""
+    vae = snr_script.linear_gaussian_vae(**EXACT_POSTERIOR)
+    elbo = ELBO(gradient="stl")
+    got = snr_script.gradient_draws(vae, elbo, 200, seed=4)
+    assert elbo.resolved_choices() == {"kl_estimator": "monte_carlo", "gradient": "stl"}
+    torch.testing.assert_close(got.encoder, torch.zeros_like(got.encoder), rtol=0, atol=1e-5)
+    vae = snr_script.linear_gaussian_vae(mu=0.2, log_var=0.3)
+    elbo = snr_script.gradient_draws(vae, ELBO(kl="monte_carlo", gradient="stl"), 50, seed=4)
+    vae = snr_script.linear_gaussian_vae(mu=0.2, log_var=0.3)
+    iwae = snr_script.gradient_draws(vae, IWAE(1, "stl"), 50, seed=4)
+    torch.testing.assert_close(elbo.encoder, iwae.encoder)
+    assert elbo.encoder.abs().min() > 0
+
+
+def test_elbo_refuses_dreg_and_stl_with_the_closed_form_kl():
+    with pytest.raises(VaelabError, match="gradient=stl"):
+        ELBO(gradient="dreg")
+    with pytest.raises(VaelabError, match="kl=monte_carlo"):
+        ELBO(kl="analytic", gradient="stl")
 
 
 @pytest.mark.parametrize("k", [1, 5])
