@@ -151,20 +151,23 @@ def print_table(rows: list[SNRRow]) -> None:
 def run_table(run_dir: Path, k: int, num_draws: int, batch_size: int) -> None:
     """Encoder/decoder SNR of IWAE_k's estimators at a trained run's checkpoint."""
     from vaelab.evaluation.checkpoint import load_run, locate_checkpoint
+    from vaelab.evaluation.encodings import prepare_batch
     from vaelab.evaluation.gradient_snr import gradient_snr
 
     location = locate_checkpoint(run_dir)
+    device = torch.device("cpu")
     run = load_run(
         location,
-        torch.device("cpu"),
+        device,
         {"download": False, "num_workers": 0, "eval_batch_size": batch_size, "on_device": False},
     )
-    x = next(iter(run.datamodule.test_dataloader()))[0]
+    x = prepare_batch(run.datamodule, next(iter(run.datamodule.test_dataloader())), device)[0]
     x = x[:batch_size].float()
     model = run.module.model.float().train()
     print(
         f"\n{location.run_dir.name} (step {run.global_step}): IWAE k = {k}, {batch_size} "
-        f"test images, {num_draws} draws"
+        f"test images, {num_draws} draws (a pure-noise component reads ≈ "
+        f"{math.sqrt(2 / math.pi / num_draws):.3f})"
     )
     print("| estimator | encoder SNR | decoder SNR |")
     print("|---|---|---|")
