@@ -19,6 +19,7 @@ from torch.distributions import AffineTransform, Independent, Normal, Transforme
 
 from tests.test_objectives import small_mlp_vae
 from vaelab.errors import VaelabError
+from vaelab.evaluation.gradient_snr import gradient_snr, inference_parameters, snr_of_draws
 from vaelab.models.interface import LatentSamples
 from vaelab.models.vae import VAE
 from vaelab.objectives import CIWAE, ELBO, IWAE, MIWAE, PIWAE
@@ -209,3 +210,17 @@ def test_a_model_that_draws_its_own_latents_must_say_how_to_stop_them():
     vae.__class__ = OwnSampler
     with pytest.raises(VaelabError, match="log_posterior_stopped"):
         IWAE(3, "dreg").setup(vae, ConstantBeta(1.0), {})
+
+
+def test_gradient_snr_splits_encoder_and_decoder_and_averages_per_component_snr():
+    """vaelab.evaluation.gradient_snr: the encoder's parameters are those q depends on;
+    per-component SNR = |mean|/std over draws, components that never vary left out."""
+    vae, x = small_mlp_vae()
+    assert inference_parameters(vae, x) == set(vae.encoder.parameters())
+    draws = torch.tensor([[1.0, 5.0, 0.0], [3.0, 5.0, 2.0]])  # means 2, 5, 1; stds √2, 0, √2
+    torch.testing.assert_close(snr_of_draws(draws), torch.tensor([2.0, 1.0]) / math.sqrt(2.0))
+    torch.manual_seed(0)
+    snr = gradient_snr(vae, IWAE(4, "dreg"), x, num_draws=8)
+    assert snr.num_draws == 8
+    assert 0 < snr.encoder < math.inf
+    assert 0 < snr.decoder < math.inf
