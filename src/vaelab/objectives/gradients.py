@@ -74,7 +74,7 @@ class GradientCoefficients:
 
 def surrogate_bound(
     samples: LatentSamples,
-    log_posterior_stopped: Tensor | None,
+    log_posterior_stopped: Tensor,
     bound: Tensor,
     coefficients: GradientCoefficients,
     rescale_path: bool,
@@ -104,14 +104,18 @@ def surrogate_bound(
 def check_stopped_posterior(model: LatentVariableModel, estimator: str) -> None:
     """Refuse ``estimator`` (stl, dreg, PIWAE's split gradient) for a model whose q cannot be
     scored with stopped parameters: probe two blank inputs and check that the stopped log q
-    has no gradient."""
+    has no gradient (in eval mode: batch-norm statistics do not see the probe)."""
     x = torch.zeros(2, *model.input_shape, device=model.device)
-    with torch.enable_grad():
-        samples = model.sample_latents(x, None, 2)
-        try:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            samples = model.sample_latents(x, None, 2)
             stopped = model.log_posterior_stopped(replace(samples, z=samples.z.detach()), x)
-        except MissingCapability as err:
-            raise VaelabError(f"{estimator}: {err}") from err
+    except MissingCapability as err:
+        raise VaelabError(f"{estimator}: {err}") from err
+    finally:
+        model.train(was_training)
     if stopped.requires_grad:
         raise VaelabError(
             f"{estimator} needs log q(z|x) with stopped parameters, but "
