@@ -9,6 +9,7 @@ the log-densities it returns are summed over all of its latent variables.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,21 @@ class LatentSamples:
 
 class MissingCapability(VaelabError):
     """The model lacks a part that a caller needs (an autoencoder has no prior, say)."""
+
+
+def with_stopped_parameters(distribution: Distribution) -> Distribution:
+    """The same distribution with every parameter tensor detached (nested distributions such
+    as ``Independent``'s base included): its ``log_prob(z)`` has gradient with respect to z
+    only. Works for any torch distribution whose parameters are the tensors it holds; one
+    whose parameters live elsewhere (a transform's module) keeps them, which callers detect
+    (see :meth:`LatentVariableModel.log_posterior_stopped`)."""
+    stopped = copy.copy(distribution)
+    for name, value in vars(distribution).items():
+        if isinstance(value, Tensor):
+            vars(stopped)[name] = value.detach()
+        elif isinstance(value, Distribution):
+            vars(stopped)[name] = with_stopped_parameters(value)
+    return stopped
 
 
 class LatentVariableModel(nn.Module, ABC):
@@ -97,6 +113,26 @@ class LatentVariableModel(nn.Module, ABC):
             log_prior=self.prior.log_prob(z),
             log_posterior=posterior.log_prob(z),
         )
+
+    def log_posterior_stopped(
+        self,
+        samples: LatentSamples,
+        x: Tensor,  # noqa: ARG002 - a hierarchy re-encodes x
+        y: Tensor | None = None,  # noqa: ARG002
+    ) -> Tensor:
+        """log q(z_i|x) of the drawn ``samples`` [k, B] with q's parameters detached, so that
+        its gradient reaches the encoder only through z (the path derivative of Roeder et al.
+        2017, used by ``objective.gradient=stl|dreg``). The default serves models that draw
+        with the default :meth:`sample_latents`; a model that overrides it (a hierarchy) must
+        override this too, else it refuses."""
+        if type(self).sample_latents is not LatentVariableModel.sample_latents:
+            raise MissingCapability(
+                f"{type(self).__name__} draws its own latents (it overrides sample_latents) "
+                "but does not say how to score them under q with stopped parameters "
+                "(log_posterior_stopped): objective.gradient=stl and dreg need it; use "
+                "objective.gradient=reparam"
+            )
+        return with_stopped_parameters(samples.posterior).log_prob(samples.z)
 
     def log_weights(self, x: Tensor, y: Tensor | None = None, num_samples: int = 1) -> Tensor:
         """[k, B] log p(x, z_i) − log q(z_i|x) for z_i ~ q(z|x): the one estimator behind the

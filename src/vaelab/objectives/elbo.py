@@ -10,8 +10,13 @@ from torch.distributions import Distribution, Independent, kl_divergence
 from typing_extensions import override
 
 from vaelab.errors import VaelabError
-from vaelab.models.interface import LatentVariableModel
+from vaelab.models.interface import LatentVariableModel, with_stopped_parameters
 from vaelab.objectives.base import Objective, ObjectiveOutput, sample_mean
+from vaelab.objectives.gradients import (
+    GradientEstimator,
+    check_gradient_estimator,
+    check_stopped_posterior,
+)
 from vaelab.schedules.base import Weighting
 from vaelab.schema import Range
 
@@ -51,22 +56,44 @@ class ELBO(Objective):
     eq. 7; Pyro's Trace_ELBO); ``kl="auto"`` (default) takes the closed form when
     torch.distributions registers one for the model's posterior and prior, else Monte Carlo,
     and says which. The L samples are drawn in one batched forward of shape [L, B, D].
+
+    ``gradient=stl`` (sticking the landing, Roeder et al. 2017): log q(z|x) in the Monte-Carlo
+    KL is evaluated with q's parameters stopped, so the encoder's gradient is the path
+    derivative only (the score term, zero in expectation, is dropped; exactly zero gradient
+    at the exact posterior). It needs the Monte-Carlo KL (``kl=auto`` resolves to it).
+    ``gradient=dreg`` is refused: for the ELBO it is STL.
     """
 
     bound_name = "elbo"
     term_names = ("recon", "kl")
 
     def __init__(
-        self, kl: KLEstimator = "auto", num_samples: Annotated[int, Range(ge=1)] = 1
+        self,
+        kl: KLEstimator = "auto",
+        num_samples: Annotated[int, Range(ge=1)] = 1,
+        gradient: GradientEstimator = "reparam",
     ) -> None:
         super().__init__()
         if kl not in KL_ESTIMATORS:
             raise VaelabError(f"objective.kl must be one of {', '.join(KL_ESTIMATORS)}, got {kl!r}")
         if int(num_samples) < 1:
             raise VaelabError(f"objective.num_samples must be >= 1, got {num_samples}")
+        self.gradient = check_gradient_estimator(gradient)
+        if self.gradient == "dreg":
+            raise VaelabError(
+                "objective=elbo objective.gradient=dreg: the doubly reparameterised gradient of "
+                "the ELBO is sticking the landing; use objective.gradient=stl"
+            )
+        if self.gradient == "stl" and kl == "analytic":
+            raise VaelabError(
+                "objective.gradient=stl drops the score term of a Monte-Carlo KL; the "
+                "closed-form KL has none: use objective.kl=monte_carlo (or auto)"
+            )
         self.kl = kl
         self.num_samples = int(num_samples)
-        self.kl_estimator: str = "analytic" if kl == "auto" else kl
+        self.kl_estimator: str = (
+            "monte_carlo" if self.gradient == "stl" else ("analytic" if kl == "auto" else kl)
+        )
 
     @override
     def setup(
@@ -80,11 +107,14 @@ class ELBO(Objective):
                 f"the posterior ({type(posterior).__name__}) and the prior "
                 f"({type(prior).__name__}); use objective.kl=auto or objective.kl=monte_carlo"
             )
-        if self.kl == "auto":
+        if self.kl == "auto" and self.gradient == "reparam":
             self.kl_estimator = "analytic" if analytic else "monte_carlo"
+        if self.gradient == "stl":
+            check_stopped_posterior(model, "objective=elbo with stl")
 
     def resolved_choices(self) -> dict[str, Any]:
-        return {"kl_estimator": self.kl_estimator}
+        choices = {"kl_estimator": self.kl_estimator}
+        return choices | ({"gradient": self.gradient} if self.gradient != "reparam" else {})
 
     def forward(
         self,
@@ -109,13 +139,18 @@ class ELBO(Objective):
         else:
             samples = model.sample_latents(x, y, num_samples)
             posterior, z, log_likelihood = samples.posterior, samples.z, samples.log_likelihood
+            stl = self.gradient == "stl" and torch.is_grad_enabled()
             if per_dimension_parts(posterior, prior):
+                scored = with_stopped_parameters(posterior) if stl else posterior
                 kl_per_dim = sample_mean(
-                    posterior.base_dist.log_prob(z) - prior.base_dist.log_prob(z), sample_axis
+                    scored.base_dist.log_prob(z) - prior.base_dist.log_prob(z), sample_axis
                 )
             else:
                 kl_per_dim = None
-                kl = sample_mean(samples.log_posterior - samples.log_prior, sample_axis)
+                log_posterior = (
+                    model.log_posterior_stopped(samples, x, y) if stl else samples.log_posterior
+                )
+                kl = sample_mean(log_posterior - samples.log_prior, sample_axis)
         if kl_per_dim is not None:  # per-dimension terms; their sum is the KL
             kl = kl_per_dim.sum(-1)
         recon = -sample_mean(log_likelihood, sample_axis)

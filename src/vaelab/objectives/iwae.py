@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any
+from typing import Annotated
 
 import torch
 from torch import Tensor
-from typing_extensions import override
 
 from vaelab.errors import VaelabError
-from vaelab.models.interface import LatentVariableModel
-from vaelab.objectives.base import Objective, ObjectiveOutput
-from vaelab.schedules.base import Weighting
+from vaelab.objectives.gradients import GradientEstimator, ImportanceWeightedObjective, log_mean_exp
 from vaelab.schema import Range
 
 
-class IWAE(Objective):
+class IWAE(ImportanceWeightedObjective):
     """L_k(x) = E[log (1/k) Σ_i w_i], w_i = p(x, z_i)/q(z_i|x), z_1..z_k ~ q(z|x) i.i.d.
 
-    The k samples come from the model's ``log_weights`` estimator in one batched forward;
+    The k samples come from the model's ``sample_latents`` estimator in one batched forward;
     the bound is the log-mean-exp above (L_1 = ELBO ≤ L_k ≤ L_{k+1} ≤ log p(x), Burda et al.
-    Thm 1) and the loss is −bound, so gradients are the pathwise gradients Σ_i w̃_i ∇ log w_i
-    with normalised weights w̃ (eq. 14). The bound is logged as ``<stage>/iwae_bound``;
+    Thm 1) and the loss is −bound. ``gradient=reparam``: the pathwise gradients
+    Σ_i w̃_i ∇ log w_i with normalised weights w̃ (eq. 14); ``stl``: the score term of log q
+    dropped (Roeder et al. 2017, biased for k > 1); ``dreg``: the encoder gets
+    Σ_i w̃_i² ∂log w_i/∂z_i ∂z_i/∂φ (IWAE-DReG, Tucker et al. 2018), the decoder eq. 14 (see
+    :mod:`vaelab.objectives.gradients`). The bound is logged as ``<stage>/iwae_bound``;
     ``<stage>/elbo`` is the k-sample Monte-Carlo ELBO (1/k) Σ log w_i of the same samples,
     with its ``recon`` = −(1/k) Σ log p(x|z_i) and ``kl`` = (1/k) Σ log q(z_i|x) − log p(z_i).
 
@@ -31,41 +30,25 @@ class IWAE(Objective):
     """
 
     bound_name = "iwae_bound"
-    term_names = ("elbo", "recon", "kl")
+    config_name = "iwae"
 
-    def __init__(self, num_samples: Annotated[int, Range(ge=1)] = 5) -> None:
-        super().__init__()
+    def __init__(
+        self, num_samples: Annotated[int, Range(ge=1)] = 5, gradient: GradientEstimator = "reparam"
+    ) -> None:
+        super().__init__(gradient)
         if int(num_samples) < 1:
             raise VaelabError(f"objective.num_samples must be >= 1, got {num_samples}")
         self.num_samples = int(num_samples)
 
-    @override
-    def setup(
-        self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
-    ) -> None:
-        if not weighting.is_identity:
-            raise VaelabError(
-                "objective=iwae optimises the importance-weighted bound, which has no KL term "
-                "to weight; use beta=constant beta.value=1.0 (or objective=elbo for β-VAEs "
-                "and KL schedules)"
-            )
+    @property
+    def total_samples(self) -> int:
+        return self.num_samples
 
-    @override
-    def forward(
-        self,
-        model: LatentVariableModel,
-        x: Tensor,
-        y: Tensor | None,
-        weighting: Weighting,
-        step: int,
-    ) -> ObjectiveOutput:
-        samples = model.sample_latents(x, y, self.num_samples)  # [k, B] log-densities
-        log_weights = samples.log_weights
-        bound = torch.logsumexp(log_weights, dim=0) - math.log(self.num_samples)
-        recon = -samples.log_likelihood.mean(0)
-        kl = (samples.log_posterior - samples.log_prior).mean(0)
-        return ObjectiveOutput(
-            loss=-bound,
-            bound=bound,
-            terms={"elbo": log_weights.mean(0), "recon": recon, "kl": kl},
-        )
+    def bound(self, log_weights: Tensor) -> Tensor:
+        return log_mean_exp(log_weights)
+
+    def bound_weights(self, log_weights: Tensor) -> Tensor:
+        return torch.softmax(log_weights, dim=0)
+
+    def dreg_weights(self, log_weights: Tensor) -> Tensor:
+        return torch.softmax(log_weights, dim=0) ** 2
