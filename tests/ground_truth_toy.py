@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-
 #: scales a uniform [0, 1] pixel to unit variance, the scale of a VAE's codes
 UNIT_VARIANCE = 12**0.5
 

@@ -19,6 +19,7 @@ from tests.ground_truth_toy import (
     rotated,
 )
 from vaelab.data.ground_truth import GroundTruthData
+from vaelab.errors import VaelabError
 from vaelab.evaluation.disentanglement import (
     METRIC_NAMES,
     DisentanglementSettings,
@@ -39,7 +40,6 @@ from vaelab.evaluation.disentanglement.modularity_explicitness import (
 )
 from vaelab.evaluation.disentanglement.sampling import FactorCodes, sample_factor_codes
 from vaelab.evaluation.disentanglement.sap import sap_score
-from vaelab.errors import VaelabError
 
 SMALL = DisentanglementSettings(
     num_train=200, num_eval=200, group_size=16, num_variance_estimate=400, encode_batch_size=512
@@ -175,7 +175,7 @@ def test_group_scores_are_perfect_for_the_factors_and_near_chance_for_noise(metr
 
 
 def test_factor_vae_score_leaves_collapsed_codes_out():
-    def with_collapsed_code(data):
+    def with_collapsed_code(_data):
         return lambda x: torch.cat([x.flatten(1), torch.full((len(x), 1), 0.3)], 1)
 
     score = _scores(factor_vae_score, with_collapsed_code)
@@ -200,9 +200,13 @@ def test_settings_refuse_sizes_that_cannot_work():
         DisentanglementSettings(group_size=1)
 
 
-#: the synthetic table of docs/experiments.md ("What papers report: metrics")
+#: the synthetic table of docs/experiments.md ("What papers report: metrics"); the slow test
+#: uses half of it (the gradient-boosted trees of DCI take most of the time)
 TABLE_SETTINGS = DisentanglementSettings(
     num_train=2000, num_eval=1000, group_size=64, num_variance_estimate=2000
+)
+TEST_SETTINGS = DisentanglementSettings(
+    num_train=1000, num_eval=500, group_size=64, num_variance_estimate=1000
 )
 TABLE_FACTORS = (3, 6, 10, 8)
 
@@ -223,12 +227,14 @@ def synthetic_table(settings: DisentanglementSettings = TABLE_SETTINGS) -> dict[
 
 @pytest.mark.slow
 def test_synthetic_representations_rank_as_the_definitions_say():
-    table = synthetic_table()
+    table = synthetic_table(TEST_SETTINGS)
     best, rotation, copy, noise = (
         table[k] for k in ("factors+noise", "rotation", "duplicated", "noise")
     )
     for name in METRIC_NAMES:
         assert best[name] >= max(rotation[name], noise[name]) - 0.02, name
+        # modularity only asks that each code be about one factor: noise codes, whose tiny
+        # chance information differs between factors, are not at its bottom
         assert noise[name] < best[name], name
     for name in (
         "beta_vae_score",
@@ -239,15 +245,19 @@ def test_synthetic_representations_rank_as_the_definitions_say():
         "explicitness",
     ):
         assert best[name] > 0.95, name
-    assert best["mig"] > 0.9 and best["modularity"] > 0.9
+    assert best["mig"] > 0.9
+    assert best["modularity"] > 0.85
     # a rotation mixes every factor into every code, but loses no information
     for name in ("mig", "sap", "dci_disentanglement"):
-        assert rotation[name] < best[name] - 0.2, name
+        assert rotation[name] < 0.5 * best[name], name
     assert rotation["explicitness"] > best["explicitness"] - 0.02
+    # trees split one code at a time, so a rotation costs them data: 0.90 at 2000 points
+    assert rotation["dci_informativeness"] > 0.75
     # a copied factor: two codes share it, yet each code is still about one factor
     for name in ("mig", "sap", "dci_completeness"):
         assert copy[name] < best[name] - 0.05, name
-    assert copy["modularity"] > 0.95 and copy["dci_disentanglement"] > 0.95
+    assert copy["modularity"] > 0.95
+    assert copy["dci_disentanglement"] > 0.95
     # noise: nothing predicts the factors
     for name in ("mig", "sap", "dci_disentanglement", "dci_completeness"):
         assert noise[name] < 0.05, name
