@@ -23,6 +23,8 @@ CLASSIFIER_DIR = "feature_classifiers"
 INCEPTION_SIDE = 299
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: a parameter every torchvision Inception-v3 state dict holds
+INCEPTION_KEY = "Mixed_7c.branch_pool.conv.weight"
 
 
 class InceptionFeatures(nn.Module):
@@ -47,6 +49,8 @@ class InceptionFeatures(nn.Module):
             )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+            if INCEPTION_KEY not in state:  # before building the network: a quick answer
+                raise KeyError(f"no {INCEPTION_KEY}")
             has_aux = any(key.startswith("AuxLogits.") for key in state)
             network = inception_v3(weights=None, aux_logits=has_aux, init_weights=False)
             network.load_state_dict(state)
