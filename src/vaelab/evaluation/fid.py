@@ -1,5 +1,5 @@
 """Fréchet distance between two sets of features (Heusel et al. 2017, "GANs Trained by a Two
-Time-Scale Update Rule Converge to a Local Nash Equilibrium", Sec. 3 / Eq. 6):
+Time-Scale Update Rule Converge to a Local Nash Equilibrium", the FID definition):
 
     FID = ‖μ_r − μ_g‖² + Tr(Σ_r + Σ_g − 2 (Σ_r Σ_g)^{1/2}),
 

@@ -1,5 +1,6 @@
 """Improved precision and recall of a generative model (Kynkäänniemi et al. 2019, "Improved
-Precision and Recall Metric for Assessing Generative Models", Sec. 2, Eqs. 1–2).
+Precision and Recall Metric for Assessing Generative Models", Sec. 2, the definitions of
+the manifold, precision and recall).
 
 Each set's manifold is the union of balls around its points with radius the distance to the
 point's k-th nearest neighbour within the set (k = 3, the paper's default). Precision is the

@@ -1,5 +1,5 @@
 """β-VAE score (Higgins et al. 2017, "β-VAE: learning basic visual concepts with a
-constrained variational framework", Sec. 3 and Appendix A.4).
+constrained variational framework", the disentanglement metric of Sec. 3 and its appendix).
 
 One training example: pick a factor k uniformly; draw ``group_size`` pairs of factor vectors
 that agree on factor k and are independent elsewhere; the example is

@@ -1,5 +1,6 @@
 """DCI: disentanglement, completeness, informativeness (Eastwood & Williams 2018, "A
-Framework for the Quantitative Evaluation of Disentangled Representations", Sec. 2 and 4).
+Framework for the Quantitative Evaluation of Disentangled Representations", the D, C and I
+of its framework section).
 
 A regressor per factor k predicts v_k from all codes; R_dk is the importance of code d for
 factor k. As in disentanglement_lib, the predictor is scikit-learn's default

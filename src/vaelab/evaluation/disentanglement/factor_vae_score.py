@@ -1,4 +1,5 @@
-"""FactorVAE score (Kim & Mnih 2018, "Disentangling by Factorising", Sec. 4 and Fig. 2).
+"""FactorVAE score (Kim & Mnih 2018, "Disentangling by Factorising": the metric they
+propose, their Fig. 2).
 
 Each code is divided by its standard deviation over the data (estimated on
 ``num_variance_estimate`` points; codes with a standard deviation below

@@ -1,5 +1,5 @@
 """Mutual Information Gap (Chen et al. 2018, "Isolating Sources of Disentanglement in
-Variational Autoencoders", Sec. 4.1, Eq. 6):
+Variational Autoencoders", the MIG definition of its Sec. 4):
 
     MIG = 1/K Σ_k [ I(z_{j(k)}; v_k) − max_{j ≠ j(k)} I(z_j; v_k) ] / H(v_k),
 

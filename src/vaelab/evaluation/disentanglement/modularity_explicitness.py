@@ -1,5 +1,5 @@
 """Modularity and explicitness (Ridgeway & Mozer 2018, "Learning Deep Disentangled
-Embeddings With the F-Statistic Loss", Sec. 3).
+Embeddings With the F-Statistic Loss", the two criteria they define).
 
 Modularity: with m_dk the mutual information between code d (discretised into 20 bins, as in
 disentanglement_lib) and factor k, and θ_d = max_k m_dk,

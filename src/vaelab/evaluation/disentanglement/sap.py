@@ -1,5 +1,5 @@
 """Separated Attribute Predictability, SAP (Kumar et al. 2018, "Variational Inference of
-Disentangled Latent Concepts from Unlabeled Observations", Sec. 3).
+Disentangled Latent Concepts from Unlabeled Observations", the SAP score they propose).
 
 Score matrix S [D, F]: for discrete factors (disentanglement_lib's default,
 ``continuous_factors = False``), S_dk is the held-out accuracy of a linear SVM

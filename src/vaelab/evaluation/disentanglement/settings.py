@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vaelab.errors import VaelabError
+
 #: bins of the histogram discretiser of the codes (MIG, modularity): ``discretizer.num_bins``
 NUM_BINS = 20
 #: training / held-out points of every metric (``*.num_train``; ``num_eval`` / ``num_test``)
@@ -40,8 +42,6 @@ class DisentanglementSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from vaelab.errors import VaelabError
-
         for name in ("num_train", "num_eval", "num_variance_estimate", "num_bins"):
             if getattr(self, name) < 2:
                 raise VaelabError(
