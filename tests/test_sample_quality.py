@@ -118,3 +118,26 @@ def test_classification_objective_and_its_checks():
     torch.testing.assert_close(out.terms["cross_entropy"], torch.tensor([math.log(2), math.log(4)]))
     assert out.terms["error"].tolist() == [0.0, 1.0]
     assert model.encode(torch.rand(5, 1, 8, 8)).mean.shape == (5, 4)
+
+
+@pytest.mark.slow
+def test_inception_features_from_a_local_state_dict(tmp_path):
+    """A (randomly initialised) torchvision Inception-v3 saved as a state dict: the extractor
+    loads it and gives the 2048 pool features of grey images resized to 299 × 299."""
+    from torchvision.models import inception_v3
+
+    torch.manual_seed(0)
+    network = inception_v3(weights=None, aux_logits=True, init_weights=True).eval()
+    path = tmp_path / "inception.pt"
+    torch.save(network.state_dict(), path)
+    extractor = InceptionFeatures(path)
+    images = torch.rand(2, 1, 28, 28)
+    features = extractor(images)
+    assert features.shape == (2, InceptionFeatures.num_features)
+    resized = torch.nn.functional.interpolate(
+        images.expand(-1, 3, -1, -1), size=(299, 299), mode="bilinear", align_corners=False
+    )
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    network.fc = torch.nn.Identity()
+    torch.testing.assert_close(features, network((resized - mean) / std))
