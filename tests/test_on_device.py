@@ -140,8 +140,10 @@ def test_without_shuffling_the_batches_equal_the_dataloader_path(mnist_splits):
         assert x_dev.max() <= 1.0
         assert torch.equal(x_dev, x_ref)
         assert torch.equal(y_dev, y_ref)
+    # what the model sees is the same (the device split is stored scaled to [0, 1])
     assert torch.equal(
-        next(iter(device_dm.val_dataloader()))[0], next(iter(loader_dm.val_dataloader()))[0]
+        _device_batches(device_dm, device_dm.val_dataloader(), 1)[0][0],
+        _device_batches(loader_dm, loader_dm.val_dataloader(), 1)[0][0],
     )
 
 

@@ -18,6 +18,7 @@ from vaelab.evaluation.metrics import evaluate_test_set, summarize
 from vaelab.models.vae import VAE
 from vaelab.nets.mlp import mlp
 from vaelab.objectives import ELBO
+from vaelab.priors.base import Prior
 from vaelab.priors.mixture import MixturePrior
 from vaelab.priors.standard_normal import StandardNormalPrior
 from vaelab.priors.vamp import VampPrior
@@ -187,3 +188,18 @@ def test_learned_priors_train_and_iw_nll_is_below_the_negative_elbo(
     assert trained["neg_elbo"] < untrained["neg_elbo"] - 1.0
     for summary in (untrained, trained):
         assert summary["iw_nll"] <= summary["neg_elbo"]
+
+
+def test_standard_normal_kl_is_torch_distributions_normal_normal_kl_bit_for_bit():
+    """The ELBO's per-dimension KL to N(0, I) takes a shortcut; it must give exactly the
+    numbers of torch.distributions' closed form (the default run's numbers depend on it)."""
+    prior = StandardNormalPrior()
+    prior.setup(latent_dim=5, input_shape=(1, 4, 4), encode=None)
+    generator = torch.Generator().manual_seed(0)
+    loc = torch.randn(64, 5, generator=generator) * 3
+    scale = torch.exp(torch.randn(64, 5, generator=generator))
+    posterior = Normal(loc, scale)
+    expected = torch.distributions.kl_divergence(posterior, prior.distribution().base_dist)
+    assert torch.equal(prior.kl_per_dimension(posterior), expected)
+    # and the generic path (any prior) is torch's KL itself
+    assert torch.equal(Prior.kl_per_dimension(prior, posterior), expected)

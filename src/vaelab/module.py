@@ -7,6 +7,7 @@ model's parts. Every logged quantity is in nats per data point.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -174,7 +175,7 @@ class LatentVariableModule(L.LightningModule):
         # on a GPU the check is a host sync that stalls the queue: there it runs on logging
         # steps only (and on each epoch's last batch, before any checkpoint is written)
         check_now = loss.device.type == "cpu" or logging_step
-        if self.check_finite and check_now and not torch.isfinite(loss):
+        if self.check_finite and check_now and not math.isfinite(loss.item()):
             raise self._non_finite_loss_error(out, loss)
         extra: dict[str, Tensor] = {}
         if not self.automatic_optimization:

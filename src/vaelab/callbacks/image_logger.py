@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import lightning as L
@@ -10,6 +11,7 @@ from torch import Tensor
 from torchvision.utils import save_image
 from typing_extensions import override
 
+from vaelab.models.interface import MissingCapability
 from vaelab.plots.grids import latent_manifold_grid, prior_sample_grid, reconstruction_grid
 
 RECONSTRUCTIONS = "images/reconstructions"
@@ -81,9 +83,11 @@ class ImageLogger(L.Callback):
         was_training = model.training
         model.eval()  # after training (on_train_end) the model is back in training mode
         grids = {
-            RECONSTRUCTIONS: reconstruction_grid(model, self._inputs.to(pl_module.device), labels),
-            PRIOR_SAMPLES: prior_sample_grid(model, self.num_samples),
+            RECONSTRUCTIONS: reconstruction_grid(model, self._inputs.to(pl_module.device), labels)
         }
+        # a model that cannot sample yet (a VQ-VAE before its prior is trained) shows none
+        with contextlib.suppress(MissingCapability):
+            grids[PRIOR_SAMPLES] = prior_sample_grid(model, self.num_samples)
         if model.latent_dim == 2:
             grids[LATENT_MANIFOLD] = latent_manifold_grid(
                 model, self.manifold_points, self.manifold_span

@@ -29,6 +29,8 @@ class BernoulliLikelihood(Likelihood):
         ``Bernoulli(logits).log_prob`` evaluates (−BCE-with-logits), summed before the sign
         flip. This is the training hot path: it skips building two distribution objects and
         a negated per-pixel copy each step (tests hold it equal to torch.distributions)."""
-        logits, target = torch.broadcast_tensors(decoder_output.float(), x.float())
+        logits, target = decoder_output.float(), x.float()
+        if logits.shape != target.shape:  # k samples [k, B, C, H, W] of a batch [B, C, H, W]
+            logits, target = torch.broadcast_tensors(logits, target)
         per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         return -per_pixel.sum(dim=tuple(range(-EVENT_DIMS, 0)))

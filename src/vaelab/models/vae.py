@@ -93,6 +93,8 @@ class VAE(LatentVariableModel):
     @override
     def decode(self, z: Tensor, y: Tensor | None = None) -> ImageDistribution:
         """p_θ(x|z) for codes [..., D]: batch shape [...], event shape (C, H, W)."""
+        if z.dim() == 2:  # one code per data point: no sample axis to fold into the batch
+            return self.likelihood.observation(self.decoder(in_dtype_of(self.decoder, z)))
         leading = z.shape[:-1]
         out = self.decoder(in_dtype_of(self.decoder, z.reshape(-1, self.latent_dim)))
         return self.likelihood.observation(out.reshape(*leading, *out.shape[-EVENT_DIMS:]))

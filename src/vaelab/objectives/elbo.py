@@ -103,7 +103,7 @@ class ELBO(Objective):
             z = posterior.rsample((num_samples,) if sample_axis else ())
             log_likelihood = model.decode(z, y).log_prob(x)
             if per_dimension_parts(posterior, prior):
-                kl_per_dim = kl_divergence(posterior.base_dist, prior.base_dist)
+                kl_per_dim = model.prior.kl_per_dimension(posterior.base_dist)
             else:
                 kl_per_dim, kl = None, kl_divergence(posterior, prior)
         else:
@@ -119,8 +119,11 @@ class ELBO(Objective):
         if kl_per_dim is not None:  # per-dimension terms; their sum is the KL
             kl = kl_per_dim.sum(-1)
         recon = -sample_mean(log_likelihood, sample_axis)
+        # at β ≡ 1 the loss is −ELBO itself: no multiplication by 1 (a kernel and a backward
+        # node each step)
+        penalty = kl if weighting.is_identity else weighting.penalty(kl, kl_per_dim, step)
         return ObjectiveOutput(
-            loss=recon + weighting.penalty(kl, kl_per_dim, step),
+            loss=recon + penalty,
             bound=-(recon + kl),
             terms={"recon": recon, "kl": kl},
             per_dimension={"kl": kl_per_dim} if kl_per_dim is not None else {},

@@ -18,7 +18,7 @@ from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD, active_units
 from vaelab.evaluation.encodings import Encodings, encode_split, load_encodings
 from vaelab.evaluation.learning_curves import read_learning_curves, tensorboard_dir
 from vaelab.evaluation.metrics import TestSetEvaluation
-from vaelab.models.interface import LatentVariableModel
+from vaelab.models.interface import LatentVariableModel, MissingCapability
 from vaelab.plots.figures import (
     before_after_figure,
     latent_manifold_figure,
@@ -144,9 +144,14 @@ def make_pictures(
     pictures.grids["reconstructions"] = (
         reconstruction_grid(model, inputs[: settings.num_reconstructions]).float().cpu()
     )
-    pictures.grids["prior_samples"] = (
-        prior_sample_grid(model, settings.num_prior_samples, seed=settings.prior_seed).float().cpu()
-    )
+    try:
+        pictures.grids["prior_samples"] = (
+            prior_sample_grid(model, settings.num_prior_samples, seed=settings.prior_seed)
+            .float()
+            .cpu()
+        )
+    except MissingCapability as missing:  # a VQ-VAE before its prior is trained
+        pictures.skipped["prior_samples"] = str(missing)
     after = _subset(result.encodings, len(result.encodings))
     after.global_step = global_step
     if model.latent_dim == 2:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution
+from torch.distributions import Distribution, kl_divergence
 
 #: what a prior may ask of its model: the inference network q(z|x) (the VampPrior needs it)
 Encoder = Callable[[Tensor], Distribution]
@@ -31,6 +31,12 @@ class Prior(nn.Module):
     def log_prob(self, z: Tensor) -> Tensor:
         """log p(z) summed over the latent dimensions: [..., D] → [...]."""
         return self.distribution().log_prob(z)
+
+    def kl_per_dimension(self, posterior_dimension: Distribution) -> Tensor:
+        """KL(q(z_d|x) || p(z_d)) for each dimension d [..., D] in closed form, for a
+        posterior and prior that both factorise over the dimensions (``posterior_dimension``
+        is the posterior's per-dimension ``base_dist``)."""
+        return kl_divergence(posterior_dimension, self.distribution().base_dist)
 
     def sample(self, num: int) -> Tensor:
         """``num`` codes z ~ p(z): [num, D] (seed the global RNG for a repeatable draw)."""

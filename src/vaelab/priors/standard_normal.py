@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
+from typing_extensions import override
 
 from vaelab.priors.base import Encoder, Prior
 
@@ -30,3 +32,14 @@ class StandardNormalPrior(Prior):
                 )
             }
         return self._cache[key]
+
+    @override
+    def kl_per_dimension(self, posterior_dimension: Distribution) -> Tensor:
+        """For a Gaussian q: torch.distributions' Normal–Normal KL with the prior's 0 and 1
+        put in, ½ (σ² + μ² − 1 − log σ²): bitwise the same numbers without the three
+        kernels (and backward nodes) that divide by 1 and subtract 0 every step."""
+        if not isinstance(posterior_dimension, Normal):
+            return super().kl_per_dimension(posterior_dimension)
+        variance = posterior_dimension.scale.pow(2)
+        squared_mean = posterior_dimension.loc.pow(2)
+        return 0.5 * (variance + squared_mean - 1 - variance.log())
