@@ -89,6 +89,32 @@ class PictureConfig:
 
 
 @dataclass
+class DisentanglementConfig:
+    """``eval.disentanglement`` (defaults: vaelab.evaluation.disentanglement.settings)."""
+
+    enabled: Literal["auto", True, False] = "auto"
+    num_train: Annotated[int, Range(ge=2)] = 10000
+    num_eval: Annotated[int, Range(ge=2)] = 5000
+    group_size: Annotated[int, Range(ge=2)] = 64
+    num_variance_estimate: Annotated[int, Range(ge=2)] = 10000
+    active_std_threshold: Annotated[float, Range(ge=0)] = 0.05
+    num_bins: Annotated[int, Range(ge=2)] = 20
+    encode_batch_size: Annotated[int, Range(ge=1)] = 1024
+    seed: Seed = 0
+
+
+@dataclass
+class SampleQualityConfig:
+    """``eval.sample_quality``: FID and precision/recall."""
+
+    enabled: Literal["auto", True, False] = "auto"
+    inception_weights: str | None = None
+    feature_classifier: str | None = None
+    num_samples: Annotated[int, Range(ge=2)] = 10000
+    seed: Seed = 0
+
+
+@dataclass
 class EvalOptions:
     """``eval``: how vaelab-eval estimates the test-set metrics."""
 
@@ -104,6 +130,8 @@ class EvalOptions:
     tensorboard: bool = True
     figures: bool = True
     pictures: PictureConfig = field(default_factory=PictureConfig)
+    disentanglement: DisentanglementConfig = field(default_factory=DisentanglementConfig)
+    sample_quality: SampleQualityConfig = field(default_factory=SampleQualityConfig)
 
 
 @dataclass

@@ -24,6 +24,11 @@ from vaelab.config_checks import EvalSettings, validate_config
 from vaelab.errors import VaelabError
 from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD
 from vaelab.evaluation.checkpoint import LoadedRun, load_run, locate_checkpoint
+from vaelab.evaluation.conditional import (
+    CONDITIONAL_SCALARS,
+    EvaluationContext,
+    conditional_metrics,
+)
 from vaelab.evaluation.encodings import prepare_batch
 from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
@@ -44,6 +49,7 @@ TENSORBOARD_SCALARS = (
     "active_units",
     "iw_gap",
     "exact_nll",
+    *CONDITIONAL_SCALARS,
 )
 
 
@@ -166,6 +172,11 @@ def _print_summary(metrics: dict) -> None:
         text = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"  {label:<22} {text}")
     print(f"  {'IW samples/s':<22} {metrics['iw_samples_per_second']:,.0f}")
+    for name in CONDITIONAL_SCALARS:
+        if isinstance(metrics.get(name), float):
+            print(f"  {name:<22} {metrics[name]:.4f}")
+    for group, reason in metrics.get("metrics_skipped", {}).items():
+        print(f"  {group}: not computed ({reason})")
     print(f"  note: {metrics['notes']['bits_per_dim']}")
     print(f"Wrote {metrics['metrics_file']}")
     figures = sorted(Path(path).name for path in metrics.get("figures", {}).values())
@@ -223,6 +234,19 @@ def evaluate(cfg: DictConfig) -> dict:
         "chunk_size": int(settings.chunk_size),
         **summarize(result, threshold),
     }
+    conditional = conditional_metrics(
+        lambda options: EvaluationContext(
+            model=model,
+            datamodule=run.datamodule,
+            run_config=run.config,
+            device=device,
+            settings=options,
+            test_images=lambda: (x for x, _ in _test_batches(run, device, limit)),
+        ),
+        settings,
+    )
+    metrics.update(conditional.values)
+    metrics["metrics_skipped"] = conditional.skipped
     metrics["notes"] = _notes(metrics, run.config)
     output_dir = Path(cfg.output_dir) if cfg.get("output_dir") else location.run_dir / EVAL_DIR
     output_dir.mkdir(parents=True, exist_ok=True)

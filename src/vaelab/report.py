@@ -19,8 +19,16 @@ from vaelab.atomic_io import atomic_write_bytes, atomic_write_text
 from vaelab.cli import run_reporting_errors
 from vaelab.errors import VaelabError
 from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD
+from vaelab.evaluation.disentanglement import METRIC_NAMES as DISENTANGLEMENT_METRICS
 from vaelab.evaluation.sweep import Sweep, SweepJob, read_sweep
-from vaelab.plots.figures import sweep_figure
+from vaelab.plots.disentanglement import (
+    MetricJob,
+    metric_curves_figure,
+    rank_correlation,
+    rank_correlation_figure,
+    regulariser_parameter,
+)
+from vaelab.plots.figures import save_figure, sweep_figure
 from vaelab.run_files import ERROR_FILE, REPORT_MD, REPORT_PNG
 
 #: metric columns shown when a job has them: (key, header)
@@ -33,7 +41,11 @@ METRIC_COLUMNS = (
     ("eval/bits_per_dim", "bits/dim"),
     ("eval/active_units", "active units"),
     ("eval/exact_nll", "exact NLL"),
+    ("eval/fid", "FID"),
 )
+#: the disentanglement figures' files, next to report.png
+DISENTANGLEMENT_PNG = "disentanglement_metrics.png"
+RANK_CORRELATION_PNG = "metric_rank_correlation.png"
 GLOSSARY = {
     "val/elbo": "ELBO on the validation split (nats per data point, a lower bound on log p(x); "
     "higher is better)",
@@ -45,6 +57,8 @@ GLOSSARY = {
     "eval/active_units": "latent dimensions with Var_x(E_q[z_u|x]) > "
     f"{ACTIVITY_THRESHOLD:g} unless eval.active_unit_threshold says otherwise (Burda et al. 2015)",
     "eval/exact_nll": "exact −log p(x) where the model has one (PPCA)",
+    "eval/fid": "Fréchet distance of model samples to the test split in vaelab-eval's feature "
+    "space (lower is better)",
 }
 
 
@@ -87,7 +101,49 @@ def reproduce_command(job: SweepJob) -> str:
     return "vaelab-train " + " ".join(shlex.quote(o) for o in job.overrides)
 
 
-def render_markdown(sweep: Sweep, figure_name: str | None) -> str:
+def _disentanglement_jobs(sweep: Sweep) -> tuple[list[MetricJob], list[str]]:
+    """Finished jobs with every disentanglement metric that some job has, and those metrics."""
+    present = [
+        m for m in DISENTANGLEMENT_METRICS if any(f"eval/{m}" in j.metrics for j in sweep.jobs)
+    ]
+    jobs = [
+        MetricJob(job.params, {m: job.metrics[f"eval/{m}"] for m in present}, job.name)
+        for job in sweep.ranked()
+        if all(f"eval/{m}" in job.metrics for m in present)
+    ]
+    return (jobs, present) if present and jobs else ([], [])
+
+
+def _disentanglement_section(sweep: Sweep, figures: Sequence[str]) -> list[str]:
+    jobs, names = _disentanglement_jobs(sweep)
+    if not jobs:
+        return []
+    x_param = regulariser_parameter(sweep.swept)
+    lines = [
+        "",
+        "## Disentanglement metrics",
+        "",
+        f"{len(jobs)} jobs evaluated with vaelab-eval on ground-truth factors "
+        "(disentanglement_lib's definitions and sizes; the representation is the encoder "
+        f"mean). Against {x_param or 'the job'}, per model family, spread over seeds; then the "
+        "rank correlation between the metrics (Locatello et al. 2019, Fig. 2–3).",
+        "",
+        *(f"![{name}]({name})" for name in figures),
+        "",
+    ]
+    lines += _table(
+        ["job", *sweep.swept, *names],
+        [
+            [job.name, *(job.params.get(k) for k in sweep.swept), *(job.metrics[m] for m in names)]
+            for job in jobs
+        ],
+    )
+    return lines
+
+
+def render_markdown(
+    sweep: Sweep, figure_name: str | None, disentanglement_figures: Sequence[str] = ()
+) -> str:
     """The report's Markdown text."""
     ranked, failed, unreadable = sweep.ranked(), sweep.failed, sweep.unreadable
     direction = "higher is better" if sweep.maximize else "lower is better"
@@ -159,6 +215,7 @@ def render_markdown(sweep: Sweep, figure_name: str | None) -> str:
             "These jobs are left out of the ranking: restore or delete the named files (a "
             "job rerun by relaunching the sweep writes them again).",
         ]
+    lines += _disentanglement_section(sweep, disentanglement_figures)
     glossary = [
         f"- **{key}**: {text}" for key, text in GLOSSARY.items() if key in {k for k, _ in columns}
     ]
@@ -198,11 +255,26 @@ def write_report(
     image = io.BytesIO()
     figure.savefig(image, dpi=figure.dpi, format="png")
     png = atomic_write_bytes(folder / REPORT_PNG, image.getbuffer())
+    extra = write_disentanglement_figures(sweep, folder)
     markdown = folder / REPORT_MD
+    names = [path.name if folder == sweep.path else str(path) for path in extra]
     atomic_write_text(
-        markdown, render_markdown(sweep, png.name if folder == sweep.path else str(png))
+        markdown, render_markdown(sweep, png.name if folder == sweep.path else str(png), names)
     )
     return markdown, png
+
+
+def write_disentanglement_figures(sweep: Sweep, folder: Path) -> list[Path]:
+    """The metric curves and the rank-correlation matrix, when jobs have disentanglement
+    metrics (none otherwise)."""
+    jobs, names = _disentanglement_jobs(sweep)
+    if not jobs:
+        return []
+    curves = save_figure(
+        metric_curves_figure(jobs, names, sweep.swept), folder / DISENTANGLEMENT_PNG
+    )
+    matrix = rank_correlation_figure(rank_correlation(jobs, names), names)
+    return [curves, save_figure(matrix, folder / RANK_CORRELATION_PNG)]
 
 
 def build_parser() -> argparse.ArgumentParser:

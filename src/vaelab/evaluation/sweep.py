@@ -24,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
 from vaelab.errors import VaelabError, first_line
+from vaelab.evaluation.conditional import CONDITIONAL_SCALARS
 from vaelab.run_files import (
     CONFIG_FILE,
     ERROR_FILE,
@@ -37,7 +38,14 @@ from vaelab.run_files import (
 TRAIN_METRICS = METRICS_FILE
 DEFAULT_METRIC = "val/elbo"
 #: eval/metrics.json scalars shown in the report, as ``eval/<name>``
-EVAL_SCALARS = ("iw_nll", "bits_per_dim", "active_units", "elbo", "exact_nll")
+EVAL_SCALARS = (
+    "iw_nll",
+    "bits_per_dim",
+    "active_units",
+    "elbo",
+    "exact_nll",
+    *CONDITIONAL_SCALARS,
+)
 #: a metric whose name matches this is maximised (a bound on log p(x), a count of units used)
 MAXIMISED = re.compile(r"elbo|log_?lik|active|accuracy|bound", re.IGNORECASE)
 
