@@ -24,6 +24,7 @@ from typing import Annotated, ClassVar
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Independent, constraints
 from typing_extensions import override
@@ -49,6 +50,8 @@ CodeMapNetworkBuilder = Callable[..., EncoderDecoder]
 #: builds the prior network over code grids, given the number of codes
 PriorNetworkBuilder = Callable[..., GatedPixelCNN]
 #: the checkpoint prefix of the model inside the LightningModule
+#: the VQ-VAE's own objective (eq. 3), named for Hydra (see :meth:`VQVAE.default_objective`)
+VQ_OBJECTIVE = "vaelab.objectives.vq.VectorQuantization"
 MODULE_PREFIX = "model."
 #: the parts a stage-2 model takes from the stage-1 checkpoint (and freezes)
 STAGE1_PARTS = ("encoder", "decoder", "quantizer", "likelihood")
@@ -492,6 +495,6 @@ class VQVAE(LatentVariableModel):
         return self.decode(self.encode(x, y).mean, y).mean
 
     def default_objective(self) -> nn.Module:
-        from vaelab.objectives.vq import VectorQuantization  # objectives sit above models
-
-        return VectorQuantization(self.commitment_cost)
+        """The eq. 3 objective (``objectives/vq.py``), built by its Hydra target: the
+        objectives layer sits above the models and imports them, not the other way round."""
+        return instantiate({"_target_": VQ_OBJECTIVE, "commitment_cost": self.commitment_cost})
