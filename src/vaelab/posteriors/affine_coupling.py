@@ -38,7 +38,8 @@ class AffineCouplingPosterior(FlowPosterior):
         self.hidden_dims = tuple(int(width) for width in hidden_dims)
         self.context_dim = int(context_dim)
 
-    def num_flow_inputs(self, latent_dim: int) -> int:
+    # the interface: the context's size does not depend on the latent's
+    def num_flow_inputs(self, latent_dim: int) -> int:  # noqa: ARG002
         return self.context_dim
 
     def build(self, latent_dim: int) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +45,7 @@ def _as_dtype_of(network: nn.Module, x: Tensor) -> Tensor:
 # -- transforms ---------------------------------------------------------------------------
 class PlanarTransform(Transform):
     """f(z) = z + û tanh(wᵀz + b) (Rezende & Mohamed 2015, eq. 10) with
-    log |det ∂f/∂z| = log |1 + ûᵀψ(z)|, ψ(z) = tanh′(wᵀz + b) w (eqs. 11–12).
+    log |det ∂f/∂z| = log |1 + ûᵀψ(z)|, ψ(z) = tanh'(wᵀz + b) w (eqs. 11–12).
 
     û = u + [m(wᵀu) − wᵀu] w / ‖w‖² makes wᵀû = m(wᵀu) > −1, so f is invertible (their
     Appendix A). m(a) = softplus(a + log(e − 1)) − 1 is the paper's −1 + softplus(a) shifted
@@ -52,7 +53,7 @@ class PlanarTransform(Transform):
 
     ``u``, ``w`` [..., D] and ``b`` [...] broadcast against z's leading axes (amortised
     parameters carry the batch axis). The inverse solves the scalar equation
-    wᵀy = α + wᵀû tanh(α + b) for α = wᵀx by bisection (it is strictly increasing in α).
+    wᵀy = a + wᵀû tanh(a + b) for a = wᵀx by bisection (its right side increases with a).
     """
 
     domain = LATENT_VECTORS
@@ -76,7 +77,7 @@ class PlanarTransform(Transform):
 
     def _inverse(self, y: Tensor) -> Tensor:
         slope = (self.w * self.u_hat).sum(-1)  # wᵀû > −1
-        target = (y * self.w).sum(-1)  # wᵀy = α + slope · tanh(α + b)
+        target = (y * self.w).sum(-1)  # wᵀy = a + slope · tanh(a + b), solved for a
         low = target - slope.abs() - 1.0
         high = target + slope.abs() + 1.0
         for _ in range(PLANAR_BISECTION_STEPS):
@@ -84,10 +85,11 @@ class PlanarTransform(Transform):
             below = middle + slope * torch.tanh(middle + self.b) < target
             low = torch.where(below, middle, low)
             high = torch.where(below, high, middle)
-        alpha = 0.5 * (low + high)
-        return y - self.u_hat * torch.tanh(alpha + self.b).unsqueeze(-1)
+        projection = 0.5 * (low + high)  # a = wᵀx
+        return y - self.u_hat * torch.tanh(projection + self.b).unsqueeze(-1)
 
-    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+    # torch's Transform interface passes y too; these log-determinants need only x
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:  # noqa: ARG002
         derivative = 1.0 - torch.tanh(self._pre_activation(x)) ** 2
         return torch.log1p(derivative * (self.w * self.u_hat).sum(-1))
 
@@ -155,8 +157,8 @@ class MADE(nn.Module):
 class InverseAutoregressiveTransform(Transform):
     """One IAF step (Kingma et al. 2016): (m, s) = MADE(z, h), then
 
-    - ``affine``: z′ = m + exp(s) ⊙ z (their eq. 10 with σ = exp s; the identity at s = m = 0);
-    - ``gated``: σ = sigmoid(s + gate_bias), z′ = σ ⊙ z + (1 − σ) ⊙ m (the numerically stable
+    - ``affine``: z_new = m + exp(s) ⊙ z (their eq. 10 with σ = exp s; the identity at s = m = 0);
+    - ``gated``: σ = sigmoid(s + gate_bias), z_new = σ ⊙ z + (1 − σ) ⊙ m (the numerically stable
       update of their Algorithm 1; ``gate_bias`` > 0 starts it close to the identity).
 
     The Jacobian is triangular, so log |det| = Σ_i log σ_i (their eq. 11). The inverse takes D
@@ -178,7 +180,7 @@ class InverseAutoregressiveTransform(Transform):
         self._last_log_det: tuple[Tensor, Tensor] | None = None
 
     def _shift_and_log_scale(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(shift, scale, log scale) with z′ = shift + scale ⊙ z."""
+        """(shift, scale, log scale) with z_new = shift + scale ⊙ z."""
         context = self.context
         if context is not None:
             context = context.expand(*x.shape[:-1], context.shape[-1])
@@ -201,7 +203,8 @@ class InverseAutoregressiveTransform(Transform):
             x = (y - shift) / scale
         return x
 
-    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+    # torch's Transform interface passes y too; these log-determinants need only x
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:  # noqa: ARG002
         if self._last_log_det is not None and self._last_log_det[0] is x:
             return self._last_log_det[1]
         return self._shift_and_log_scale(x)[2].sum(-1)
@@ -215,7 +218,7 @@ class CouplingNetwork(nn.Module):
         super().__init__()
         sizes = [latent_dim + context_dim, *(int(w) for w in hidden_dims)]
         layers: list[nn.Module] = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        for fan_in, fan_out in pairwise(sizes):
             layers += [nn.Linear(fan_in, fan_out), nn.ELU()]
         last = nn.Linear(sizes[-1], 2 * latent_dim)
         nn.init.zeros_(last.weight)
@@ -268,7 +271,8 @@ class AffineCouplingTransform(Transform):
         log_scale, shift = self._log_scale_and_shift(self.mask * y)
         return (y - shift) * torch.exp(-log_scale)
 
-    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+    # torch's Transform interface passes y too; these log-determinants need only x
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:  # noqa: ARG002
         if self._last_log_det is not None and self._last_log_det[0] is x:
             return self._last_log_det[1]
         return self._log_scale_and_shift(self.mask * x)[0].sum(-1)

@@ -12,7 +12,7 @@ from vaelab.errors import VaelabError
 from vaelab.posteriors.flows import MADE, FlowPosterior, InverseAutoregressiveTransform
 from vaelab.schema import Range
 
-#: the IAF step's update: z′ = m + exp(s) ⊙ z, or the gated σ ⊙ z + (1 − σ) ⊙ m
+#: the IAF step's update: z_new = m + exp(s) ⊙ z, or the gated σ ⊙ z + (1 − σ) ⊙ m
 UPDATES = ("affine", "gated")
 
 
@@ -52,7 +52,8 @@ class IAFPosterior(FlowPosterior):
         self.update = update
         self.gate_bias = float(gate_bias)
 
-    def num_flow_inputs(self, latent_dim: int) -> int:
+    # the interface: the context's size does not depend on the latent's
+    def num_flow_inputs(self, latent_dim: int) -> int:  # noqa: ARG002
         return self.context_dim
 
     def build(self, latent_dim: int) -> None:
