@@ -336,8 +336,8 @@ def _test_batches(datamodule, count: int) -> list:
 def test_short_mnist_run_improves_and_iw_nll_is_below_the_negative_elbo(
     option, mnist_data_dir, tmp_path
 ):
-    """150 steps on dynamically binarised MNIST: −ELBO falls well below the untrained model's,
-    the flow's own parameters move, and the IW estimate (k = 200) lies below −ELBO."""
+    """100 steps on dynamically binarised MNIST: −ELBO falls well below the untrained model's,
+    the flow's own parameters move, and the IW estimate (k = 100) lies below −ELBO."""
     cfg = compose_config(
         [
             *FAST,
@@ -353,19 +353,19 @@ def test_short_mnist_run_improves_and_iw_nll_is_below_the_negative_elbo(
     datamodule.setup("fit")
     L.seed_everything(0)
     module = build_module(cfg, datamodule.dims)
-    batches = _test_batches(datamodule, 2)
+    batches = _test_batches(datamodule, 1)
     flow = module.model.prior if option[0] == "prior=flow" else module.model.posterior
     initial = [p.detach().clone() for p in flow.parameters()]
 
     def scores() -> dict:
         torch.manual_seed(0)
-        return summarize(evaluate_test_set(module.model.eval(), batches, 200, chunk_size=50))
+        return summarize(evaluate_test_set(module.model.eval(), batches, 100, chunk_size=50))
 
     untrained = scores()
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=1,
-        limit_train_batches=150,
+        limit_train_batches=100,
         limit_val_batches=2,
         logger=False,
         enable_checkpointing=False,
@@ -376,7 +376,7 @@ def test_short_mnist_run_improves_and_iw_nll_is_below_the_negative_elbo(
     trained = scores()
     assert math.isfinite(float(trainer.callback_metrics["val/elbo"]))
     assert all(math.isfinite(trained[k]) for k in ("neg_elbo", "iw_nll", "kl", "recon"))
-    assert trained["neg_elbo"] < untrained["neg_elbo"] - 200  # from ~545 nats to < 200
+    assert trained["neg_elbo"] < untrained["neg_elbo"] - 200  # from ~545 nats to ~210
     if initial:  # amortised planar flows live in the encoder
         moved = [not torch.equal(a, b) for a, b in zip(initial, flow.parameters(), strict=True)]
         assert all(moved)
@@ -389,7 +389,14 @@ def test_short_mnist_run_improves_and_iw_nll_is_below_the_negative_elbo(
 def test_resume_after_two_epochs_reproduces_four_straight_epochs(option, mnist_data_dir, tmp_path):
     """As tests/test_resume.py for the default model: 2 + 2 epochs from last.ckpt end where 4
     straight epochs do (the flow's parameters and their optimiser state are checkpointed)."""
-    common = [*DETERMINISTIC, f"paths.data_dir={mnist_data_dir}", *SMALL_MODEL, *option]
+    common = [
+        *DETERMINISTIC,
+        f"paths.data_dir={mnist_data_dir}",
+        "callbacks.image_logger=null",
+        "callbacks.encoding_snapshot=null",
+        *SMALL_MODEL,
+        *option,
+    ]
     straight = train(compose_config([*common, "trainer.max_epochs=4"], tmp_path / "straight"))
     train(compose_config([*common, "trainer.max_epochs=2"], tmp_path / "first"))
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
