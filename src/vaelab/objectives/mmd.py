@@ -15,8 +15,8 @@ KERNEL_NAMES = ("imq", "rbf")
 
 
 def squared_distances(a: Tensor, b: Tensor) -> Tensor:
-    """‖a_i − b_j‖² for a [n, D] and b [m, D]: [n, m]."""
-    return (a.unsqueeze(1) - b.unsqueeze(0)).square().sum(-1)
+    """‖a_i − b_j‖² for a [..., n, D] and b [..., m, D]: [..., n, m]."""
+    return (a.unsqueeze(-2) - b.unsqueeze(-3)).square().sum(-1)
 
 
 def rbf_kernel(a: Tensor, b: Tensor, scale: float) -> Tensor:
@@ -36,15 +36,17 @@ KERNELS = {"imq": inverse_multiquadric_kernel, "rbf": rbf_kernel}
 def mmd_u_statistic(samples: Tensor, reference: Tensor, kernel: Kernel) -> Tensor:
     """The unbiased estimate of MMD²(P, Q) from n ≥ 2 samples of P and m ≥ 2 of Q
     (Gretton et al. 2012, eq. 3): the within-sample kernel means leave out the diagonal,
-    so its expectation is MMD² exactly (0 for P = Q) and single estimates may be negative."""
-    n, m = samples.shape[0], reference.shape[0]
-    within_samples = kernel(samples, samples)
-    within_reference = kernel(reference, reference)
-    between = kernel(samples, reference)
+    so its expectation is MMD² exactly (0 for P = Q) and single estimates may be negative.
+    ``samples`` [..., n, D] and ``reference`` [..., m, D] give one estimate per leading index."""
+    n, m = samples.shape[-2], reference.shape[-2]
+
+    def off_diagonal_sum(gram: Tensor) -> Tensor:
+        return gram.sum((-2, -1)) - gram.diagonal(dim1=-2, dim2=-1).sum(-1)
+
     return (
-        (within_samples.sum() - within_samples.diagonal().sum()) / (n * (n - 1))
-        + (within_reference.sum() - within_reference.diagonal().sum()) / (m * (m - 1))
-        - 2 * between.mean()
+        off_diagonal_sum(kernel(samples, samples)) / (n * (n - 1))
+        + off_diagonal_sum(kernel(reference, reference)) / (m * (m - 1))
+        - 2 * kernel(samples, reference).mean((-2, -1))
     )
 
 
