@@ -80,9 +80,7 @@ def test_info_vae_weights_the_kl_and_the_mmd_and_keeps_the_elbo():
     torch.manual_seed(3)
     out = info(model, x, None, ConstantBeta(1.0), 0)
     terms = out.terms
-    torch.testing.assert_close(
-        out.loss, terms["recon"] + 0.75 * terms["kl"] + 2.25 * terms["mmd"]
-    )
+    torch.testing.assert_close(out.loss, terms["recon"] + 0.75 * terms["kl"] + 2.25 * terms["mmd"])
     torch.testing.assert_close(out.bound, -(terms["recon"] + terms["kl"]))
     assert torch.equal(terms["mmd"], terms["mmd"][0].expand(10))  # one batch-level value
     # α = 0, λ = 1 is the ELBO
@@ -115,7 +113,10 @@ def test_wae_codes_with_the_encoder_mean_and_has_no_elbo():
     torch.manual_seed(0)
     out = wae(model, x, None, ConstantBeta(1.0), 0)
     # deterministic: recon is −log N(n; Σ_d μ_nd, 1), with no sampling
-    expected = [0.5 * (n - sum(row)) ** 2 + 0.5 * math.log(2 * math.pi) for n, row in enumerate(means.tolist())]
+    expected = [
+        0.5 * (n - sum(row)) ** 2 + 0.5 * math.log(2 * math.pi)
+        for n, row in enumerate(means.tolist())
+    ]
     torch.testing.assert_close(out.terms["recon"], torch.tensor(expected))
     assert out.bound is None
     torch.testing.assert_close(out.loss, out.terms["recon"] + 5.0 * out.terms["mmd"])
@@ -130,4 +131,3 @@ def test_wae_codes_with_the_encoder_mean_and_has_no_elbo():
     assert set(stochastic.logged_names()) == {"recon", "mmd", "elbo", "kl"}
     out = stochastic(model, x, None, ConstantBeta(1.0), 0)
     torch.testing.assert_close(out.terms["elbo"], -(out.terms["recon"] + out.terms["kl"]))
-

@@ -21,6 +21,7 @@ from torch.distributions import (
     Normal,
     kl_divergence,
 )
+from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
@@ -51,13 +52,16 @@ class TableModel(LatentVariableModel):
     def prior(self) -> nn.Module:
         return self._prior
 
+    @override
     def encode(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         index = x.flatten().long()
         return Independent(Normal(self.means[index], self.log_scales[index].exp()), 1)
 
+    @override
     def decode(self, z: Tensor, y: Tensor | None = None) -> Distribution:
         return Independent(Normal(z.sum(-1).reshape(*z.shape[:-1], *SHAPE), 1.0), 3)
 
+    @override
     def sample(self, num: int, y: Tensor | None = None, generator=None) -> Tensor:
         return self.decode(self.prior.sample(num)).mean
 
@@ -127,7 +131,9 @@ def test_stratified_sampling_is_unbiased_for_the_mixture_density_on_minibatches(
         batches = torch.cat([torch.zeros(len(others), 1, dtype=torch.long), others], 1)
         posterior = Independent(Normal(model.means[batches], model.log_scales[batches].exp()), 1)
         pair_log_densities = posterior.log_prob(z0)  # [draws, B]: q(z_0 | x_j), j in batch
-        log_weights = torch.full((batch_size,), math.log((num_points - 1) / (num_points * (batch_size - 1))))
+        log_weights = torch.full(
+            (batch_size,), math.log((num_points - 1) / (num_points * (batch_size - 1)))
+        )
         log_weights[0] = -math.log(num_points)
         estimates = (pair_log_densities + log_weights).exp().sum(-1)
         # the objective's estimator gives the same numbers as these weights
@@ -150,8 +156,12 @@ def test_the_parts_average_to_the_mean_kl_over_many_codes():
         z = posterior.sample((400,))  # [draws, N, D]
         totals = []
         for codes in z:
-            parts = decompose_kl(posterior, codes, model.prior.log_prob(codes), num_points, "stratified")
-            totals.append(parts.mutual_information + parts.total_correlation + parts.dimension_wise_kl)
+            parts = decompose_kl(
+                posterior, codes, model.prior.log_prob(codes), num_points, "stratified"
+            )
+            totals.append(
+                parts.mutual_information + parts.total_correlation + parts.dimension_wise_kl
+            )
         totals = torch.stack(totals).mean(-1)  # the batch mean, per draw
     mean_kl = kl_divergence(posterior, model.prior.distribution()).mean()
     assert abs(totals.mean() - mean_kl) < 4 * totals.std() / len(totals) ** 0.5
@@ -198,7 +208,9 @@ def test_beta_tcvae_takes_the_split_size_from_the_data_and_refuses_what_does_not
     tcvae.set_evaluated_split("val")
     assert tcvae.dataset_size() == 5
     with pytest.raises(VaelabError, match="prior=standard_normal"):
-        BetaTCVAE().setup(TableModel(torch.zeros(3, 2), torch.ones(3, 2), MixturePrior(3)), ConstantBeta(1.0), {})
+        BetaTCVAE().setup(
+            TableModel(torch.zeros(3, 2), torch.ones(3, 2), MixturePrior(3)), ConstantBeta(1.0), {}
+        )
     with pytest.raises(VaelabError, match="reshapes a KL"):
         BetaTCVAE().setup(model, FreeBits(0.5), {})
     with pytest.raises(VaelabError, match="stratified"):
@@ -230,12 +242,15 @@ class CorrelatedCodes(LatentVariableModel):
     def prior(self) -> nn.Module:
         return self._prior
 
+    @override
     def encode(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         return Independent(Normal(x.flatten(1), 1e-6), 1)
 
+    @override
     def decode(self, z: Tensor, y: Tensor | None = None) -> Distribution:
         return Independent(Normal(z.reshape(-1, *self.input_shape), 1.0), 3)
 
+    @override
     def sample(self, num: int, y: Tensor | None = None, generator=None) -> Tensor:
         return self.decode(self.prior.sample(num)).mean
 
@@ -320,7 +335,9 @@ def test_dip_regulariser_matches_a_hand_computation():
     dip = DIPVAE("ii", lambda_off_diagonal=3.0, lambda_diagonal=5.0)
     dip.setup(model, ConstantBeta(1.0), {})
     out = dip(model, indices(3), None, ConstantBeta(1.0), 0)
-    regulariser = 3.0 * 2 * cov_ii[0][1] ** 2 + 5.0 * ((cov_ii[0][0] - 1) ** 2 + (cov_ii[1][1] - 1) ** 2)
+    regulariser = 3.0 * 2 * cov_ii[0][1] ** 2 + 5.0 * (
+        (cov_ii[0][0] - 1) ** 2 + (cov_ii[1][1] - 1) ** 2
+    )
     torch.testing.assert_close(out.loss, out.terms["recon"] + out.terms["kl"] + regulariser)
     torch.testing.assert_close(out.bound, -(out.terms["recon"] + out.terms["kl"]))
 

@@ -79,7 +79,7 @@ class Objective(nn.Module):
         return {}
 
     # the interface: only objectives whose estimators need the split's size use it
-    def set_evaluated_split(self, split: str) -> None:  # noqa: ARG002
+    def set_evaluated_split(self, split: str) -> None:
         """The split ("val" or "test") that the next evaluation batches come from; called by
         the module before each evaluation loop (β-TCVAE's log q(z) needs that split's size)."""
 

@@ -101,11 +101,7 @@ class InfoVAE(RegularisedELBO):
     ) -> ObjectiveOutput:
         encoded = self.encode_batch(model, x, y)
         mmd = batch_constant(self.mmd(model, encoded.z), encoded.recon.shape[0])
-        loss = (
-            encoded.recon
-            + (1 - self.alpha) * encoded.kl
-            + (self.alpha + self.lambda_ - 1) * mmd
-        )
+        loss = encoded.recon + (1 - self.alpha) * encoded.kl + (self.alpha + self.lambda_ - 1) * mmd
         return ObjectiveOutput(
             loss=loss,
             bound=encoded.elbo,

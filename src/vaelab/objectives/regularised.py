@@ -146,9 +146,7 @@ class RegularisedELBO(Objective):
         factorised = per_dimension_parts(posterior, prior)
         if self.kl_estimator == "analytic":
             if factorised:
-                kl_per_dim = torch.distributions.kl_divergence(
-                    posterior.base_dist, prior.base_dist
-                )
+                kl_per_dim = torch.distributions.kl_divergence(posterior.base_dist, prior.base_dist)
                 kl = kl_per_dim.sum(-1)
             else:
                 kl_per_dim, kl = None, torch.distributions.kl_divergence(posterior, prior)

@@ -45,7 +45,9 @@ class WAEMMD(RegularisedELBO):
         self.deterministic_encoder = bool(deterministic_encoder)
         # instance attributes: what is logged depends on the encoder
         self.bound_name = None
-        self.term_names = ("recon", "mmd") if deterministic_encoder else ("recon", "mmd", "elbo", "kl")
+        self.term_names = (
+            ("recon", "mmd") if deterministic_encoder else ("recon", "mmd", "elbo", "kl")
+        )
 
     @override
     def setup(
