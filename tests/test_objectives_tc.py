@@ -28,6 +28,7 @@ from vaelab.errors import VaelabError
 from vaelab.likelihoods import BernoulliLikelihood
 from vaelab.models.interface import LatentVariableModel
 from vaelab.models.vae import VAE
+from vaelab.module import LatentVariableModule
 from vaelab.nets.mlp import mlp
 from vaelab.objectives import ELBO
 from vaelab.objectives.beta_tcvae import BetaTCVAE, decompose_kl, log_aggregate_density
@@ -215,6 +216,12 @@ def test_beta_tcvae_takes_the_split_size_from_the_data_and_refuses_what_does_not
     tcvae.eval()
     tcvae.set_evaluated_split("val")
     assert tcvae.dataset_size() == 5
+    # the module tells the objective which split its evaluation batches come from
+    module = LatentVariableModule(
+        model, tcvae, optimizer=torch.optim.Adam, data_info={"num_train": 50, "num_test": 7}
+    )
+    module.on_test_start()
+    assert tcvae.dataset_size() == 7
     with pytest.raises(VaelabError, match="prior=standard_normal"):
         BetaTCVAE().setup(
             TableModel(torch.zeros(3, 2), torch.ones(3, 2), MixturePrior(3)), ConstantBeta(1.0), {}
