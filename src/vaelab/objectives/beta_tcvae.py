@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor
@@ -21,6 +21,7 @@ from vaelab.objectives.regularised import (
     per_dimension_marginals,
 )
 from vaelab.schedules.base import Weighting
+from vaelab.schema import Range
 
 AggregateEstimator = Literal["stratified", "weighted"]
 AGGREGATE_ESTIMATORS = ("stratified", "weighted")
@@ -116,8 +117,8 @@ class BetaTCVAE(RegularisedELBO):
 
     def __init__(
         self,
-        alpha: float = 1.0,
-        gamma: float = 1.0,
+        alpha: Annotated[float, Range(ge=0)] = 1.0,
+        gamma: Annotated[float, Range(ge=0)] = 1.0,
         estimator: AggregateEstimator = "stratified",
         kl: KLEstimator = "auto",
     ) -> None:
@@ -126,6 +127,10 @@ class BetaTCVAE(RegularisedELBO):
             raise VaelabError(
                 f"objective.estimator must be one of {', '.join(AGGREGATE_ESTIMATORS)} "
                 f"(minibatch-stratified or -weighted sampling), got {estimator!r}"
+            )
+        if alpha < 0 or gamma < 0:
+            raise VaelabError(
+                f"objective.alpha and objective.gamma must be >= 0, got {alpha} and {gamma}"
             )
         self.alpha = float(alpha)
         self.gamma = float(gamma)

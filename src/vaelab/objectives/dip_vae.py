@@ -4,7 +4,7 @@ Disentangled Latent Concepts from Unlabeled Observations", ICLR)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor
@@ -22,6 +22,7 @@ from vaelab.objectives.regularised import (
     posterior_covariance,
 )
 from vaelab.schedules.base import Weighting
+from vaelab.schema import Range
 
 Variant = Literal["i", "ii"]
 VARIANTS = ("i", "ii")
@@ -71,8 +72,8 @@ class DIPVAE(RegularisedELBO):
     def __init__(
         self,
         variant: Variant = "i",
-        lambda_off_diagonal: float = 10.0,
-        lambda_diagonal: float = 100.0,
+        lambda_off_diagonal: Annotated[float, Range(ge=0)] = 10.0,
+        lambda_diagonal: Annotated[float, Range(ge=0)] = 100.0,
         kl: KLEstimator = "auto",
     ) -> None:
         super().__init__(kl)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +17,7 @@ from vaelab.objectives.base import AdversaryStep, ObjectiveOutput
 from vaelab.objectives.elbo import KLEstimator
 from vaelab.objectives.regularised import RegularisedELBO
 from vaelab.schedules.base import Weighting
+from vaelab.schema import Range
 
 
 def permute_dims(z: Tensor) -> Tensor:
@@ -64,14 +65,16 @@ class FactorVAE(RegularisedELBO):
 
     def __init__(
         self,
-        gamma: float = 10.0,
-        discriminator_width: int = 1000,
-        discriminator_depth: int = 6,
-        negative_slope: float = 0.2,
+        gamma: Annotated[float, Range(ge=0)] = 10.0,
+        discriminator_width: Annotated[int, Range(ge=1)] = 1000,
+        discriminator_depth: Annotated[int, Range(ge=0)] = 6,
+        negative_slope: Annotated[float, Range(ge=0)] = 0.2,
         adversary_optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         kl: KLEstimator = "auto",
     ) -> None:
         super().__init__(kl)
+        if gamma < 0:
+            raise VaelabError(f"objective.gamma must be >= 0, got {gamma}")
         if discriminator_width < 1 or discriminator_depth < 0:
             raise VaelabError(
                 "objective.discriminator_width must be >= 1 and objective.discriminator_depth "

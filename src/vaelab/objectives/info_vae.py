@@ -3,7 +3,7 @@ Variational Autoencoders", arXiv:1706.02262; AAAI 2019)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from torch import Tensor
 from typing_extensions import override
@@ -21,6 +21,7 @@ from vaelab.objectives.mmd import (
 )
 from vaelab.objectives.regularised import RegularisedELBO, batch_constant
 from vaelab.schedules.base import Weighting
+from vaelab.schema import Range
 
 
 class CodeMMD:
@@ -63,7 +64,7 @@ class InfoVAE(RegularisedELBO):
 
     def __init__(
         self,
-        alpha: float = 0.0,
+        alpha: Annotated[float, Range(le=1)] = 0.0,
         lambda_: float = 1000.0,
         kernel: KernelName = "imq",
         kernel_scale: float | None = None,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from torch import Tensor
 from typing_extensions import override
 
+from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
 from vaelab.objectives.base import ObjectiveOutput
 from vaelab.objectives.elbo import KLEstimator
@@ -14,6 +15,7 @@ from vaelab.objectives.info_vae import CodeMMD
 from vaelab.objectives.mmd import KernelName
 from vaelab.objectives.regularised import RegularisedELBO, batch_constant
 from vaelab.schedules.base import Weighting
+from vaelab.schema import Range
 
 
 class WAEMMD(RegularisedELBO):
@@ -33,13 +35,15 @@ class WAEMMD(RegularisedELBO):
 
     def __init__(
         self,
-        lambda_: float = 10.0,
+        lambda_: Annotated[float, Range(ge=0)] = 10.0,
         kernel: KernelName = "imq",
         kernel_scale: float | None = None,
         deterministic_encoder: bool = True,
         kl: KLEstimator = "auto",
     ) -> None:
         super().__init__(kl)
+        if lambda_ < 0:
+            raise VaelabError(f"objective.lambda_ must be >= 0, got {lambda_}")
         self.lambda_ = float(lambda_)
         self.mmd = CodeMMD(kernel, kernel_scale)
         self.deterministic_encoder = bool(deterministic_encoder)
