@@ -72,5 +72,7 @@ def test_option_composes_and_instantiates(group, option, make_config, tmp_path):
         return
     module = build_module(cfg, dims)
     optimizer = module.configure_optimizers()
-    fitted_in_closed_form = not module.automatic_optimization  # PCA / PPCA: no optimiser steps
+    fitted_in_closed_form = not module.model.trains_by_gradient  # PCA / PPCA: no optimiser
     assert (optimizer is None) == fitted_in_closed_form
+    if module.objective.has_adversary:  # the model's optimiser and the adversary's
+        assert len(optimizer) == 2

@@ -285,9 +285,11 @@ class LatentVariableModule(L.LightningModule):
 
     def on_validation_start(self) -> None:
         self._float32_epoch_means()
+        self.objective.set_evaluated_split("val")
 
     def on_test_start(self) -> None:
         self._float32_epoch_means()
+        self.objective.set_evaluated_split("test")
 
     @override
     def validation_step(self, batch: Any, batch_idx: int) -> None:
