@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
@@ -65,7 +66,7 @@ class GaussianLayer(nn.Module):
         super().__init__()
         sizes = [int(in_features), *(int(h) for h in hidden_dims)]
         layers: list[nn.Module] = []
-        for fan_in, fan_out in zip(sizes, sizes[1:], strict=False):
+        for fan_in, fan_out in pairwise(sizes):
             layers += [nn.Linear(fan_in, fan_out), make_activation(activation, negative_slope)]
         self.body = nn.Sequential(*layers)
         self.features = sizes[-1]
@@ -227,7 +228,7 @@ class HierarchicalVAE(LatentVariableModel):
         """q(z_1|x), the bottom layer's posterior (batch [B], event [d_1])."""
         return self.inference[0](x.flatten(-EVENT_DIMS))
 
-    def layer_codes(self, x: Tensor, y: Tensor | None = None) -> list[Distribution]:
+    def layer_codes(self, x: Tensor) -> list[Distribution]:
         """q of every layer, bottom first, each conditioned on the means of the layers it
         reads (for per-layer active units)."""
         return self.infer(x, None, use_means=True)[1]

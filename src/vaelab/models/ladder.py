@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
+from typing_extensions import override
 
 from vaelab.likelihoods.base import EVENT_DIMS
 from vaelab.models.hierarchical import GaussianLayer, HierarchicalVAE
@@ -100,6 +101,7 @@ class LadderVAE(HierarchicalVAE):
             posteriors.insert(0, q)
         return layers, posteriors, log_posterior
 
+    @override
     def encode(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         """q(z_1|x, z_2, …) with the upper layers at their means (the ladder's q(z_1|·)
         depends on the draw above it)."""
