@@ -39,7 +39,9 @@ def per_dimension_parts(posterior: Distribution, prior: Distribution) -> bool:
 def probe_posterior_and_prior(model: LatentVariableModel) -> tuple[Distribution, Distribution]:
     """q(z|x) of two blank inputs and p(z), to see which KL estimators apply."""
     x = torch.zeros(2, *model.input_shape, device=model.device)
-    return model.encode(x), model.prior.distribution()
+    # a class-conditional model's q(z|x, y) needs labels: class 0 stands for any
+    y = torch.zeros(2, dtype=torch.long, device=model.device) if model.num_classes else None
+    return model.encode(x, y), model.prior.distribution()
 
 
 class ELBO(Objective):
