@@ -82,6 +82,7 @@ class ELBO(Objective):
     def setup(
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:
+        self.single_prior, self.kl_estimator_reason = True, None
         try:
             posterior, prior = probe_posterior_and_prior(model)
         except MissingCapability as missing:
