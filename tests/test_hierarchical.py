@@ -11,6 +11,7 @@ models can represent it exactly: then every log weight equals log p(x).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -25,6 +26,8 @@ from vaelab.likelihoods import GaussianLikelihood
 from vaelab.models.hierarchical import HierarchicalLatents, HierarchicalVAE
 from vaelab.models.interface import MissingCapability
 from vaelab.models.ladder import GaussianParameters, LadderVAE, precision_weighted
+from vaelab.models.vae import VAE
+from vaelab.nets.mlp import mlp
 from vaelab.objectives import ELBO, IWAE
 from vaelab.schedules import ConstantBeta
 
@@ -212,3 +215,27 @@ def test_the_preset_refuses_a_prior_it_does_not_take(tmp_path):
     cfg = compose_config(["data=digits", "model=ladder_mlp", "prior=vamp"], tmp_path)
     with pytest.raises(VaelabError, match="has no prior: remove prior=vamp"):
         build_module(cfg, (1, 8, 8))
+
+
+def test_one_layer_is_the_vae():
+    """L = 1 with the VAE's weights: the same log weights, and the analytic KL under kl=auto."""
+    torch.manual_seed(0)
+    shape = (1, 4, 4)
+    vae = VAE(partial(mlp, hidden_dims=[8], activation="tanh"), 3, shape)
+    model = HierarchicalVAE([3], [[8]], shape)
+    with torch.no_grad():
+        model.inference[0].body[0].load_state_dict(vae.encoder[1].state_dict())
+        model.inference[0].head.load_state_dict(vae.encoder[3].state_dict())
+    model.decoder.load_state_dict(vae.decoder.state_dict())
+    x = (torch.rand(5, *shape) > 0.5).float()
+    torch.manual_seed(1)
+    expected = vae.log_weights(x, None, 4)
+    torch.manual_seed(1)
+    torch.testing.assert_close(model.log_weights(x, None, 4), expected)
+    elbo = ELBO()
+    elbo.setup(model, ConstantBeta(1.0), {})
+    assert elbo.kl_estimator == "analytic"
+    torch.manual_seed(2)
+    bound = elbo(model, x, None, ConstantBeta(1.0), 0).bound
+    torch.manual_seed(2)
+    torch.testing.assert_close(bound, elbo(vae, x, None, ConstantBeta(1.0), 0).bound)

@@ -92,9 +92,10 @@ class HierarchicalVAE(LatentVariableModel):
     diagonal Gaussian and the top prior N(0, I), so ``posterior=`` and ``prior=`` do not apply.
 
     ``z`` is a :class:`HierarchicalLatents`; :meth:`sample_latents` returns log p(z) and
-    log q(z|x) summed over all layers. There is no single q(z|x) and p(z) pair, so the KL has
-    no closed form: ``objective.kl=auto`` estimates it by Monte Carlo (log q − log p of every
-    layer, summed). The latent plots and active units see the bottom layer z_1
+    log q(z|x) summed over all layers. With two or more layers there is no single q(z|x) and
+    p(z) pair, so the KL has no closed form: ``objective.kl=auto`` estimates it by Monte Carlo
+    (log q − log p of every layer, summed); one layer is the VAE, with the analytic KL. The
+    latent plots and active units see the bottom layer z_1
     (:meth:`latent_codes`), the layer the decoder reads; :meth:`layer_codes` gives every layer.
     """
 
@@ -166,6 +167,10 @@ class HierarchicalVAE(LatentVariableModel):
 
     @property
     def prior(self) -> nn.Module:
+        """p(z_1) = N(0, I) for one layer (the VAE: the KL is then analytic); a deeper
+        hierarchy has no single prior."""
+        if self.num_layers == 1:
+            return self.top_prior
         raise MissingCapability(
             f"{type(self).__name__} has no single prior p(z): its latent is {self.num_layers} "
             "stochastic layers, p(z_L) p(z_(L-1)|z_L) …, scored layer by layer in sample_latents"
