@@ -122,11 +122,12 @@ def test_cvae_samples_are_recognised_as_their_class(mnist_data_dir, tmp_path):
     class by an MLP trained on the real digits (chance: 10 %)."""
     cfg = compose_config(
         [
-            *FAST,
+            *(o for o in FAST if not o.startswith("callbacks.")),
             f"paths.data_dir={mnist_data_dir}",
             "data=binarized_mnist",
             "model=cvae_mlp",
             "trainer.max_epochs=2",
+            "trainer.limit_train_batches=300",
             "trainer.limit_val_batches=5",
             "test=false",
             "callbacks=none",
@@ -140,4 +141,5 @@ def test_cvae_samples_are_recognised_as_their_class(mnist_data_dir, tmp_path):
     classifier = train_classifier(train_split.images.float() / PIXEL_MAX, train_split.labels, 10)
     assert accuracy(classifier, test_split.images.float() / PIXEL_MAX, test_split.labels) > 0.95
     scored = class_sample_accuracy(run.module.model, classifier, samples_per_class=100)
+    print(f"class-sample accuracy {scored.accuracy:.3f}, per class {scored.per_class}")
     assert scored.accuracy >= 0.9, scored.per_class
