@@ -56,6 +56,8 @@ def test_fast_dev_run_on_digits(option, tmp_path):
     assert all(math.isfinite(value) for value in metrics.values())
     bound = metrics[f"test/{_bound_name(overrides)}"]
     assert -8 * 8 * math.log(2) * 2 < bound < 0  # a log-probability of 64 grey pixels
+    class_grids = list((tmp_path / "images").glob("class_conditional_samples_epoch*.png"))
+    assert len(class_grids) == (1 if option.startswith("cvae") else 0)
 
 
 @pytest.mark.slow
