@@ -27,8 +27,8 @@ class ImageLogger(L.Callback):
     """Every ``every_n_epochs`` validation epochs and after the last one (rank 0 only): a
     labelled grid of validation inputs above their reconstructions, a grid of prior samples
     and, when latent_dim == 2, the decoded latent manifold over [−span, span]² (for an
-    unconditional model); a class-conditional model (``model.num_classes``) also gets a grid of
-    ``samples_per_class`` samples in one row per class. Images go to
+    unconditional model); a class-conditional model (``model.num_classes``) gets instead a grid
+    of ``samples_per_class`` samples in one row per class. Images go to
     every TensorBoard logger and, if ``png_dir`` is set, to ``<png_dir>/<tag>_epoch<NNN>.png``.
     A run that ends between two due epochs (2 epochs with every_n_epochs 10, early stopping, a
     step limit) still gets the pictures of its final model.

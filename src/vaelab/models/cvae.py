@@ -163,6 +163,7 @@ class ConditionalVAE(LatentVariableModel):
 
     @override
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """E[x | z = E_q z, y], decoded with the input's own label."""
         code = self.posterior.mean(
             self.encoder(in_dtype_of(self.encoder, self._encoder_inputs(x, y)))
         )

@@ -29,8 +29,9 @@ class FreeBits(Weighting):
         if kl_per_dim is None:
             raise VaelabError(
                 "beta=free_bits needs the KL of each latent dimension, which a "
-                "non-factorising posterior (posterior=full_covariance) does not "
-                "have; use posterior=diagonal or another beta schedule"
+                "non-factorising posterior (posterior=full_covariance) and a hierarchy of "
+                "stochastic layers (model=hierarchical_mlp, ladder_mlp) do not have; use "
+                "posterior=diagonal with a one-layer model, or another beta schedule"
             )
         floored = kl_per_dim.mean(0).clamp(min=self.free_nats).sum()
         return floored.expand_as(kl)
