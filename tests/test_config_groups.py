@@ -9,7 +9,12 @@ import pytest
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
-from vaelab.builders import MODEL_PART_GROUPS, build_module, instantiate_each
+from vaelab.builders import (
+    MODEL_PART_GROUPS,
+    build_module,
+    data_info_before_setup,
+    instantiate_each,
+)
 from vaelab.paths import CONFIG_DIR
 
 #: groups whose options are built the way train.py builds them
@@ -70,7 +75,7 @@ def test_option_composes_and_instantiates(group, option, make_config, tmp_path):
     assert all(d > 0 for d in dims)
     if group == "data":
         return
-    module = build_module(cfg, dims)
+    module = build_module(cfg, dims, data_info_before_setup(datamodule))
     optimizer = module.configure_optimizers()
     fitted_in_closed_form = not module.model.trains_by_gradient  # PCA / PPCA: no optimiser
     assert (optimizer is None) == fitted_in_closed_form

@@ -99,10 +99,13 @@ def _model_choice(cls: type) -> str:
     return cls.__name__
 
 
-def build_model(cfg: DictConfig, input_shape: Sequence[int]) -> LatentVariableModel:
+def build_model(
+    cfg: DictConfig, input_shape: Sequence[int], data_info: Mapping[str, Any] | None = None
+) -> LatentVariableModel:
     """``cfg.model`` instantiated for data of ``input_shape`` (C, H, W); parts composed by
-    default that this model does not take are left out."""
-    model_class(cfg)  # a clear error for a target that is not a vaelab model
+    default that this model does not take are left out. A model whose constructor takes
+    ``num_classes`` (a conditional VAE) gets the data's, from ``data_info``."""
+    cls = model_class(cfg)  # a clear error for a target that is not a vaelab model
     data_shape = input_shape_of(input_shape)
     declared = cfg.model.get("input_shape")
     if declared is not None and input_shape_of(declared) != data_shape:
@@ -116,7 +119,42 @@ def build_model(cfg: DictConfig, input_shape: Sequence[int]) -> LatentVariableMo
         for part in unused_parts(model_cfg):
             del model_cfg[part]
         model_cfg.pop("input_shape", None)
-    return instantiate(model_cfg, input_shape=data_shape)
+    from_data: dict[str, Any] = {}
+    if "num_classes" in inspect.signature(cls).parameters:
+        from_data["num_classes"] = _data_num_classes(cfg, cls, data_info)
+        with open_dict(model_cfg):
+            model_cfg.pop("num_classes", None)
+    return instantiate(model_cfg, input_shape=data_shape, **from_data)
+
+
+def _data_num_classes(
+    cfg: DictConfig, cls: type, data_info: Mapping[str, Any] | None
+) -> int | None:
+    """The number of classes of the data (``datamodule.data_info()``) for a model that is
+    conditioned on the label; a ``model.num_classes`` that disagrees is refused."""
+    if data_info is None or "num_classes" not in data_info:
+        raise VaelabError(
+            f"{cls.__name__} is conditioned on the class label: build it with the "
+            "datamodule's data_info() (it knows num_classes)"
+        )
+    num_classes = data_info["num_classes"]
+    declared = cfg.model.get("num_classes")
+    if declared is not None and declared != num_classes:
+        raise VaelabError(
+            f"model.num_classes={declared} does not match the data's {num_classes} classes; "
+            "the number of classes comes from the data: remove the override"
+        )
+    return num_classes
+
+
+def data_info_before_setup(datamodule: Any) -> dict[str, Any]:
+    """What a datamodule knows before its ``setup``: the input shape (C, H, W) and the number
+    of classes (None: unlabelled) — the keys of its ``data_info()`` that models are built
+    from (split sizes follow once it is set up)."""
+    return {
+        "input_shape": tuple(datamodule.dims),
+        "num_classes": getattr(datamodule, "num_classes", None),
+    }
 
 
 def build_module(
@@ -126,7 +164,7 @@ def build_module(
 ) -> LatentVariableModule:
     """The LightningModule of a run: the model and the module groups the model uses."""
     check_model_groups(cfg, command_line_overrides(cfg))
-    model = build_model(cfg, input_shape)
+    model = build_model(cfg, input_shape, data_info)
     groups = usable_groups(type(model))
 
     def group(name: str) -> Any:

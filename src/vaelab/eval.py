@@ -248,11 +248,13 @@ def evaluate(cfg: DictConfig) -> dict:
     metrics.update(conditional.values)
     metrics["metrics_skipped"] = conditional.skipped
     metrics["notes"] = _notes(metrics, run.config)
+    if model.num_classes:
+        metrics["notes"]["iw_nll"] += "; a class-conditional model: −log p(x|y), given the label"
     output_dir = Path(cfg.output_dir) if cfg.get("output_dir") else location.run_dir / EVAL_DIR
     output_dir.mkdir(parents=True, exist_ok=True)
     pictures = Pictures()
     if settings.get("figures", True):
-        inputs = next(_test_batches(run, device, 1))[0]
+        inputs, labels = next(_test_batches(run, device, 1))
         snapshot = OmegaConf.select(run.config, "callbacks.encoding_snapshot.path", default=None)
         pictures = make_pictures(
             model,
@@ -266,6 +268,7 @@ def evaluate(cfg: DictConfig) -> dict:
             ),
             run.global_step,
             Path(snapshot) if snapshot else None,
+            labels,
         )
     metrics["figures"] = _save_pictures(pictures, output_dir)
     metrics["figures_skipped"] = pictures.skipped

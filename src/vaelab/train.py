@@ -20,7 +20,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from typing_extensions import override
 
 from vaelab.atomic_io import DiskFullError, atomic_write_json, atomic_write_text
-from vaelab.builders import build_module, instantiate_each, trainer_overrides
+from vaelab.builders import (
+    build_module,
+    data_info_before_setup,
+    instantiate_each,
+    trainer_overrides,
+)
 from vaelab.callbacks.preemption import PreemptionCheckpoint
 from vaelab.checkpoints import (
     AtomicCheckpointIO,
@@ -197,7 +202,7 @@ def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, flo
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
-    model = build_module(cfg, datamodule.dims)
+    model = build_module(cfg, datamodule.dims, data_info_before_setup(datamodule))
     check_monitored_metrics(cfg, model)
     if resume_from is not None:
         check_compatible(load_checkpoint(resume_from), model, resume_from)

@@ -12,17 +12,25 @@ from torchvision.utils import save_image
 from typing_extensions import override
 
 from vaelab.models.interface import MissingCapability
-from vaelab.plots.grids import latent_manifold_grid, prior_sample_grid, reconstruction_grid
+from vaelab.plots.grids import (
+    class_conditional_sample_grid,
+    latent_manifold_grid,
+    prior_sample_grid,
+    reconstruction_grid,
+)
 
 RECONSTRUCTIONS = "images/reconstructions"
 PRIOR_SAMPLES = "images/prior_samples"
 LATENT_MANIFOLD = "images/latent_manifold"
+CLASS_SAMPLES = "images/class_conditional_samples"
 
 
 class ImageLogger(L.Callback):
     """Every ``every_n_epochs`` validation epochs and after the last one (rank 0 only): a
     labelled grid of validation inputs above their reconstructions, a grid of prior samples
-    and, when latent_dim == 2, the decoded latent manifold over [−span, span]². Images go to
+    and, when latent_dim == 2, the decoded latent manifold over [−span, span]² (for an
+    unconditional model); a class-conditional model (``model.num_classes``) gets instead a grid
+    of ``samples_per_class`` samples in one row per class. Images go to
     every TensorBoard logger and, if ``png_dir`` is set, to ``<png_dir>/<tag>_epoch<NNN>.png``.
     A run that ends between two due epochs (2 epochs with every_n_epochs 10, early stopping, a
     step limit) still gets the pictures of its final model.
@@ -36,6 +44,7 @@ class ImageLogger(L.Callback):
         manifold_points: int = 20,
         manifold_span: float = 3.0,
         png_dir: str | None = None,
+        samples_per_class: int = 10,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
@@ -45,6 +54,7 @@ class ImageLogger(L.Callback):
         self.manifold_points = manifold_points
         self.manifold_span = manifold_span
         self.png_dir = Path(png_dir) if png_dir else None
+        self.samples_per_class = samples_per_class
         self._inputs: Tensor | None = None
         self._labels: Tensor | None = None
         self._last_validated_epoch: int | None = None
@@ -88,7 +98,9 @@ class ImageLogger(L.Callback):
         # a model that cannot sample yet (a VQ-VAE before its prior is trained) shows none
         with contextlib.suppress(MissingCapability):
             grids[PRIOR_SAMPLES] = prior_sample_grid(model, self.num_samples)
-        if model.latent_dim == 2:
+        if model.num_classes:
+            grids[CLASS_SAMPLES] = class_conditional_sample_grid(model, self.samples_per_class)
+        elif model.latent_dim == 2:  # a conditional model's manifold would need a class
             grids[LATENT_MANIFOLD] = latent_manifold_grid(
                 model, self.manifold_points, self.manifold_span
             )

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
-from vaelab.builders import build_module
+from vaelab.builders import build_module, data_info_before_setup
 from vaelab.checkpoints import check_compatible, load_checkpoint
 from vaelab.errors import VaelabError, first_line
 from vaelab.run_files import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT
@@ -139,7 +139,7 @@ def load_run(
                 config.data[key] = value
     checkpoint = load_checkpoint(location.checkpoint)
     datamodule = instantiate(config.data)
-    module = build_module(config, datamodule.dims)
+    module = build_module(config, datamodule.dims, data_info_before_setup(datamodule))
     check_compatible(checkpoint, module, location.checkpoint)
     module.load_state_dict(checkpoint["state_dict"])
     module.to(device).eval()

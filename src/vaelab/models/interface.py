@@ -81,6 +81,9 @@ class LatentVariableModel(nn.Module, ABC):
 
     input_shape: tuple[int, ...]
     latent_dim: int
+    #: K for a class-conditional model (y: class indices 0 … K−1, needed by encode, decode
+    #: and sample): its sample grids get one row per class; None for unconditional models
+    num_classes: int | None = None
 
     @abstractmethod
     def encode(self, x: Tensor, y: Tensor | None = None) -> Distribution:

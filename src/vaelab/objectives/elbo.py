@@ -10,7 +10,11 @@ from torch.distributions import Distribution, Independent, kl_divergence
 from typing_extensions import override
 
 from vaelab.errors import VaelabError
-from vaelab.models.interface import LatentVariableModel, with_stopped_parameters
+from vaelab.models.interface import (
+    LatentVariableModel,
+    MissingCapability,
+    with_stopped_parameters,
+)
 from vaelab.objectives.base import Objective, ObjectiveOutput, sample_mean
 from vaelab.objectives.gradients import (
     GradientEstimator,
@@ -44,7 +48,9 @@ def per_dimension_parts(posterior: Distribution, prior: Distribution) -> bool:
 def probe_posterior_and_prior(model: LatentVariableModel) -> tuple[Distribution, Distribution]:
     """q(z|x) of two blank inputs and p(z), to see which KL estimators apply."""
     x = torch.zeros(2, *model.input_shape, device=model.device)
-    return model.encode(x), model.prior.distribution()
+    # a class-conditional model's q(z|x, y) needs labels: class 0 stands for any
+    y = torch.zeros(2, dtype=torch.long, device=model.device) if model.num_classes else None
+    return model.encode(x, y), model.prior.distribution()
 
 
 class ELBO(Objective):
@@ -55,7 +61,11 @@ class ELBO(Objective):
     ``kl="monte_carlo"`` estimates it as log q(z|x) − log p(z) on the same samples (SGVB-A,
     eq. 7; Pyro's Trace_ELBO); ``kl="auto"`` (default) takes the closed form when
     torch.distributions registers one for the model's posterior and prior, else Monte Carlo,
-    and says which. The L samples are drawn in one batched forward of shape [L, B, D].
+    and says which. A model without one q(z|x) and p(z) pair (a hierarchy of stochastic
+    layers) gets Monte Carlo from ``kl="auto"``, with the reason in ``kl_estimator_reason``:
+    log q(z|x) − log p(z) of its ``sample_latents``, summed over the layers;
+    ``kl="analytic"`` is refused for it. The L samples are drawn in one batched forward of
+    shape [L, B, D].
 
     ``gradient=stl`` (sticking the landing, Roeder et al. 2017): log q(z|x) in the Monte-Carlo
     KL is evaluated with q's parameters stopped, so the encoder's gradient is the path
@@ -94,12 +104,31 @@ class ELBO(Objective):
         self.kl_estimator: str = (
             "monte_carlo" if self.gradient == "stl" else ("analytic" if kl == "auto" else kl)
         )
+        #: why Monte Carlo was chosen for a model without a single prior (None otherwise)
+        self.kl_estimator_reason: str | None = None
+        #: False for models with no single p(z) (hierarchies): the KL is log q − log p only
+        self.single_prior = True
 
     @override
     def setup(
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:
-        posterior, prior = probe_posterior_and_prior(model)
+        self.single_prior, self.kl_estimator_reason = True, None
+        try:
+            posterior, prior = probe_posterior_and_prior(model)
+        except MissingCapability as missing:
+            if self.kl == "analytic":
+                raise VaelabError(
+                    f"objective.kl=analytic needs one posterior q(z|x) and one prior p(z), but "
+                    f"{missing}; use objective.kl=auto or objective.kl=monte_carlo (log q − "
+                    "log p of every layer, summed)"
+                ) from missing
+            self.single_prior = False
+            self.kl_estimator = "monte_carlo"
+            self.kl_estimator_reason = f"{missing}: the KL has no closed form"
+            if self.gradient == "stl":
+                check_stopped_posterior(model, "objective=elbo with stl")
+            return
         analytic = has_analytic_kl(posterior, prior)
         if self.kl == "analytic" and not analytic:
             raise VaelabError(
@@ -113,7 +142,9 @@ class ELBO(Objective):
             check_stopped_posterior(model, "objective=elbo with stl")
 
     def resolved_choices(self) -> dict[str, Any]:
-        choices = {"kl_estimator": self.kl_estimator}
+        choices: dict[str, Any] = {"kl_estimator": self.kl_estimator}
+        if self.kl_estimator_reason is not None:
+            choices["kl_estimator_reason"] = self.kl_estimator_reason
         return choices | ({"gradient": self.gradient} if self.gradient != "reparam" else {})
 
     def forward(
@@ -127,6 +158,15 @@ class ELBO(Objective):
         # one sample: z is [B, D] and no average over a sample axis is needed
         sample_axis = self.num_samples > 1
         num_samples = self.num_samples if sample_axis else None
+        if not self.single_prior:  # several layers: log q − log p summed over them
+            samples = model.sample_latents(x, y, num_samples)
+            recon = -sample_mean(samples.log_likelihood, sample_axis)
+            kl = sample_mean(samples.log_posterior - samples.log_prior, sample_axis)
+            return ObjectiveOutput(
+                loss=recon + weighting.penalty(kl, None, step),
+                bound=-(recon + kl),
+                terms={"recon": recon, "kl": kl},
+            )
         prior = model.prior.distribution()
         if self.kl_estimator == "analytic":
             posterior = model.encode(x, y)

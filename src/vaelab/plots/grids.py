@@ -115,6 +115,30 @@ def prior_sample_grid(
     )
 
 
+@torch.no_grad()
+def class_conditional_sample_grid(
+    model: LatentVariableModel,
+    per_class: int,
+    class_names: Sequence[str] | None = None,
+    seed: int = 0,
+) -> Tensor:
+    """One row per class y of a class-conditional model (``model.num_classes``): decoder
+    means E[x|z, y] of ``per_class`` draws z ~ p(z), each row labelled with its class name
+    (the index without names). The global RNG is forked, as for :func:`prior_sample_grid`."""
+    if not model.num_classes:
+        raise ValueError(f"{type(model).__name__} is not class-conditional (num_classes is None)")
+    device = model.device
+    labels = torch.arange(model.num_classes, device=device).repeat_interleave(per_class)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        samples = model.sample(len(labels), labels).float()
+    factor = upscale_factor(samples.shape[-1])
+    rows = [upscale(row, factor) for row in samples.split(per_class)]
+    names = list(class_names) if class_names is not None else []
+    names = [names[k] if k < len(names) else str(k) for k in range(model.num_classes)]
+    return labelled_rows(rows, names)
+
+
 def latent_grid(
     points_per_axis: int, span: float, center: Tensor | None = None, scale: Tensor | None = None
 ) -> Tensor:

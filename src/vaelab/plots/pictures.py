@@ -26,7 +26,12 @@ from vaelab.plots.figures import (
     latent_traversal_figure,
     learning_curves_figure,
 )
-from vaelab.plots.grids import latent_manifold_grid, prior_sample_grid, reconstruction_grid
+from vaelab.plots.grids import (
+    class_conditional_sample_grid,
+    latent_manifold_grid,
+    prior_sample_grid,
+    reconstruction_grid,
+)
 
 #: where the encoding-snapshot callback stores the epoch-0 encodings, relative to the run dir
 SNAPSHOT_FILE = Path("encodings") / "epoch000.pt"
@@ -46,6 +51,8 @@ class PictureSettings:
     traversal_span: float = 3.0
     #: traversals show the k most active latent dimensions (all of them if there are fewer)
     traversal_max_dims: int = 10
+    #: samples per class row of a class-conditional model's grid
+    samples_per_class: int = 10
     activity_threshold: float = ACTIVITY_THRESHOLD
 
 
@@ -83,14 +90,20 @@ def dataset_class_names(datamodule) -> list[str] | None:
 
 @torch.no_grad()
 def traversal_grid(
-    model: LatentVariableModel, code: Tensor, dims: list[int], values: Tensor
+    model: LatentVariableModel,
+    code: Tensor,
+    dims: list[int],
+    values: Tensor,
+    label: Tensor | None = None,
 ) -> Tensor:
     """Decoder means with one dimension of ``code`` [D] set to each of ``values``; one row
-    per dimension in ``dims``."""
+    per dimension in ``dims`` (a conditional model decodes them all with the code's
+    ``label``, a 0-d tensor)."""
     z = code.to(values).repeat(len(dims), len(values), 1)  # [rows, cols, D]
     for row, dim in enumerate(dims):
         z[row, :, dim] = values
-    images = model.decode(z.reshape(-1, code.shape[-1])).mean
+    labels = label.to(values.device).expand(len(dims) * len(values)) if label is not None else None
+    images = model.decode(z.reshape(-1, code.shape[-1]), labels).mean
     return make_grid(images.float().clamp(0, 1), nrow=len(values), pad_value=1.0)
 
 
@@ -116,7 +129,8 @@ def _traversal(
     values = torch.linspace(
         -settings.traversal_span, settings.traversal_span, settings.traversal_steps, device=device
     )
-    grid = traversal_grid(model, result.encodings.mean[0].to(device), dims, values)
+    label = result.encodings.labels[0] if model.num_classes else None
+    grid = traversal_grid(model, result.encodings.mean[0].to(device), dims, values, label)
     return latent_traversal_figure(
         grid.cpu(),
         dims,
@@ -136,13 +150,18 @@ def make_pictures(
     settings: PictureSettings,
     global_step: int,
     snapshot: Path | None = None,
+    labels: Tensor | None = None,
 ) -> Pictures:
-    """Every picture of the issue for this run (``inputs``: a batch of test images;
-    ``snapshot``: the epoch-0 encodings file, default ``<run>/encodings/epoch000.pt``)."""
+    """Every picture of the issue for this run (``inputs``: a batch of test images and their
+    ``labels``; ``snapshot``: the epoch-0 encodings file, default
+    ``<run>/encodings/epoch000.pt``). A class-conditional model gets one row of samples per
+    class and no latent manifold (which would need a class)."""
     pictures = Pictures()
     class_names = dataset_class_names(datamodule)
+    count = settings.num_reconstructions
+    shown_labels = labels[:count] if labels is not None else None
     pictures.grids["reconstructions"] = (
-        reconstruction_grid(model, inputs[: settings.num_reconstructions]).float().cpu()
+        reconstruction_grid(model, inputs[:count], shown_labels).float().cpu()
     )
     try:
         pictures.grids["prior_samples"] = (
@@ -152,9 +171,22 @@ def make_pictures(
         )
     except MissingCapability as missing:  # a VQ-VAE before its prior is trained
         pictures.skipped["prior_samples"] = str(missing)
+    if model.num_classes:
+        pictures.grids["class_conditional_samples"] = (
+            class_conditional_sample_grid(
+                model, settings.samples_per_class, class_names, seed=settings.prior_seed
+            )
+            .float()
+            .cpu()
+        )
+    else:
+        pictures.skipped["class_conditional_samples"] = "the model is not class-conditional"
     after = _subset(result.encodings, len(result.encodings))
     after.global_step = global_step
-    if model.latent_dim == 2:
+    if model.latent_dim == 2 and model.num_classes:
+        pictures.skipped["latent_manifold"] = "a class-conditional model: see class samples"
+        pictures.figures["latent_traversals"] = _traversal(model, result, settings)
+    elif model.latent_dim == 2:
         manifold = latent_manifold_grid(model, settings.manifold_points, settings.manifold_span)
         pictures.figures["latent_manifold"] = latent_manifold_figure(
             manifold.cpu(), settings.manifold_span, settings.manifold_points, after.mean

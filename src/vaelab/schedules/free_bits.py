@@ -30,8 +30,10 @@ class FreeBits(Weighting):
             raise VaelabError(
                 "beta=free_bits needs the KL of each latent dimension, which a "
                 "non-factorising posterior (posterior=full_covariance or a flow: planar, "
-                "iaf, affine_coupling) or prior (mixture, vamp, flow) does not have; use "
-                "posterior=diagonal with prior=standard_normal, or another beta schedule"
+                "iaf, affine_coupling), prior (mixture, vamp, flow) or a hierarchy of "
+                "stochastic layers (model=hierarchical_mlp, ladder_mlp) does not have; use "
+                "posterior=diagonal with prior=standard_normal and a one-layer model, or "
+                "another beta schedule"
             )
         floored = kl_per_dim.mean(0).clamp(min=self.free_nats).sum()
         return floored.expand_as(kl)

@@ -1,0 +1,133 @@
+"""The conditional VAE: without the label it is the VAE (same numbers); labels reach every
+path (objectives, IW-NLL, sample grids); data without class labels is refused."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hydra.errors import InstantiationException
+from torch import Tensor
+
+from tests.conftest import compose_config
+from vaelab.builders import build_module
+from vaelab.errors import VaelabError
+from vaelab.evaluation.iw_nll import importance_weighted_log_likelihood
+from vaelab.models.cvae import ConditionalVAE
+from vaelab.models.vae import VAE
+from vaelab.nets.mlp import mlp
+from vaelab.objectives import ELBO
+from vaelab.plots.grids import class_conditional_sample_grid
+from vaelab.priors.vamp import VampPrior
+from vaelab.schedules import ConstantBeta
+
+SHAPE = (1, 4, 4)
+PIXELS = math.prod(SHAPE)
+CLASSES = 3
+LATENT = 2
+
+
+def net(**kwargs):
+    return mlp(hidden_dims=[8], activation="tanh", **kwargs)
+
+
+def batch(num: int = 6) -> tuple[Tensor, Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.rand(num, *SHAPE, generator=generator) > 0.5).float()
+    return x, torch.arange(num) % CLASSES
+
+
+def cvae_without_the_label(vae: VAE) -> ConditionalVAE:
+    """A CVAE with the VAE's weights and zero weights on every label input."""
+    model = ConditionalVAE(net, LATENT, SHAPE, num_classes=CLASSES)
+    first_encoder, first_decoder = model.encoder[1], model.decoder.net[0]
+    with torch.no_grad():
+        for name, parameter in vae.named_parameters():
+            target = model.get_parameter(name)
+            if parameter.shape == target.shape:
+                target.copy_(parameter)
+        first_encoder.weight.zero_()
+        first_encoder.weight[:, :PIXELS] = vae.encoder[1].weight
+        first_decoder.weight.zero_()
+        first_decoder.weight[:, :LATENT] = vae.decoder.net[0].weight
+    return model
+
+
+def test_with_the_label_removed_the_cvae_is_the_vae():
+    torch.manual_seed(0)
+    vae = VAE(net, LATENT, SHAPE)
+    cvae = cvae_without_the_label(vae)
+    x, y = batch()
+    torch.manual_seed(1)
+    expected = vae.log_weights(x, None, num_samples=5)
+    torch.manual_seed(1)
+    torch.testing.assert_close(cvae.log_weights(x, y, num_samples=5), expected)
+    torch.manual_seed(1)
+    torch.testing.assert_close(cvae.log_weights(x, (y + 1) % CLASSES, 5), expected)
+    unit = ConstantBeta(1.0)
+    elbo = ELBO()
+    elbo.setup(cvae, unit, {})
+    assert elbo.kl_estimator == "analytic"
+    torch.manual_seed(2)
+    expected_elbo = elbo(vae, x, None, unit, 0).bound
+    torch.manual_seed(2)
+    torch.testing.assert_close(elbo(cvae, x, y, unit, 0).bound, expected_elbo)
+    torch.testing.assert_close(cvae.reconstruct(x, y), vae.reconstruct(x))
+
+
+def test_the_conditional_iw_estimate_uses_the_labels():
+    """log p(x|y) through eval's estimator equals the model's own log-mean-exp of log w(x, y),
+    and differs for other labels once the decoder reads them."""
+    torch.manual_seed(0)
+    model = ConditionalVAE(net, LATENT, SHAPE, num_classes=CLASSES)
+    x, y = batch()
+    torch.manual_seed(3)
+    estimate = importance_weighted_log_likelihood(model, x, 40, 10, y).log_likelihood
+    torch.manual_seed(3)
+    chunks = torch.cat([model.log_weights(x, y, 10) for _ in range(4)])
+    expected = torch.logsumexp(chunks.double(), 0) - math.log(40)
+    torch.testing.assert_close(estimate, expected, atol=1e-5, rtol=0)
+    torch.manual_seed(3)
+    other = importance_weighted_log_likelihood(model, x, 40, 10, (y + 1) % CLASSES)
+    assert (other.log_likelihood - estimate).abs().max() > 1e-3
+
+
+def test_class_grid_has_one_row_per_class_decoded_with_its_label():
+    """A decoder that draws class k as brightness k/(K − 1) (zero weights, label biases):
+    the grid's rows are the classes in order."""
+    model = ConditionalVAE(net, LATENT, SHAPE, num_classes=CLASSES)
+    decoder = model.decoder.net
+    with torch.no_grad():
+        for parameter in model.decoder.parameters():
+            parameter.zero_()
+        decoder[0].weight[0, LATENT:] = torch.linspace(-6, 6, CLASSES)  # class → hidden unit
+        decoder[-1].weight[:, 0] = 2.0  # hidden unit → every pixel's logit
+    rows = class_conditional_sample_grid(model, per_class=4, class_names=["a", "b", "c"])
+    assert rows.shape[0] == 3
+    row_height = rows.shape[1] // CLASSES
+    brightness = [rows[:, k * row_height : (k + 1) * row_height, -20:].mean() for k in range(3)]
+    assert brightness[0] < brightness[1] < brightness[2]
+
+
+def test_unusable_labels_and_data_are_refused(tmp_path):
+    model = ConditionalVAE(net, LATENT, SHAPE, num_classes=CLASSES)
+    x, y = batch()
+    with pytest.raises(VaelabError, match="pass y"):
+        model.encode(x)
+    with pytest.raises(VaelabError, match="unlabelled"):
+        model.encode(x, torch.full_like(y, -1))
+    with pytest.raises(VaelabError, match="factors of variation"):
+        model.encode(x, torch.zeros(len(x), 5, dtype=torch.long))
+    with pytest.raises(VaelabError, match="needs class labels"):
+        ConditionalVAE(net, LATENT, SHAPE, num_classes=None)
+    vamp = ConditionalVAE(net, LATENT, SHAPE, num_classes=CLASSES, prior=VampPrior(4))
+    with pytest.raises(VaelabError, match="prior=standard_normal"):
+        vamp.prior.distribution()
+    cfg = compose_config(["data=digits", "model=cvae_mlp"], tmp_path)
+    with pytest.raises(InstantiationException, match="this data set has none"):
+        build_module(cfg, (1, 8, 8), {"num_classes": None})
+    with pytest.raises(VaelabError, match="data_info"):
+        build_module(cfg, (1, 8, 8))
+    module = build_module(cfg, (1, 8, 8), {"num_classes": 10})
+    assert module.model.num_classes == 10
