@@ -558,6 +558,29 @@ def table(results: dict[tuple[str, int], list[Measurement]], batch_sizes: list[i
     return "\n".join(rows)
 
 
+def framework_cost(
+    results: dict[tuple[str, int], list[Measurement]], batch_sizes: list[int]
+) -> str:
+    """(d)/(l) per repeat and their median: vaelab's own cost per step beside Lightning's."""
+    lines = []
+    for batch_size in batch_sizes:
+        vaelab, floor = results.get(("d", batch_size)), results.get(("l", batch_size))
+        if not vaelab or not floor:
+            continue
+        paired = [
+            m.images_per_s / r.images_per_s
+            for m, r in zip(vaelab, floor, strict=False)
+            if m.images_per_s and r.images_per_s
+        ]
+        if paired:
+            each = ", ".join(f"{ratio:.2f}" for ratio in paired)
+            lines.append(
+                f"(d)/(l) at batch {batch_size}: median {statistics.median(paired):.2f} "
+                f"(repeats: {each})"
+            )
+    return "\n".join(lines)
+
+
 def _median(runs: list[Measurement]) -> float | None:
     rates = [m.images_per_s for m in runs if m.images_per_s is not None]
     return statistics.median(rates) if rates else None
@@ -630,6 +653,7 @@ def main() -> None:
             f"{os.getloadavg()[0]:.2f}"
         )
         print(table(results, args.batch_sizes))
+        print(framework_cost(results, args.batch_sizes))
         if args.iw_nll:
             for batch_size in args.batch_sizes:
                 m = run_iw_nll(args, batch_size)

@@ -27,6 +27,7 @@ from vaelab.builders import (
     trainer_overrides,
 )
 from vaelab.callbacks.preemption import PreemptionCheckpoint
+from vaelab.callbacks.step_hooks import skip_inherited_batch_hooks
 from vaelab.checkpoints import (
     AtomicCheckpointIO,
     check_compatible,
@@ -209,7 +210,9 @@ def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, flo
         print(f"Resuming from {resume_from}")
     # the config is printed once the data is loaded (Lightning's prepare_data and setup run
     # first), so a missing or broken data set ends the run before it, in one line
-    callbacks = [*instantiate_each(cfg.get("callbacks")), PrintConfigAtFitStart(cfg)]
+    callbacks = skip_inherited_batch_hooks(
+        [*instantiate_each(cfg.get("callbacks")), PrintConfigAtFitStart(cfg)]
+    )
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
