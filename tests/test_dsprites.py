@@ -472,3 +472,26 @@ def test_disentangle_dsprites_keeps_locatello_et_al_s_settings(make_config):
     assert cfg.trainer.max_steps == 300_000
     raw = OmegaConf.load(CONFIG_DIR / "experiment" / "disentangle_dsprites.yaml")
     assert raw.hydra.sweeper.params["beta.value"] == "1.0,2.0,4.0,6.0,8.0,16.0"
+    # the β-VAE and the TC-family's β-TCVAE, β on its total correlation
+    assert raw.hydra.sweeper.params["objective"] == "elbo,beta_tcvae"
+    tcvae = make_config("experiment=disentangle_dsprites", "objective=beta_tcvae", name="tc")
+    assert tcvae.objective._target_.endswith("BetaTCVAE")
+    assert (tcvae.objective.alpha, tcvae.objective.gamma) == (1.0, 1.0)
+
+
+def test_disentangle_dsprites_factor_vae_sweeps_gamma_with_the_papers_discriminator(make_config):
+    cfg = make_config("experiment=disentangle_dsprites_factor_vae")
+    reference = make_config("experiment=disentangle_dsprites", name="reference")
+    for part in ("data", "model", "optimizer"):
+        assert cfg[part] == reference[part], part
+    assert cfg.trainer.max_steps == reference.trainer.max_steps
+    assert cfg.objective._target_.endswith("FactorVAE")
+    assert cfg.beta.value == 1.0
+    assert (cfg.objective.discriminator_width, cfg.objective.discriminator_depth) == (1000, 6)
+    assert cfg.objective.adversary_optimizer.lr == 1e-4
+    assert list(cfg.objective.adversary_optimizer.betas) == [0.5, 0.9]
+    raw = OmegaConf.load(CONFIG_DIR / "experiment" / "disentangle_dsprites_factor_vae.yaml")
+    # Locatello et al.'s γ grid; the parent's β and objective sweep pinned to one value
+    params = raw.hydra.sweeper.params
+    assert params["objective.gamma"] == "10.0,20.0,30.0,40.0,50.0,100.0"
+    assert (params["objective"], params["beta.value"]) == ("factor_vae", "1.0")

@@ -49,17 +49,34 @@ def _experiments() -> list[str]:
     return sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml"))
 
 
-def _sweep(name: str) -> list[str]:
-    """One override per job of the experiment's ``hydra.sweeper.params`` ([""] if none)."""
+def _sweep_params(name: str) -> dict[str, str]:
+    """The experiment's ``hydra.sweeper.params``, with those of an experiment it extends
+    (a ``defaults`` entry naming one) underneath, as Hydra merges them (``params: null``
+    clears them)."""
     raw = OmegaConf.load(EXPERIMENT_DIR / f"{name}.yaml")
-    params = OmegaConf.select(raw, "hydra.sweeper.params") or {}
+    params: dict[str, str] = {}
+    for entry in raw.get("defaults") or []:
+        if isinstance(entry, str) and (EXPERIMENT_DIR / f"{entry}.yaml").is_file():
+            params.update(_sweep_params(entry))
+    sweeper = OmegaConf.select(raw, "hydra.sweeper")
+    if sweeper is not None and "params" in sweeper:
+        own = sweeper.params
+        params = {} if own is None else {**params, **OmegaConf.to_container(own)}
+    return params
+
+
+def _sweep(name: str) -> list[str]:
+    """One override per job of the experiment's sweep ([""] if none)."""
     jobs = [""]
     parser = OverridesParser.create()
-    for key, values in params.items():
+    for key, values in _sweep_params(name).items():
         override = parser.parse_override(f"{key}={values}")
-        jobs = [
-            f"{job} {key}={v}".strip() for job in jobs for v in override.sweep_string_iterator()
-        ]
+        choices = (
+            list(override.sweep_string_iterator())
+            if override.is_sweep_override()
+            else [override.get_value_element_as_str()]
+        )
+        jobs = [f"{job} {key}={v}".strip() for job in jobs for v in choices]
     return jobs
 
 
@@ -73,18 +90,35 @@ def _needs_a_first_stage(name: str) -> bool:
     return "stage1_ckpt" in OmegaConf.load(EXPERIMENT_DIR / f"{name}.yaml")
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _code_path(job: str) -> str:
+    """A job's overrides with numeric values left out: jobs of a sweep that differ only in a
+    number (a seed, β, γ) take the same code path."""
+    return " ".join(
+        key if _is_number(value) else f"{key}={value}"
+        for key, _, value in (override.partition("=") for override in job.split())
+    )
+
+
 def _runs() -> list[tuple[str, str]]:
-    """Every job of every sweep, except that a sweep over ``seed`` runs its first seed only
-    (another seed takes the same code path)."""
+    """Every job of every sweep that takes its own code path: every choice of a config group or
+    string, the first value of a numeric sweep (test_every_sweep_job_composes composes them
+    all)."""
     runs = []
     for name in _experiments():
         if _needs_a_first_stage(name):
             continue
         seen = set()
         for job in _sweep(name):
-            key = " ".join(o for o in job.split() if not o.startswith("seed="))
-            if key not in seen:
-                seen.add(key)
+            if _code_path(job) not in seen:
+                seen.add(_code_path(job))
                 runs.append((name, job))
     return runs
 
@@ -148,6 +182,27 @@ def test_experiment_runs_one_batch(make_config, mnist_data_dir, frey_data_dir, n
             atol=1e-3,
         )
     assert (Path(cfg.paths.output_dir) / "metrics.json").is_file()
+
+
+def _first_seed_jobs() -> list[tuple[str, str]]:
+    jobs = [(name, job) for name in _experiments() for job in _sweep(name)]
+    return [(n, j) for n, j in jobs if not any(o.startswith("seed=") for o in j.split())] + [
+        (n, j) for n, j in jobs if any(o in ("seed=0", "seed=42") for o in j.split())
+    ]
+
+
+@pytest.mark.parametrize(("name", "job"), [(n, j) for n, j in _first_seed_jobs() if j])
+def test_every_sweep_job_composes(make_config, name, job):
+    """Every job of a sweep (first seed) composes with its numbers where they belong; the
+    one-batch runs above take one value of each numeric sweep."""
+    cfg = make_config(f"experiment={name}", *job.split())
+    for key, _, value in (override.partition("=") for override in job.split()):
+        if _is_number(value):
+            assert float(OmegaConf.select(cfg, key)) == float(value), f"{name}: {key}"
+        elif key in cfg and "_target_" in cfg[key]:  # a config group: its choice is composed
+            assert value in cfg[key]._target_.lower().replace(".", "_") or value in str(cfg[key]), (
+                f"{name}: {key}={value} not composed"
+            )
 
 
 # -- the seeds' hyperparameters --------------------------------------------------------------
