@@ -11,7 +11,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from vaelab.evaluation.conditional import DISENTANGLEMENT_SETTINGS_KEY
 from vaelab.evaluation.disentanglement import METRIC_NAMES
+from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
 from vaelab.evaluation.sweep import read_sweep
 from vaelab.plots.disentanglement import MetricJob, rank_correlation, regulariser_parameter
 from vaelab.report import DISENTANGLEMENT_PNG, RANK_CORRELATION_PNG, render_markdown
@@ -32,7 +34,8 @@ def _metrics(beta: float, seed: int, family: str) -> dict[str, float]:
     return values
 
 
-def _sweep(root: Path) -> Path:
+def _sweep(root: Path, settings: dict | None = None) -> Path:
+    """``settings``: the disentanglement sample sizes each job's eval/metrics.json records."""
     for index, (family, beta, seed) in enumerate(
         (f, b, s) for f in FAMILIES for b in BETAS for s in SEEDS
     ):
@@ -42,7 +45,10 @@ def _sweep(root: Path) -> Path:
         (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
         (folder / "metrics.json").write_text(json.dumps({"val/elbo": -100.0 + beta}))
         (folder / "eval").mkdir()
-        (folder / "eval" / "metrics.json").write_text(json.dumps(_metrics(beta, seed, family)))
+        scores = {**_metrics(beta, seed, family)}
+        if settings is not None:
+            scores[DISENTANGLEMENT_SETTINGS_KEY] = {**settings, "seed": seed}
+        (folder / "eval" / "metrics.json").write_text(json.dumps(scores))
     return root
 
 
@@ -68,6 +74,39 @@ def test_report_section_lists_every_job_with_its_metrics(tmp_path):
     assert len(rows) == len(FAMILIES) * len(BETAS) * len(SEEDS)
     header = next(line for line in section.splitlines() if line.startswith("| job"))
     assert all(name in header for name in METRIC_NAMES)
+
+
+def _sizes_sentence(tmp_path: Path, settings: dict | None) -> str:
+    sweep = read_sweep(_sweep(tmp_path / "sweep", settings))
+    section = render_markdown(sweep, None).split("## Disentanglement metrics", 1)[1]
+    return next(line for line in section.splitlines() if "jobs evaluated" in line)
+
+
+def test_report_says_at_which_sample_sizes_the_scores_were_computed(tmp_path):
+    literature = vars(DisentanglementSettings()) | {"encode_batch_size": 256}
+    assert "definitions and sample sizes." in _sizes_sentence(tmp_path / "a", literature)
+    smaller = literature | {"num_train": 1000, "num_eval": 500}
+    sentence = _sizes_sentence(tmp_path / "b", smaller)
+    assert "num_train=1000 (10000), num_eval=500 (5000); smaller samples" in sentence
+    assert "num_variance_estimate" not in sentence  # unchanged sizes are not listed
+    assert "definitions." in _sizes_sentence(tmp_path / "c", None)
+
+
+def test_report_warns_when_jobs_were_scored_at_different_sizes(tmp_path):
+    root = _sweep(tmp_path / "sweep", vars(DisentanglementSettings()))
+    eval_file = root / "0" / "eval" / "metrics.json"
+    scores = json.loads(eval_file.read_text())
+    scores[DISENTANGLEMENT_SETTINGS_KEY]["num_train"] = 500
+    eval_file.write_text(json.dumps(scores))
+    section = render_markdown(read_sweep(root), None).split("## Disentanglement metrics", 1)[1]
+    assert "sample sizes differ" in section
+
+
+def test_report_prints_whole_numbers_as_integers(tmp_path):
+    """val/elbo = −100 + β is a whole float (−84.0 at β = 16): printed −84, not −84.00."""
+    markdown = render_markdown(read_sweep(_sweep(tmp_path / "sweep")), None)
+    assert "| -84 |" in markdown
+    assert "-84.00" not in markdown
 
 
 @pytest.mark.slow

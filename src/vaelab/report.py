@@ -20,6 +20,7 @@ from vaelab.cli import run_reporting_errors
 from vaelab.errors import VaelabError
 from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD
 from vaelab.evaluation.disentanglement import METRIC_NAMES as DISENTANGLEMENT_METRICS
+from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
 from vaelab.evaluation.sweep import Sweep, SweepJob, read_sweep
 from vaelab.plots.disentanglement import (
     MetricJob,
@@ -46,6 +47,15 @@ METRIC_COLUMNS = (
 #: the disentanglement figures' files, next to report.png
 DISENTANGLEMENT_PNG = "disentanglement_metrics.png"
 RANK_CORRELATION_PNG = "metric_rank_correlation.png"
+#: the disentanglement settings that change a score (not the encoder's batch or the seed)
+SAMPLE_SIZES = (
+    "num_train",
+    "num_eval",
+    "group_size",
+    "num_variance_estimate",
+    "num_bins",
+    "active_std_threshold",
+)
 GLOSSARY = {
     "val/elbo": "ELBO on the validation split (nats per data point, a lower bound on log p(x); "
     "higher is better)",
@@ -72,6 +82,8 @@ def _format(value: object) -> str:
             return str(value)
         if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
             return f"{value:.3g}"
+        if value.is_integer():  # a count or a grid value: 16, not 16.00
+            return str(int(value))
         return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4g}"
     return str(value)
 
@@ -114,18 +126,44 @@ def _disentanglement_jobs(sweep: Sweep) -> tuple[list[MetricJob], list[str]]:
     return (jobs, present) if present and jobs else ([], [])
 
 
+def sample_sizes_note(settings: Sequence[dict | None]) -> str:
+    """A sentence on how the jobs' disentanglement sample sizes compare with
+    disentanglement_lib's: the same, all smaller alike (noisier scores), or differing."""
+    literature = {k: getattr(DisentanglementSettings(), k) for k in SAMPLE_SIZES}
+    known = [{k: s.get(k) for k in SAMPLE_SIZES} for s in settings if s]
+    if not known:
+        return "Scores use disentanglement_lib's definitions."
+    if any(sizes != known[0] for sizes in known):
+        return (
+            "Scores use disentanglement_lib's definitions, but the jobs' sample sizes differ "
+            "(eval/metrics.json: disentanglement_settings): compare them with care."
+        )
+    changed = {k: v for k, v in known[0].items() if v != literature[k]}
+    if not changed:
+        return "Scores use disentanglement_lib's definitions and sample sizes."
+    sizes = ", ".join(f"{k}={_format(v)} ({_format(literature[k])})" for k, v in changed.items())
+    return (
+        "Scores use disentanglement_lib's definitions at other sample sizes than the "
+        f"literature's (in brackets): {sizes}; smaller samples give noisier scores."
+    )
+
+
 def _disentanglement_section(sweep: Sweep, figures: Sequence[str]) -> list[str]:
     jobs, names = _disentanglement_jobs(sweep)
     if not jobs:
         return []
     x_param = regulariser_parameter(sweep.swept)
+    evaluated = {job.name for job in jobs}
+    sizes = sample_sizes_note(
+        [job.disentanglement_settings for job in sweep.jobs if job.name in evaluated]
+    )
     lines = [
         "",
         "## Disentanglement metrics",
         "",
-        f"{len(jobs)} jobs evaluated with vaelab-eval on ground-truth factors "
-        "(disentanglement_lib's definitions and sizes; the representation is the encoder "
-        f"mean). Against {x_param or 'the job'}, per model family, spread over seeds; then the "
+        f"{len(jobs)} jobs evaluated with vaelab-eval on ground-truth factors (the "
+        f"representation is the encoder mean). {sizes} "
+        f"Against {x_param or 'the job'}, per model family, spread over seeds; then the "
         "rank correlation between the metrics (Locatello et al. 2019, Fig. 2–3).",
         "",
         *(f"![{name}]({name})" for name in figures),

@@ -33,6 +33,8 @@ from vaelab.evaluation.disentanglement import (
 from vaelab.models.interface import LatentVariableModel, MissingCapability
 
 SAMPLE_QUALITY_NAMES = ("fid", "precision", "recall")
+#: eval/metrics.json key of the sample sizes the disentanglement metrics were computed with
+DISENTANGLEMENT_SETTINGS_KEY = "disentanglement_settings"
 
 
 @dataclass
@@ -93,7 +95,7 @@ class Disentanglement(ConditionalMetric):
             return model.encode(observations.to(device)).mean
 
         scores = compute_disentanglement(context.datamodule, encoder_mean, settings)
-        scores["disentanglement_settings"] = options
+        scores[DISENTANGLEMENT_SETTINGS_KEY] = options
         return scores
 
 

@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
 from vaelab.errors import VaelabError, first_line
-from vaelab.evaluation.conditional import CONDITIONAL_SCALARS
+from vaelab.evaluation.conditional import CONDITIONAL_SCALARS, DISENTANGLEMENT_SETTINGS_KEY
 from vaelab.run_files import (
     CONFIG_FILE,
     ERROR_FILE,
@@ -80,6 +80,8 @@ class SweepJob:
     error: str | None = None
     #: why some of the job's files could not be read (then it is neither ranked nor failed)
     unreadable: list[str] = field(default_factory=list)
+    #: the sample sizes vaelab-eval computed the disentanglement metrics with, if it did
+    disentanglement_settings: dict[str, Value] | None = None
 
     @property
     def failed(self) -> bool:
@@ -210,7 +212,11 @@ def read_job(folder: Path) -> SweepJob:
         (folder / EVAL_METRICS, "eval/", EVAL_SCALARS),
     ):
         try:
-            job.metrics.update(_numeric_metrics(_read_json(path), prefix, keys))
+            raw = _read_json(path)
+            job.metrics.update(_numeric_metrics(raw, prefix, keys))
+            settings = raw.get(DISENTANGLEMENT_SETTINGS_KEY)
+            if path == folder / EVAL_METRICS and isinstance(settings, dict):
+                job.disentanglement_settings = settings
         except UNREADABLE as err:
             job.unreadable.append(
                 f"{path.relative_to(folder)}: {_why(path, err).split(': ', 1)[1]}"
