@@ -45,6 +45,24 @@ class LatentSamples:
         return self.log_likelihood + self.log_prior - self.log_posterior
 
 
+@dataclass(frozen=True)
+class LatentStructure:
+    """How a model's latent is laid out, declared by the model (never guessed by callers).
+
+    ``layers`` are the sizes of the stochastic layers in the order ``sample_latents`` draws
+    them (bottom, read by the decoder, first); one entry is one flat latent vector with one
+    q(z|x) and one p(z), the only case where a closed-form KL, per-dimension terms and codes
+    compared across a batch exist. ``code_dim`` is the size of the code that pictures, latent
+    plots and active units read (:meth:`LatentVariableModel.latent_codes`)."""
+
+    layers: tuple[int, ...]
+    code_dim: int
+
+    @property
+    def is_flat(self) -> bool:
+        return len(self.layers) == 1
+
+
 class MissingCapability(VaelabError):
     """The model lacks a part that a caller needs (an autoencoder has no prior, say)."""
 
@@ -84,6 +102,29 @@ class LatentVariableModel(nn.Module, ABC):
     #: K for a class-conditional model (y: class indices 0 … K−1, needed by encode, decode
     #: and sample): its sample grids get one row per class; None for unconditional models
     num_classes: int | None = None
+    #: what the model reads from a batch's y: None (unconditional: y is ignored) or
+    #: "classes" (class indices 0 … K−1); the builders refuse data that does not provide it
+    conditions_on: ClassVar[str | None] = None
+
+    @property
+    def latent_structure(self) -> LatentStructure:
+        """The layout of the latent (default: one flat vector of ``latent_dim`` numbers)."""
+        return LatentStructure(layers=(int(self.latent_dim),), code_dim=int(self.latent_dim))
+
+    def labels_for_samples(
+        self, num: int, generator: torch.Generator | None = None
+    ) -> Tensor | None:
+        """The y to draw ``num`` unconditional samples with: None for a model that ignores y,
+        classes drawn uniformly for a class-conditional one (p(x) = Σ_y p(y) p(x|y))."""
+        if self.conditions_on is None:
+            return None
+        if self.conditions_on == "classes" and self.num_classes:
+            return torch.randint(
+                int(self.num_classes), (int(num),), device=self.device, generator=generator
+            )
+        raise MissingCapability(
+            f"{type(self).__name__} conditions on {self.conditions_on} but cannot draw them"
+        )
 
     @abstractmethod
     def encode(self, x: Tensor, y: Tensor | None = None) -> Distribution:

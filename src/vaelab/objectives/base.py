@@ -71,7 +71,11 @@ class Objective(nn.Module):
         y: Tensor | None,
         weighting: Weighting,
         step: int,
+        split: str = "train",
     ) -> ObjectiveOutput:
+        """The batch's outputs at optimiser step ``step``; ``split`` ("train", "val" or
+        "test") is the split the batch comes from (an estimator that needs that split's size,
+        such as β-TCVAE's log q(z), reads ``num_<split>`` from the data info)."""
         raise NotImplementedError
 
     def resolved_choices(self) -> dict[str, Any]:
