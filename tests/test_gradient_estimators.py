@@ -23,7 +23,7 @@ from vaelab.evaluation.gradient_snr import gradient_snr, inference_parameters, s
 from vaelab.models.interface import LatentSamples
 from vaelab.models.vae import VAE
 from vaelab.objectives import CIWAE, ELBO, IWAE, MIWAE, PIWAE
-from vaelab.objectives.gradients import ImportanceWeightedObjective
+from vaelab.objectives.importance_weighted import ImportanceWeightedObjective
 from vaelab.paths import PROJECT_ROOT
 from vaelab.posteriors.base import Posterior
 from vaelab.schedules import ConstantBeta

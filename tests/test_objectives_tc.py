@@ -28,7 +28,6 @@ from vaelab.errors import VaelabError
 from vaelab.likelihoods import BernoulliLikelihood
 from vaelab.models.interface import LatentVariableModel
 from vaelab.models.vae import VAE
-from vaelab.module import LatentVariableModule
 from vaelab.nets.mlp import mlp
 from vaelab.objectives import ELBO
 from vaelab.objectives.beta_tcvae import BetaTCVAE, decompose_kl, log_aggregate_density
@@ -212,16 +211,16 @@ def test_beta_tcvae_takes_the_split_size_from_the_data_and_refuses_what_does_not
     with pytest.raises(VaelabError, match="num_train"):
         tcvae(model, indices(5), None, ConstantBeta(1.0), 0)
     tcvae.setup(model, ConstantBeta(1.0), {"num_train": 50, "num_val": 5})
-    assert tcvae.dataset_size() == 50
-    tcvae.eval()
-    tcvae.set_evaluated_split("val")
-    assert tcvae.dataset_size() == 5
-    # the module tells the objective which split its evaluation batches come from
-    module = LatentVariableModule(
-        model, tcvae, optimizer=torch.optim.Adam, data_info={"num_train": 50, "num_test": 7}
-    )
-    module.on_test_start()
-    assert tcvae.dataset_size() == 7
+    assert tcvae.dataset_size("train") == 50
+    assert tcvae.dataset_size("val") == 5
+    # the split the batch comes from reaches the estimator of log q(z)
+    x = indices(5)
+
+    def total_correlation(split: str) -> torch.Tensor:
+        torch.manual_seed(0)  # the same codes for both splits
+        return tcvae(model, x, None, ConstantBeta(1.0), 0, split=split).terms["total_correlation"]
+
+    assert not torch.allclose(total_correlation("train"), total_correlation("val"))
     with pytest.raises(VaelabError, match="prior=standard_normal"):
         BetaTCVAE().setup(
             TableModel(torch.zeros(3, 2), torch.ones(3, 2), MixturePrior(3)), ConstantBeta(1.0), {}

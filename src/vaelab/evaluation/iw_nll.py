@@ -63,12 +63,7 @@ def importance_weighted_log_likelihood(
     while remaining > 0:
         size = min(int(chunk_size), remaining)
         samples = model.sample_latents(x, y, size)  # log-densities [S, B]
-        # summed in float64, like the accumulation: log w = log p(x|z) + log p(z) − log q(z|x)
-        log_w = (
-            samples.log_likelihood.double()
-            + samples.log_prior.double()
-            - samples.log_posterior.double()
-        )
+        log_w = samples.log_weights_in(torch.float64)  # summed in float64, like the sums
         log_sum_weights = torch.logaddexp(log_sum_weights, torch.logsumexp(log_w, dim=0))
         sum_log_weights += log_w.sum(0)
         sum_log_likelihood += samples.log_likelihood.double().sum(0)

@@ -44,6 +44,8 @@ class ConditionalVAE(LatentVariableModel):
     y uniformly over the classes, i.e. samples p(x) = Σ_y p(y) p(x|y) with p(y) = 1/K.
     """
 
+    conditions_on = "classes"
+
     def __init__(
         self,
         net: NetworkBuilder,
@@ -155,11 +157,13 @@ class ConditionalVAE(LatentVariableModel):
         return self.likelihood.observation(out.reshape(*leading, *out.shape[-EVENT_DIMS:]))
 
     @override
-    def sample(self, num: int, y: Tensor | None = None) -> Tensor:
+    def sample(
+        self, num: int, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """E[x|z, y] for z ~ p(z); without ``y`` the labels are drawn uniformly."""
         if y is None:
-            y = torch.randint(self.num_classes, (num,), device=self.device)
-        return self.decode(self.prior.sample(num), y).mean
+            y = self.labels_for_samples(num, generator)
+        return self.decode(self.prior.sample(num, y, generator), y).mean
 
     @override
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:

@@ -24,6 +24,7 @@ from vaelab.likelihoods.base import EVENT_DIMS, ImageDistribution, Likelihood
 from vaelab.likelihoods.bernoulli import BernoulliLikelihood
 from vaelab.models.interface import (
     LatentSamples,
+    LatentStructure,
     LatentVariableModel,
     MissingCapability,
     input_shape_of,
@@ -32,6 +33,7 @@ from vaelab.models.vae import in_dtype_of
 from vaelab.nets.activations import make_activation
 from vaelab.nets.mlp import MLPDecoder
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
+from vaelab.priors.base import drawing_with
 from vaelab.priors.standard_normal import StandardNormalPrior
 
 
@@ -166,6 +168,12 @@ class HierarchicalVAE(LatentVariableModel):
         return len(self.latent_dims)
 
     @property
+    @override
+    def latent_structure(self) -> LatentStructure:
+        """The stochastic layers, bottom first; pictures and active units read z_1."""
+        return LatentStructure(layers=self.latent_dims, code_dim=self.latent_dims[0])
+
+    @property
     def prior(self) -> nn.Module:
         """p(z_1) = N(0, I) for one layer (the VAE: the KL is then analytic); a deeper
         hierarchy has no single prior."""
@@ -247,9 +255,12 @@ class HierarchicalVAE(LatentVariableModel):
         return self.likelihood.observation(out.reshape(*leading, *out.shape[-EVENT_DIMS:]))
 
     @override
-    def sample(self, num: int, y: Tensor | None = None) -> Tensor:
+    def sample(
+        self, num: int, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Ancestral sampling z_L ~ p(z_L), z_l ~ p(z_l|z_{l+1}); returns E[x|z_1]."""
-        z = self.top_prior.sample(num)
-        for conditional in reversed(self.generative):
-            z = conditional(z).sample()
+        with drawing_with(generator):
+            z = self.top_prior.sample(num, y)
+            for conditional in reversed(self.generative):
+                z = conditional(z).sample()
         return self.decode(z, y).mean

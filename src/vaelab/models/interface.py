@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -21,28 +21,82 @@ from torch.distributions import Distribution
 
 from vaelab.errors import VaelabError
 
+LogDensity = Tensor | Callable[[], Tensor]
 
-@dataclass
+
 class LatentSamples:
     """k joint samples z_i ~ q(z|x) of a batch of B data points with their log-densities.
 
     Every log-density is [k, B] (or [B] when drawn without a sample axis) in nats, summed
     over the data point's dimensions: ``log_likelihood`` = log p(x|z_i), ``log_prior`` =
     log p(z_i), ``log_posterior`` = log q(z_i|x). ``posterior`` is q(z|x) itself (for a
-    closed-form KL) and ``observation`` is p(x|z_i).
+    closed-form KL) and ``observation`` is p(x|z_i). A log-density may be handed over as a
+    function: it is computed on first use only (a closed-form KL never needs log p(z) or
+    log q(z|x) of the samples).
     """
 
-    z: Tensor
-    posterior: Distribution
-    observation: Distribution
-    log_likelihood: Tensor
-    log_prior: Tensor
-    log_posterior: Tensor
+    def __init__(
+        self,
+        z: Tensor,
+        posterior: Distribution,
+        observation: Distribution,
+        log_likelihood: LogDensity,
+        log_prior: LogDensity,
+        log_posterior: LogDensity,
+    ) -> None:
+        self.z, self.posterior, self.observation = z, posterior, observation
+        self._log_densities: dict[str, LogDensity] = {
+            "log_likelihood": log_likelihood,
+            "log_prior": log_prior,
+            "log_posterior": log_posterior,
+        }
+
+    def _density(self, name: str) -> Tensor:
+        value = self._log_densities[name]
+        if not isinstance(value, Tensor):
+            value = self._log_densities[name] = value()
+        return value
+
+    @property
+    def log_likelihood(self) -> Tensor:
+        return self._density("log_likelihood")
+
+    @property
+    def log_prior(self) -> Tensor:
+        return self._density("log_prior")
+
+    @property
+    def log_posterior(self) -> Tensor:
+        return self._density("log_posterior")
+
+    def with_log_posterior(self, log_posterior: Tensor) -> LatentSamples:
+        """The same samples scored by another log q(z|x) (one with stopped parameters)."""
+        return LatentSamples(
+            self.z,
+            self.posterior,
+            self.observation,
+            self._log_densities["log_likelihood"],
+            self._log_densities["log_prior"],
+            log_posterior,
+        )
+
+    def with_z(self, z: Tensor) -> LatentSamples:
+        """The same scores with another tensor standing for z (a detached copy, say)."""
+        return LatentSamples(z, self.posterior, self.observation, *self._log_densities.values())
+
+    def log_weights_in(self, dtype: torch.dtype | None = None) -> Tensor:
+        """log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x), the importance weights of p
+        against q, summed in ``dtype`` (default: the densities' own): the one log-weight
+        computation behind the Monte-Carlo ELBO, the IWAE family and the IW-NLL."""
+        parts = (self.log_likelihood, self.log_prior, self.log_posterior)
+        if dtype is not None:
+            parts = tuple(part.to(dtype) for part in parts)
+        return parts[0] + parts[1] - parts[2]
 
     @property
     def log_weights(self) -> Tensor:
-        """log w_i = log p(x, z_i) − log q(z_i|x), the importance weights of p against q."""
-        return self.log_likelihood + self.log_prior - self.log_posterior
+        """log w_i in the densities' dtype (:meth:`log_weights_in`)."""
+        return self.log_weights_in()
 
 
 @dataclass(frozen=True)
@@ -153,9 +207,9 @@ class LatentVariableModel(nn.Module, ABC):
             z=z,
             posterior=posterior,
             observation=observation,
-            log_likelihood=observation.log_prob(x),
-            log_prior=self.prior.log_prob(z),
-            log_posterior=posterior.log_prob(z),
+            log_likelihood=lambda: observation.log_prob(x),
+            log_prior=lambda: self.prior.log_prob(z, y),
+            log_posterior=lambda: posterior.log_prob(z),
         )
 
     def log_posterior_stopped(
@@ -179,8 +233,8 @@ class LatentVariableModel(nn.Module, ABC):
         return with_stopped_parameters(samples.posterior).log_prob(samples.z)
 
     def log_weights(self, x: Tensor, y: Tensor | None = None, num_samples: int = 1) -> Tensor:
-        """[k, B] log p(x, z_i) − log q(z_i|x) for z_i ~ q(z|x): the one estimator behind the
-        Monte-Carlo ELBO, the IWAE bound and the IW log-likelihood."""
+        """[k, B] log p(x, z_i) − log q(z_i|x) for z_i ~ q(z|x) (:meth:`sample_latents`'
+        :meth:`LatentSamples.log_weights`), a convenience for callers that need nothing else."""
         return self.sample_latents(x, y, num_samples).log_weights
 
     @abstractmethod

@@ -99,9 +99,12 @@ class VAE(LatentVariableModel):
         out = self.decoder(in_dtype_of(self.decoder, z.reshape(-1, self.latent_dim)))
         return self.likelihood.observation(out.reshape(*leading, *out.shape[-EVENT_DIMS:]))
 
-    def sample(self, num: int, y: Tensor | None = None) -> Tensor:
+    @override
+    def sample(
+        self, num: int, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Decoder means E[x|z] for z ~ p(z): [num, C, H, W]."""
-        return self.decode(self.prior.sample(num), y).mean
+        return self.decode(self.prior.sample(num, y, generator), y).mean
 
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Decoder mean at the posterior mean code: E[x | z = E_q z]."""

@@ -109,8 +109,3 @@ class Objective(nn.Module):
     @property
     def has_adversary(self) -> bool:
         return self.adversary_parameters() is not None
-
-
-def sample_mean(per_sample: Tensor, has_sample_axis: bool) -> Tensor:
-    """Average over a leading sample axis [L, B] → [B] (a single draw has none)."""
-    return per_sample.mean(0) if has_sample_axis else per_sample

@@ -13,13 +13,14 @@ from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
-from vaelab.objectives.base import ObjectiveOutput
-from vaelab.objectives.elbo import KLEstimator, probe_posterior_and_prior
+from vaelab.objectives.evidence import EvidenceTerms, KLEstimator, LatentProbe
 from vaelab.objectives.regularised import (
+    Regularised,
     RegularisedELBO,
+    distribution_name,
     is_plain_weighting,
-    per_dimension_marginals,
 )
+from vaelab.posteriors.structure import dimension_marginals, factorised_marginals
 from vaelab.schedules.base import Weighting
 from vaelab.schema import Range
 
@@ -84,7 +85,13 @@ def decompose_kl(
     ``posterior`` (batch [B]), with log q(z) and log q(z_d) estimated from the batch."""
     pairs = z.unsqueeze(1)  # [B, 1, D]: code i against every data point j of the batch
     log_joint = log_aggregate_density(posterior.log_prob(pairs), dataset_size, estimator)
-    marginals = per_dimension_marginals(posterior)
+    marginals = dimension_marginals(posterior)
+    if marginals is None:
+        raise VaelabError(
+            f"the KL decomposition needs the marginals q(z_d|x) of the posterior in closed "
+            f"form; {type(posterior).__name__} has none: use posterior=diagonal or "
+            "posterior=full_covariance"
+        )
     log_marginals = log_aggregate_density(marginals.log_prob(pairs), dataset_size, estimator)
     log_product = log_marginals.sum(-1)
     return KLDecomposition(
@@ -136,36 +143,41 @@ class BetaTCVAE(RegularisedELBO):
         self.gamma = float(gamma)
         self.estimator = estimator
         self.split_sizes: dict[str, int] = {}
-        self.evaluated_split = "val"
 
     @override
     def setup(
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:
         super().setup(model, weighting, data_info)
-        if not is_plain_weighting(weighting):
-            raise VaelabError(
-                f"objective=beta_tcvae puts β on the total correlation; {type(weighting).__name__}"
-                " reshapes a KL instead: use beta=constant, linear_warmup or cyclical"
-            )
-        _, prior = probe_posterior_and_prior(model)
-        if not (isinstance(prior, torch.distributions.Independent) and prior.event_shape):
-            raise VaelabError(
-                f"objective=beta_tcvae splits off a dimension-wise KL, which needs a prior that "
-                f"factorises over the latent dimensions; {type(model.prior).__name__} does not: "
-                "use prior=standard_normal"
-            )
         for split in ("train", "val", "test"):
             if f"num_{split}" in data_info:
                 self.split_sizes[split] = int(data_info[f"num_{split}"])
 
     @override
-    def set_evaluated_split(self, split: str) -> None:
-        self.evaluated_split = split
+    def check_latent(self, probe: LatentProbe) -> None:
+        if dimension_marginals(probe.posterior) is None:
+            raise VaelabError(
+                f"{self.option} estimates log q(z_d) from the marginals q(z_d|x) of the "
+                f"posterior; {distribution_name(probe.posterior)} has none in closed form: use "
+                "posterior=diagonal or posterior=full_covariance"
+            )
+        if factorised_marginals(probe.prior) is None:
+            raise VaelabError(
+                f"{self.option} splits off a dimension-wise KL, which needs a prior that "
+                f"factorises over the latent dimensions; {distribution_name(probe.prior)} does "
+                "not: use prior=standard_normal"
+            )
 
-    def dataset_size(self) -> int:
-        """N of the split the batch comes from (training: the training set)."""
-        split = "train" if self.training else self.evaluated_split
+    @override
+    def check_weighting(self, weighting: Weighting) -> None:
+        if not is_plain_weighting(weighting):
+            raise VaelabError(
+                f"{self.option} puts β on the total correlation; {type(weighting).__name__}"
+                " reshapes a KL instead: use beta=constant, linear_warmup or cyclical"
+            )
+
+    def dataset_size(self, split: str) -> int:
+        """N of the split the batch comes from."""
         size = self.split_sizes.get(split, self.split_sizes.get("train"))
         if size is None:
             raise VaelabError(
@@ -176,36 +188,33 @@ class BetaTCVAE(RegularisedELBO):
         return size
 
     @override
-    def forward(
+    def regularise(
         self,
         model: LatentVariableModel,
-        x: Tensor,
-        y: Tensor | None,
+        evidence: EvidenceTerms,
         weighting: Weighting,
         step: int,
-    ) -> ObjectiveOutput:
-        encoded = self.encode_batch(model, x, y)
+        split: str,
+    ) -> Regularised:
+        samples = evidence.samples
         parts = decompose_kl(
-            encoded.posterior,
-            encoded.z,
-            model.prior.log_prob(encoded.z),
-            self.dataset_size(),
+            samples.posterior,
+            samples.z,
+            samples.log_prior,
+            self.dataset_size(split),
             self.estimator,
         )
         beta = weighting.beta(step)
         loss = (
-            encoded.recon
-            + encoded.kl
+            evidence.recon
+            + evidence.kl
             + (self.alpha - 1) * parts.mutual_information
             + (beta - 1) * parts.total_correlation
             + (self.gamma - 1) * parts.dimension_wise_kl
         )
-        return ObjectiveOutput(
+        return Regularised(
             loss=loss,
-            bound=encoded.elbo,
             terms={
-                "recon": encoded.recon,
-                "kl": encoded.kl,
                 "mutual_information": parts.mutual_information,
                 "total_correlation": parts.total_correlation,
                 "dimension_wise_kl": parts.dimension_wise_kl,

@@ -4,7 +4,7 @@ Disentangled Latent Concepts from Unlabeled Observations", ICLR)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import Tensor
@@ -13,14 +13,14 @@ from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
-from vaelab.objectives.base import ObjectiveOutput
-from vaelab.objectives.elbo import KLEstimator, probe_posterior_and_prior
+from vaelab.objectives.evidence import EvidenceTerms, KLEstimator, LatentProbe
 from vaelab.objectives.regularised import (
+    Regularised,
     RegularisedELBO,
     batch_constant,
-    is_standard_normal,
-    posterior_covariance,
+    distribution_name,
 )
+from vaelab.posteriors.structure import gaussian_moments, is_standard_normal
 from vaelab.schedules.base import Weighting
 from vaelab.schema import Range
 
@@ -33,10 +33,17 @@ def code_covariance(posterior: Distribution, variant: Variant) -> Tensor:
     DIP-VAE-I: Cov_p(x)[μ(x)] of the encoder means (Kumar et al. 2018, eq. 6);
     DIP-VAE-II: Cov_q(z)[z] = E_p(x)[Σ(x)] + Cov_p(x)[μ(x)] of the aggregate posterior
     (their eq. 7), both with the batch as p(x) (population covariance, no Bessel term)."""
-    means = posterior.mean
+    moments = gaussian_moments(posterior)
+    if moments is None:
+        raise VaelabError(
+            f"DIP-VAE needs the mean and covariance of q(z|x) in closed form; "
+            f"{type(posterior).__name__} is not Gaussian: use posterior=diagonal or "
+            "posterior=full_covariance"
+        )
+    means = moments.mean
     covariance = torch.cov(means.T, correction=0).reshape(means.shape[-1], means.shape[-1])
     if variant == "ii":
-        covariance = covariance + posterior_covariance(posterior).mean(0)
+        covariance = covariance + moments.covariance.mean(0)
     return covariance
 
 
@@ -93,44 +100,41 @@ class DIPVAE(RegularisedELBO):
         self.lambda_diagonal = float(lambda_diagonal)
 
     @override
-    def setup(
-        self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
-    ) -> None:
-        super().setup(model, weighting, data_info)
-        _, prior = probe_posterior_and_prior(model)
-        if not is_standard_normal(prior):
+    def check_latent(self, probe: LatentProbe) -> None:
+        if gaussian_moments(probe.posterior) is None:
             raise VaelabError(
-                f"objective={self.option_name} matches the codes' covariance to the identity "
-                f"of p(z) = N(0, I); {type(model.prior).__name__} is another prior: use "
+                f"{self.option} matches the covariance of the encoder's Gaussian moments; the "
+                f"posterior {distribution_name(probe.posterior)} is not Gaussian: use "
+                "posterior=diagonal or posterior=full_covariance"
+            )
+        if not is_standard_normal(probe.prior):
+            raise VaelabError(
+                f"{self.option} matches the codes' covariance to the identity of p(z) = "
+                f"N(0, I); {distribution_name(probe.prior)} is another prior: use "
                 "prior=standard_normal"
             )
 
     @override
-    def forward(
+    def regularise(
         self,
         model: LatentVariableModel,
-        x: Tensor,
-        y: Tensor | None,
+        evidence: EvidenceTerms,
         weighting: Weighting,
         step: int,
-    ) -> ObjectiveOutput:
-        encoded = self.encode_batch(model, x, y)
-        penalty = covariance_penalty(code_covariance(encoded.posterior, self.variant))
+        split: str,
+    ) -> Regularised:
+        penalty = covariance_penalty(code_covariance(evidence.samples.posterior, self.variant))
         regulariser = (
             self.lambda_off_diagonal * penalty.off_diagonal
             + self.lambda_diagonal * penalty.diagonal
         )
-        batch_size = encoded.recon.shape[0]
-        return ObjectiveOutput(
-            loss=encoded.recon
-            + weighting.penalty(encoded.kl, encoded.kl_per_dim, step)
+        batch_size = evidence.recon.shape[0]
+        return Regularised(
+            loss=evidence.recon
+            + weighting.penalty(evidence.kl, evidence.kl_per_dim, step)
             + batch_constant(regulariser, batch_size),
-            bound=encoded.elbo,
             terms={
-                "recon": encoded.recon,
-                "kl": encoded.kl,
                 "covariance_off_diagonal": batch_constant(penalty.off_diagonal, batch_size),
                 "covariance_diagonal": batch_constant(penalty.diagonal, batch_size),
             },
-            per_dimension={"kl": encoded.kl_per_dim} if encoded.kl_per_dim is not None else {},
         )

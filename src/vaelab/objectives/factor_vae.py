@@ -14,8 +14,8 @@ from typing_extensions import override
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
 from vaelab.objectives.base import AdversaryStep, ObjectiveOutput
-from vaelab.objectives.elbo import KLEstimator
-from vaelab.objectives.regularised import RegularisedELBO
+from vaelab.objectives.evidence import EvidenceTerms, KLEstimator
+from vaelab.objectives.regularised import Regularised, RegularisedELBO
 from vaelab.schedules.base import Weighting
 from vaelab.schema import Range
 
@@ -96,7 +96,7 @@ class FactorVAE(RegularisedELBO):
         super().setup(model, weighting, data_info)
         if self.discriminator is None:  # once: setup runs again when the data is ready
             self.discriminator = discriminator_network(
-                int(model.latent_dim),
+                model.latent_structure.code_dim,
                 self.discriminator_width,
                 self.discriminator_depth,
                 self.negative_slope,
@@ -114,27 +114,20 @@ class FactorVAE(RegularisedELBO):
         return self.discriminator(z).squeeze(-1)
 
     @override
-    def forward(
+    def regularise(
         self,
         model: LatentVariableModel,
-        x: Tensor,
-        y: Tensor | None,
+        evidence: EvidenceTerms,
         weighting: Weighting,
         step: int,
-    ) -> ObjectiveOutput:
-        encoded = self.encode_batch(model, x, y)
-        total_correlation = self.total_correlation(encoded.z)
-        return ObjectiveOutput(
-            loss=encoded.recon
-            + weighting.penalty(encoded.kl, encoded.kl_per_dim, step)
+        split: str,
+    ) -> Regularised:
+        total_correlation = self.total_correlation(evidence.samples.z)
+        return Regularised(
+            loss=evidence.recon
+            + weighting.penalty(evidence.kl, evidence.kl_per_dim, step)
             + self.gamma * total_correlation,
-            bound=encoded.elbo,
-            terms={
-                "recon": encoded.recon,
-                "kl": encoded.kl,
-                "total_correlation": total_correlation,
-            },
-            per_dimension={"kl": encoded.kl_per_dim} if encoded.kl_per_dim is not None else {},
+            terms={"total_correlation": total_correlation},
         )
 
     @override

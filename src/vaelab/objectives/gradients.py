@@ -1,5 +1,5 @@
-"""Gradient estimators of the importance-weighted bounds (``objective.gradient=``) and the base
-class those bounds share.
+"""Gradient estimators of the importance-weighted bounds (``objective.gradient=``); the bounds
+themselves share :class:`~vaelab.objectives.importance_weighted.ImportanceWeightedObjective`.
 
 Every bound here is a function of the k log weights log w_j = log p(x, z_j) − log q_φ(z_j|x),
 z_j = z(ε_j, φ). Its gradient has three paths:
@@ -31,17 +31,14 @@ is replaced by the bound's (value of one, gradient of the other), so the logged 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
-from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentSamples, LatentVariableModel, MissingCapability
-from vaelab.objectives.base import Objective, ObjectiveOutput
-from vaelab.schedules.base import Weighting
 
 GradientEstimator = Literal["reparam", "stl", "dreg"]
 GRADIENT_ESTIMATORS = ("reparam", "stl", "dreg")
@@ -84,7 +81,7 @@ def surrogate_bound(
     ``log_posterior_stopped`` is log q(z_j|x) with q's parameters detached;
     ``rescale_path``: the path coefficients differ from the generative ones, so the gradient
     arriving at z is rescaled by their ratio."""
-    stopped_weights = samples.log_likelihood + samples.log_prior - log_posterior_stopped
+    stopped_weights = samples.with_log_posterior(log_posterior_stopped).log_weights
     surrogate = (coefficients.generative * stopped_weights).sum(0)
     if coefficients.score is not None:
         score_only = samples.log_posterior - log_posterior_stopped  # value 0, ∂/∂z 0
@@ -111,7 +108,7 @@ def check_stopped_posterior(model: LatentVariableModel, estimator: str) -> None:
     try:
         with torch.enable_grad():
             samples = model.sample_latents(x, None, 2)
-            stopped = model.log_posterior_stopped(replace(samples, z=samples.z.detach()), x)
+            stopped = model.log_posterior_stopped(samples.with_z(samples.z.detach()), x)
     except MissingCapability as err:
         raise VaelabError(f"{estimator}: {err}") from err
     finally:
@@ -123,109 +120,3 @@ def check_stopped_posterior(model: LatentVariableModel, estimator: str) -> None:
             "transform's module, say), so they cannot be stopped; use objective.gradient=reparam "
             "(and another objective than piwae)"
         )
-
-
-class ImportanceWeightedObjective(Objective):
-    """A bound on log p(x) computed from log weights of ``total_samples`` draws of the model's
-    one estimator (:meth:`~vaelab.models.interface.LatentVariableModel.sample_latents`), with
-    the gradient estimator ``gradient`` (module doc). Logs its bound as ``bound_name``; the
-    ``elbo`` term is the Monte-Carlo ELBO (1/n) Σ log w_j of the same draws, ``recon`` and
-    ``kl`` its parts. β weighting does not apply: anything but constant β = 1 is refused.
-
-    Subclasses define :meth:`bound`, :meth:`bound_weights` (∂bound/∂log w_j) and
-    :meth:`dreg_weights`; one whose encoder and decoder follow different bounds (PIWAE)
-    overrides :meth:`generative_weights`.
-    """
-
-    term_names: ClassVar[tuple[str, ...]] = ("elbo", "recon", "kl")
-    #: the option name in messages (``objective=<config_name>``)
-    config_name: ClassVar[str] = ""
-    #: True when the decoder follows another bound than the encoder (PIWAE)
-    separate_generative_bound: ClassVar[bool] = False
-
-    def __init__(self, gradient: GradientEstimator = "reparam") -> None:
-        super().__init__()
-        self.gradient = check_gradient_estimator(gradient)
-
-    @property
-    def total_samples(self) -> int:
-        raise NotImplementedError
-
-    def bound(self, log_weights: Tensor) -> Tensor:
-        """[B] the bound from log weights [n, B]."""
-        raise NotImplementedError
-
-    def bound_weights(self, log_weights: Tensor) -> Tensor:
-        """[n, B] ∂bound/∂log w_j: the coefficients of the reparameterisation gradient."""
-        raise NotImplementedError
-
-    def dreg_weights(self, log_weights: Tensor) -> Tensor:
-        """[n, B] the path coefficients of the doubly reparameterised gradient."""
-        raise NotImplementedError
-
-    def generative_weights(self, log_weights: Tensor) -> Tensor:
-        """[n, B] the coefficients of the decoder's (and prior's) gradient."""
-        return self.bound_weights(log_weights)
-
-    def extra_terms(self, log_weights: Tensor) -> dict[str, Tensor]:  # noqa: ARG002
-        """Further bounds to log beside the ELBO (PIWAE's MIWAE bound)."""
-        return {}
-
-    @override
-    def setup(
-        self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
-    ) -> None:
-        if not weighting.is_identity:
-            raise VaelabError(
-                f"objective={self.config_name} optimises an importance-weighted bound, which "
-                "has no KL term to weight; use beta=constant beta.value=1.0 (or objective=elbo "
-                "for β-VAEs and KL schedules)"
-            )
-        if self.gradient != "reparam" or self.separate_generative_bound:
-            check_stopped_posterior(model, f"objective={self.config_name} with {self.gradient}")
-
-    def resolved_choices(self) -> dict[str, Any]:
-        return {"gradient": self.gradient}
-
-    def coefficients(self, log_weights: Tensor) -> GradientCoefficients:
-        """The three paths' coefficients of this bound under this estimator (detached)."""
-        log_weights = log_weights.detach()
-        inference = self.bound_weights(log_weights)
-        generative = self.generative_weights(log_weights)
-        if self.gradient == "reparam":
-            return GradientCoefficients(generative, path=inference, score=inference)
-        if self.gradient == "stl":
-            return GradientCoefficients(generative, path=inference, score=None)
-        return GradientCoefficients(generative, path=self.dreg_weights(log_weights), score=None)
-
-    @override
-    def forward(
-        self,
-        model: LatentVariableModel,
-        x: Tensor,
-        y: Tensor | None,
-        weighting: Weighting,
-        step: int,
-    ) -> ObjectiveOutput:
-        samples = model.sample_latents(x, y, self.total_samples)  # [n, B] log-densities
-        log_weights = samples.log_weights
-        bound = self.bound(log_weights)
-        terms = {
-            "elbo": log_weights.mean(0),
-            "recon": -samples.log_likelihood.mean(0),
-            "kl": (samples.log_posterior - samples.log_prior).mean(0),
-            **self.extra_terms(log_weights),
-        }
-        if self.gradient == "reparam" and not self.separate_generative_bound:
-            objective = bound  # autograd of the bound is the reparameterisation gradient
-        elif not torch.is_grad_enabled():
-            objective = bound  # evaluation: the value is all that counts
-        else:
-            objective = surrogate_bound(
-                samples,
-                model.log_posterior_stopped(samples, x, y),
-                bound,
-                self.coefficients(log_weights),
-                rescale_path=self.gradient == "dreg" or self.separate_generative_bound,
-            )
-        return ObjectiveOutput(loss=-objective, bound=bound, terms=terms)

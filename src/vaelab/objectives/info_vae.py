@@ -3,48 +3,17 @@ Variational Autoencoders", arXiv:1706.02262; AAAI 2019)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from torch import Tensor
 from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
-from vaelab.objectives.base import ObjectiveOutput
-from vaelab.objectives.elbo import KLEstimator
-from vaelab.objectives.mmd import (
-    KERNEL_NAMES,
-    KERNELS,
-    KernelName,
-    default_kernel_scale,
-    mmd_u_statistic,
-)
-from vaelab.objectives.regularised import RegularisedELBO, batch_constant
+from vaelab.objectives.evidence import EvidenceTerms, KLEstimator
+from vaelab.objectives.mmd import CodeMMD, KernelName
+from vaelab.objectives.regularised import Regularised, RegularisedELBO, batch_constant
 from vaelab.schedules.base import Weighting
 from vaelab.schema import Range
-
-
-class CodeMMD:
-    """The MMD²_u between a batch's codes z ~ q(z) and as many prior draws, with the kernel
-    ``kernel`` (imq | rbf) at scale ``kernel_scale`` (None: 2·D, Tolstikhin et al. §4)."""
-
-    def __init__(self, kernel: KernelName, kernel_scale: float | None) -> None:
-        if kernel not in KERNEL_NAMES:
-            raise VaelabError(
-                f"objective.kernel must be one of {', '.join(KERNEL_NAMES)}, got {kernel!r}"
-            )
-        if kernel_scale is not None and kernel_scale <= 0:
-            raise VaelabError(f"objective.kernel_scale must be > 0 (or null), got {kernel_scale}")
-        self.kernel_name = kernel
-        self.kernel_scale = kernel_scale
-
-    def __call__(self, model: LatentVariableModel, z: Tensor) -> Tensor:
-        if z.shape[0] < 2:
-            raise VaelabError("the MMD U-statistic needs batches of at least 2 data points")
-        scale = self.kernel_scale or default_kernel_scale(z.shape[-1])
-        kernel = KERNELS[self.kernel_name]
-        prior_codes = model.prior.sample(z.shape[0]).to(z.dtype)
-        return mmd_u_statistic(z, prior_codes, lambda a, b: kernel(a, b, scale))
 
 
 class InfoVAE(RegularisedELBO):
@@ -85,26 +54,20 @@ class InfoVAE(RegularisedELBO):
         self.mmd = CodeMMD(kernel, kernel_scale)
 
     @override
-    def setup(
-        self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
-    ) -> None:
-        super().setup(model, weighting, data_info)
+    def check_weighting(self, weighting: Weighting) -> None:
         self.refuse_weighting(weighting, "α and λ weight the KL and the MMD, β does not apply")
 
     @override
-    def forward(
+    def regularise(
         self,
         model: LatentVariableModel,
-        x: Tensor,
-        y: Tensor | None,
+        evidence: EvidenceTerms,
         weighting: Weighting,
         step: int,
-    ) -> ObjectiveOutput:
-        encoded = self.encode_batch(model, x, y)
-        mmd = batch_constant(self.mmd(model, encoded.z), encoded.recon.shape[0])
-        loss = encoded.recon + (1 - self.alpha) * encoded.kl + (self.alpha + self.lambda_ - 1) * mmd
-        return ObjectiveOutput(
-            loss=loss,
-            bound=encoded.elbo,
-            terms={"recon": encoded.recon, "kl": encoded.kl, "mmd": mmd},
+        split: str,
+    ) -> Regularised:
+        mmd = batch_constant(self.mmd(model, evidence.samples.z), evidence.recon.shape[0])
+        loss = (
+            evidence.recon + (1 - self.alpha) * evidence.kl + (self.alpha + self.lambda_ - 1) * mmd
         )
+        return Regularised(loss=loss, terms={"mmd": mmd})

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from vaelab.errors import VaelabError
-from vaelab.objectives.gradients import GradientEstimator, ImportanceWeightedObjective, log_mean_exp
+from vaelab.objectives.gradients import GradientEstimator, log_mean_exp
+from vaelab.objectives.importance_weighted import ImportanceWeightedObjective
 from vaelab.schema import Range
 
 

@@ -79,6 +79,7 @@ class Reconstruction(Objective):
         y: Tensor | None,
         weighting: Weighting,
         step: int,
+        split: str = "train",
     ) -> ObjectiveOutput:
         if self.corruption is None:
             recon = self.loss_of(model, x, x, y)

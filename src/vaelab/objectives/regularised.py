@@ -1,44 +1,37 @@
-"""The ELBO's parts on one flat latent sample, shared by the objectives that add a regulariser
-on the codes (β-TCVAE, FactorVAE, DIP-VAE, InfoVAE, WAE)."""
+"""The ELBO plus a regulariser on the codes: the base of β-TCVAE, FactorVAE, DIP-VAE, InfoVAE
+and WAE. Each is the ELBO engine (:class:`~vaelab.objectives.evidence.EvidenceEstimator`) and
+its own named terms; the engine's KL estimator, STL gradient and every posterior, prior and
+model it applies to come with it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor
-from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
+from torch.distributions import Distribution
 from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
-from vaelab.objectives.base import Objective
-from vaelab.objectives.elbo import (
-    KL_ESTIMATORS,
+from vaelab.objectives.base import Objective, ObjectiveOutput
+from vaelab.objectives.evidence import (
+    EvidenceEstimator,
+    EvidenceTerms,
     KLEstimator,
-    has_analytic_kl,
-    per_dimension_parts,
-    probe_posterior_and_prior,
+    LatentProbe,
+    probe_latent,
 )
 from vaelab.schedules.base import Weighting
 
 
 @dataclass
-class EncodedBatch:
-    """One reparameterised code per data point of a batch of B and the ELBO's parts, in nats
-    per data point: ``recon`` = −log p(x|z), ``kl`` = KL(q(z|x) || p(z)) (closed form or
-    log q(z|x) − log p(z) on ``z``), ``kl_per_dim`` its [B, D] parts where both factorise."""
+class Regularised:
+    """What a family makes of the ELBO's terms: the per-data-point ``loss`` [B] it minimises
+    and its own ``terms`` ([B] each, logged as ``<stage>/<name>``)."""
 
-    posterior: Distribution
-    z: Tensor
-    recon: Tensor
-    kl: Tensor
-    kl_per_dim: Tensor | None
-
-    @property
-    def elbo(self) -> Tensor:
-        return -(self.recon + self.kl)
+    loss: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
 
 
 def is_plain_weighting(weighting: Weighting) -> bool:
@@ -47,48 +40,24 @@ def is_plain_weighting(weighting: Weighting) -> bool:
     return type(weighting).penalty is Weighting.penalty
 
 
-def per_dimension_marginals(posterior: Distribution) -> Distribution:
-    """q(z_d|x) for each dimension d: a Normal with batch [B, D] (from a diagonal Gaussian
-    posterior, or the diagonal of a full-covariance one)."""
-    if isinstance(posterior, Independent) and isinstance(posterior.base_dist, Normal):
-        return posterior.base_dist
-    if isinstance(posterior, MultivariateNormal):
-        scale = posterior.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt()
-        return Normal(posterior.loc, scale)
-    raise VaelabError(
-        f"this objective needs the per-dimension marginals of q(z|x); the posterior "
-        f"{type(posterior).__name__} has none in closed form: use posterior=diagonal or "
-        "posterior=full_covariance"
-    )
+def batch_constant(value: Tensor, batch_size: int) -> Tensor:
+    """A batch-level quantity (a covariance penalty, an MMD) as a [B] per-data-point term."""
+    return value.expand(batch_size)
 
 
-def posterior_covariance(posterior: Distribution) -> Tensor:
-    """Σ(x) of a Gaussian q(z|x): [B, D, D]."""
-    if isinstance(posterior, MultivariateNormal):
-        return posterior.covariance_matrix
-    return torch.diag_embed(per_dimension_marginals(posterior).variance)
-
-
-def is_standard_normal(prior: Distribution) -> bool:
-    """p(z) is N(0, I) (a diagonal or full Gaussian with zero mean and unit covariance)."""
-    if isinstance(prior, Independent) and isinstance(prior.base_dist, Normal):
-        loc, covariance = prior.base_dist.loc, torch.diag_embed(prior.base_dist.variance)
-    elif isinstance(prior, MultivariateNormal):
-        loc, covariance = prior.loc, prior.covariance_matrix
-    else:
-        return False
-    identity = torch.eye(covariance.shape[-1], dtype=covariance.dtype, device=covariance.device)
-    return bool((loc == 0).all() and torch.allclose(covariance, identity))
+def distribution_name(distribution: Distribution) -> str:
+    return type(distribution).__name__
 
 
 class RegularisedELBO(Objective):
-    """Base of the objectives that add a regulariser on the codes to the ELBO's parts.
+    """The ELBO's terms of one sample per data point and a family's regulariser on the batch's
+    codes (:meth:`regularise`). ``<stage>/elbo`` stays the ELBO of that sample; ``recon``,
+    ``kl`` and the family's terms are logged under their own names.
 
-    ``<stage>/elbo`` stays the ELBO of the same sample (−recon − KL, the KL chosen by ``kl``
-    as in :class:`~vaelab.objectives.elbo.ELBO`); the family's own terms are logged under
-    their own names. These objectives need one flat latent vector per data point (the
-    regularisers compare codes across the batch), so models that override
-    ``sample_latents`` (hierarchies) are refused.
+    The regularisers compare one flat latent vector per data point across the batch, so a
+    model whose latent is several stochastic layers is refused; a family that needs more of
+    q(z|x) or p(z) (per-dimension marginals, Gaussian moments, N(0, I)) says so in
+    :meth:`check_latent`, in one line naming the part.
     """
 
     bound_name = "elbo"
@@ -97,67 +66,73 @@ class RegularisedELBO(Objective):
 
     def __init__(self, kl: KLEstimator = "auto") -> None:
         super().__init__()
-        if kl not in KL_ESTIMATORS:
-            raise VaelabError(f"objective.kl must be one of {', '.join(KL_ESTIMATORS)}, got {kl!r}")
-        self.kl = kl
-        self.kl_estimator: str = "analytic" if kl == "auto" else kl
+        self.evidence = EvidenceEstimator(kl)
+
+    @property
+    def kl_estimator(self) -> str:
+        return self.evidence.kl_estimator
+
+    @property
+    def option(self) -> str:
+        return f"objective={self.option_name}"
 
     @override
     def setup(
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:
-        if type(model).sample_latents is not LatentVariableModel.sample_latents:
+        structure = model.latent_structure
+        if not structure.is_flat:
             raise VaelabError(
-                f"objective={self.option_name} compares one flat latent vector per data point "
-                f"across the batch; {type(model).__name__} has a structured latent (it "
-                "overrides sample_latents): use objective=elbo"
+                f"{self.option} compares one flat latent vector per data point across the "
+                f"batch; {type(model).__name__}'s latent is {len(structure.layers)} stochastic "
+                "layers: use objective=elbo (or an importance-weighted bound)"
             )
-        posterior, prior = probe_posterior_and_prior(model)
-        analytic = has_analytic_kl(posterior, prior)
-        if self.kl == "analytic" and not analytic:
-            raise VaelabError(
-                f"objective.kl=analytic: torch.distributions has no closed-form KL between "
-                f"the posterior ({type(posterior).__name__}) and the prior "
-                f"({type(prior).__name__}); use objective.kl=auto or objective.kl=monte_carlo"
-            )
-        if self.kl == "auto":
-            self.kl_estimator = "analytic" if analytic else "monte_carlo"
+        self.evidence.setup(model, self.option)
+        self.check_latent(probe_latent(model))
+        self.check_weighting(weighting)
+
+    # the interface: families that need more of q or p than samples override it
+    def check_latent(self, probe: LatentProbe) -> None:
+        """Refuse a posterior or prior this family cannot use (one line naming it)."""
+
+    def check_weighting(self, weighting: Weighting) -> None:
+        """Refuse a ``beta=`` this family does not weight with (default: any applies)."""
 
     @override
     def resolved_choices(self) -> dict[str, Any]:
-        return {"kl_estimator": self.kl_estimator}
+        return self.evidence.resolved_choices()
 
     def refuse_weighting(self, weighting: Weighting, reason: str) -> None:
         """Refuse any ``beta=`` other than constant β = 1, saying why."""
         if not weighting.is_identity:
-            raise VaelabError(
-                f"objective={self.option_name}: {reason}; use beta=constant beta.value=1.0"
-            )
+            raise VaelabError(f"{self.option}: {reason}; use beta=constant beta.value=1.0")
 
-    def encode_batch(
-        self, model: LatentVariableModel, x: Tensor, y: Tensor | None, deterministic: bool = False
-    ) -> EncodedBatch:
-        """q(z|x), one code per data point (a reparameterised draw, or the mean when
-        ``deterministic``) and the ELBO's reconstruction and KL terms of that code."""
-        posterior = model.encode(x, y)
-        z = posterior.mean if deterministic else posterior.rsample()
-        recon = -model.decode(z, y).log_prob(x)
-        prior = model.prior.distribution()
-        factorised = per_dimension_parts(posterior, prior)
-        if self.kl_estimator == "analytic":
-            if factorised:
-                kl_per_dim = torch.distributions.kl_divergence(posterior.base_dist, prior.base_dist)
-                kl = kl_per_dim.sum(-1)
-            else:
-                kl_per_dim, kl = None, torch.distributions.kl_divergence(posterior, prior)
-        elif factorised:
-            kl_per_dim = posterior.base_dist.log_prob(z) - prior.base_dist.log_prob(z)
-            kl = kl_per_dim.sum(-1)
-        else:
-            kl_per_dim, kl = None, posterior.log_prob(z) - prior.log_prob(z)
-        return EncodedBatch(posterior=posterior, z=z, recon=recon, kl=kl, kl_per_dim=kl_per_dim)
+    def regularise(
+        self,
+        model: LatentVariableModel,
+        evidence: EvidenceTerms,
+        weighting: Weighting,
+        step: int,
+        split: str,
+    ) -> Regularised:
+        """The family's loss and terms from the ELBO's terms of the batch."""
+        raise NotImplementedError
 
-
-def batch_constant(value: Tensor, batch_size: int) -> Tensor:
-    """A batch-level quantity (a covariance penalty, an MMD) as a [B] per-data-point term."""
-    return value.expand(batch_size)
+    @override
+    def forward(
+        self,
+        model: LatentVariableModel,
+        x: Tensor,
+        y: Tensor | None,
+        weighting: Weighting,
+        step: int,
+        split: str = "train",
+    ) -> ObjectiveOutput:
+        evidence = self.evidence(model, x, y)
+        regularised = self.regularise(model, evidence, weighting, step, split)
+        return ObjectiveOutput(
+            loss=regularised.loss,
+            bound=evidence.elbo,
+            terms={"recon": evidence.recon, "kl": evidence.kl, **regularised.terms},
+            per_dimension=evidence.per_dimension,
+        )

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from torch import Tensor
+from torch.distributions import Distribution
 from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
 from vaelab.objectives.base import ObjectiveOutput
-from vaelab.objectives.elbo import KLEstimator
-from vaelab.objectives.info_vae import CodeMMD
-from vaelab.objectives.mmd import KernelName
-from vaelab.objectives.regularised import RegularisedELBO, batch_constant
+from vaelab.objectives.evidence import KLEstimator, LatentProbe
+from vaelab.objectives.mmd import CodeMMD, KernelName
+from vaelab.objectives.regularised import RegularisedELBO, batch_constant, distribution_name
 from vaelab.schedules.base import Weighting
 from vaelab.schema import Range
 
@@ -54,10 +54,16 @@ class WAEMMD(RegularisedELBO):
         )
 
     @override
-    def setup(
-        self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
-    ) -> None:
-        super().setup(model, weighting, data_info)
+    def check_latent(self, probe: LatentProbe) -> None:
+        if self.deterministic_encoder and not has_mean(probe.posterior):
+            raise VaelabError(
+                f"{self.option} objective.deterministic_encoder=true codes each x by the mean "
+                f"of q(z|x); {distribution_name(probe.posterior)} has none in closed form: use "
+                "objective.deterministic_encoder=false or posterior=diagonal"
+            )
+
+    @override
+    def check_weighting(self, weighting: Weighting) -> None:
         self.refuse_weighting(weighting, "λ weights the MMD, β does not apply")
 
     @override
@@ -72,16 +78,26 @@ class WAEMMD(RegularisedELBO):
         y: Tensor | None,
         weighting: Weighting,
         step: int,
+        split: str = "train",
     ) -> ObjectiveOutput:
-        if self.deterministic_encoder:
+        if self.deterministic_encoder:  # no ELBO: the code is the mean of q(z|x)
             z = model.encode(x, y).mean
             recon = -model.decode(z, y).log_prob(x)
             terms = {"recon": recon}
         else:
-            encoded = self.encode_batch(model, x, y)
-            z, recon = encoded.z, encoded.recon
-            terms = {"recon": recon, "elbo": encoded.elbo, "kl": encoded.kl}
+            evidence = self.evidence(model, x, y)
+            z, recon = evidence.samples.z, evidence.recon
+            terms = {"recon": recon, "elbo": evidence.elbo, "kl": evidence.kl}
         mmd = batch_constant(self.mmd(model, z), recon.shape[0])
         return ObjectiveOutput(
             loss=recon + self.lambda_ * mmd, bound=None, terms={**terms, "mmd": mmd}
         )
+
+
+def has_mean(distribution: Distribution) -> bool:
+    """Whether the distribution's mean is known in closed form."""
+    try:
+        distribution.mean  # noqa: B018 - the probe is the attribute access
+    except NotImplementedError:
+        return False
+    return True

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -28,8 +29,10 @@ class Prior(nn.Module):
         """p(z) on the device of the model."""
         raise NotImplementedError
 
-    def log_prob(self, z: Tensor) -> Tensor:
-        """log p(z) summed over the latent dimensions: [..., D] → [...]."""
+    def log_prob(self, z: Tensor, y: Tensor | None = None) -> Tensor:  # noqa: ARG002
+        """log p(z | y) summed over the latent dimensions: [..., D] → [...]. ``y`` is the
+        batch's labels, which an unconditional prior ignores (a class-conditional prior
+        overrides this and :meth:`sample`)."""
         return self.distribution().log_prob(z)
 
     def kl_per_dimension(self, posterior_dimension: Distribution) -> Tensor:
@@ -38,12 +41,36 @@ class Prior(nn.Module):
         is the posterior's per-dimension ``base_dist``)."""
         return kl_divergence(posterior_dimension, self.distribution().base_dist)
 
-    def sample(self, num: int) -> Tensor:
-        """``num`` codes z ~ p(z): [num, D] (seed the global RNG for a repeatable draw)."""
-        return self.distribution().sample((num,))
+    def sample(
+        self,
+        num: int,
+        y: Tensor | None = None,  # noqa: ARG002 - an unconditional prior ignores it
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``num`` codes z ~ p(z | y): [num, D], drawn by ``generator`` when given (the
+        global RNG is then left alone), else by the global RNG."""
+        with drawing_with(generator):
+            return self.distribution().sample((num,))
 
     def extra_repr(self) -> str:
         return f"latent_dim={getattr(self, 'latent_dim', None)}"
+
+
+@contextmanager
+def drawing_with(generator: torch.Generator | None) -> Iterator[None]:
+    """Draws inside come from ``generator`` (a seed taken from it), and the global RNG of its
+    device is as it was afterwards; None: the global RNG draws, untouched."""
+    if generator is None:
+        yield
+        return
+    seed = int(torch.randint(2**62, (), generator=generator, device=generator.device))
+    on_cuda = generator.device.type == "cuda"
+    with torch.random.fork_rng(devices=[generator.device] if on_cuda else []):
+        if on_cuda:
+            torch.cuda.manual_seed(seed)
+        else:
+            torch.random.default_generator.manual_seed(seed)
+        yield
 
 
 def device_of(module: nn.Module, fallback: torch.device | None = None) -> torch.device:

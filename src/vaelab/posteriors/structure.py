@@ -1,0 +1,82 @@
+"""What a latent distribution (a posterior q(z|x) or a prior p(z)) offers in closed form,
+declared per distribution type in ``register_kl`` style (``functools.singledispatch``).
+
+The objectives ask these questions instead of testing distribution classes: a new family
+registers its answers here (or next to its own distribution) and every objective that needs
+them applies to it; one that cannot answer is refused by the objective, naming what is missing.
+
+- :func:`factorised_marginals`: p(z) = ∏_d p(z_d)? Then the per-dimension factors (batch
+  [..., D]), so a KL splits into per-dimension terms. None otherwise.
+- :func:`dimension_marginals`: the marginals p(z_d) in closed form, factorised or not (a
+  full-covariance Gaussian has them). None when unknown (a flow).
+- :func:`gaussian_moments`: mean and covariance [..., D, D] of a Gaussian. None otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import singledispatch
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
+
+
+@singledispatch
+def factorised_marginals(distribution: Distribution) -> Distribution | None:  # noqa: ARG001
+    """The factors p(z_d) of a distribution that is their product over the last axis."""
+    return None
+
+
+@factorised_marginals.register
+def _(distribution: Independent) -> Distribution | None:
+    return distribution.base_dist if distribution.reinterpreted_batch_ndims == 1 else None
+
+
+@singledispatch
+def dimension_marginals(distribution: Distribution) -> Distribution | None:
+    """The marginals p(z_d) for each dimension (batch [..., D]) in closed form, or None."""
+    return factorised_marginals(distribution)
+
+
+@dimension_marginals.register
+def _(distribution: MultivariateNormal) -> Distribution:
+    scale = distribution.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt()
+    return Normal(distribution.loc, scale)
+
+
+@dataclass
+class GaussianMoments:
+    """Mean [..., D] and covariance [..., D, D] of a Gaussian."""
+
+    mean: Tensor
+    covariance: Tensor
+
+
+@singledispatch
+def gaussian_moments(distribution: Distribution) -> GaussianMoments | None:  # noqa: ARG001
+    """Mean and covariance of a Gaussian distribution over z, or None for another family."""
+    return None
+
+
+@gaussian_moments.register
+def _(distribution: MultivariateNormal) -> GaussianMoments:
+    return GaussianMoments(distribution.loc, distribution.covariance_matrix)
+
+
+@gaussian_moments.register
+def _(distribution: Independent) -> GaussianMoments | None:
+    base = distribution.base_dist
+    if distribution.reinterpreted_batch_ndims != 1 or not isinstance(base, Normal):
+        return None
+    return GaussianMoments(base.loc, torch.diag_embed(base.variance))
+
+
+def is_standard_normal(distribution: Distribution) -> bool:
+    """N(0, I): a Gaussian with zero mean and identity covariance."""
+    moments = gaussian_moments(distribution)
+    if moments is None:
+        return False
+    covariance = moments.covariance
+    identity = torch.eye(covariance.shape[-1], dtype=covariance.dtype, device=covariance.device)
+    return bool((moments.mean == 0).all() and torch.allclose(covariance, identity))
