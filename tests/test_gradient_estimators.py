@@ -20,6 +20,7 @@ from torch.distributions import AffineTransform, Independent, Normal, Transforme
 from tests.test_objectives import small_mlp_vae
 from vaelab.errors import VaelabError
 from vaelab.evaluation.gradient_snr import gradient_snr, inference_parameters, snr_of_draws
+from vaelab.models.hierarchical import HierarchicalVAE
 from vaelab.models.interface import LatentSamples
 from vaelab.models.vae import VAE
 from vaelab.objectives import CIWAE, ELBO, IWAE, MIWAE, PIWAE
@@ -200,16 +201,12 @@ def test_a_posterior_whose_parameters_cannot_be_stopped_is_refused(objective):
     IWAE(3, "reparam").setup(vae, ConstantBeta(1.0), {})  # the plain estimator applies
 
 
-def test_a_model_that_draws_its_own_latents_must_say_how_to_stop_them():
-    vae, _ = small_mlp_vae()
-
-    class OwnSampler(type(vae)):
-        def sample_latents(self, x, y=None, num_samples=None):
-            return super().sample_latents(x, y, num_samples)
-
-    vae.__class__ = OwnSampler
-    with pytest.raises(VaelabError, match="log_posterior_stopped"):
-        IWAE(3, "dreg").setup(vae, ConstantBeta(1.0), {})
+@pytest.mark.parametrize("objective", [IWAE(3, "stl"), IWAE(3, "dreg"), PIWAE(2, 2)])
+def test_a_hierarchy_refuses_the_stopped_posterior_estimators_by_its_own_method(objective):
+    hierarchy = HierarchicalVAE(latent_dims=[2, 2], hidden_dims=[[4], [4]], input_shape=(1, 2, 2))
+    with pytest.raises(VaelabError, match=r"log_posterior_stopped.*objective.gradient=reparam"):
+        objective.setup(hierarchy, ConstantBeta(1.0), {})
+    IWAE(3, "reparam").setup(hierarchy, ConstantBeta(1.0), {})
 
 
 def test_gradient_snr_splits_encoder_and_decoder_and_averages_per_component_snr():

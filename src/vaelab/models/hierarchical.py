@@ -52,6 +52,9 @@ class HierarchicalLatents:
     def top(self) -> Tensor:
         return self.layers[-1]
 
+    def detach(self) -> HierarchicalLatents:
+        return HierarchicalLatents(tuple(layer.detach() for layer in self.layers))
+
 
 class GaussianLayer(nn.Module):
     """inputs [..., in_features] → hidden layers (``body``) → a linear head (μ, log σ²) of a
@@ -234,6 +237,18 @@ class HierarchicalVAE(LatentVariableModel):
             log_likelihood=observation.log_prob(x),
             log_prior=self.log_prior(layers),
             log_posterior=log_posterior,
+        )
+
+    @override
+    def log_posterior_stopped(
+        self, samples: LatentSamples, x: Tensor, y: Tensor | None = None
+    ) -> Tensor:
+        """Refused: each layer's q(z_l|z_(l−1)) has parameters that depend on the layer below,
+        so stopping them would also cut the path derivative through that layer."""
+        raise MissingCapability(
+            f"{type(self).__name__} cannot score its layers under q with stopped parameters "
+            "(log_posterior_stopped), which objective.gradient=stl|dreg and objective=piwae "
+            "need: use objective.gradient=reparam with objective=elbo, iwae, miwae or ciwae"
         )
 
     @override

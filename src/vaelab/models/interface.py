@@ -223,13 +223,6 @@ class LatentVariableModel(nn.Module, ABC):
         2017, used by ``objective.gradient=stl|dreg``). The default serves models that draw
         with the default :meth:`sample_latents`; a model that overrides it (a hierarchy) must
         override this too, else it refuses."""
-        if type(self).sample_latents is not LatentVariableModel.sample_latents:
-            raise MissingCapability(
-                f"{type(self).__name__} draws its own latents (it overrides sample_latents) "
-                "but does not say how to score them under q with stopped parameters "
-                "(log_posterior_stopped): objective.gradient=stl and dreg need it; use "
-                "objective.gradient=reparam"
-            )
         return with_stopped_parameters(samples.posterior).log_prob(samples.z)
 
     def log_weights(self, x: Tensor, y: Tensor | None = None, num_samples: int = 1) -> Tensor:

@@ -107,8 +107,9 @@ def check_stopped_posterior(model: LatentVariableModel, estimator: str) -> None:
     model.eval()
     try:
         with torch.enable_grad():
-            samples = model.sample_latents(x, None, 2)
-            stopped = model.log_posterior_stopped(samples.with_z(samples.z.detach()), x)
+            y = model.labels_for_samples(2, torch.Generator(model.device).manual_seed(0))
+            samples = model.sample_latents(x, y, 2)
+            stopped = model.log_posterior_stopped(samples.with_z(samples.z.detach()), x, y)
     except MissingCapability as err:
         raise VaelabError(f"{estimator}: {err}") from err
     finally:
