@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,9 +25,8 @@ QUIET = [
     "callbacks.progress_bar=null",
     "logger=csv",
     "threads=1",
-    "seed=0",
 ]
-DIGITS_SHORT = ["data=digits", "trainer.max_steps=30", "trainer.max_epochs=3"]
+DIGITS_SHORT = ["seed=0", "data=digits", "trainer.max_steps=30", "trainer.max_epochs=3"]
 OBJECTIVES = [
     "elbo",
     "iwae",
@@ -47,12 +47,23 @@ POSTERIORS = ["diagonal", "iaf"]
 def cases(which: str) -> dict[str, list[str]]:
     """Name → overrides of every recorded run."""
     recorded: dict[str, list[str]] = {
-        "default_1_epoch": ["trainer.max_epochs=1"],
-        "frey_face_3_epochs": ["experiment=frey_face", "trainer.max_epochs=3"],
-        "kw_likelihoods_1_epoch": ["experiment=kw_likelihoods", "trainer.max_epochs=1"],
+        # the default seed (42): the issue's val −ELBO 167.356 / test 166.064
+        "default_1_epoch_seed42": ["trainer.max_epochs=1"],
+        "default_1_epoch": ["seed=0", "trainer.max_epochs=1"],
+        "frey_face_3_epochs": ["seed=0", "experiment=frey_face", "trainer.max_epochs=3"],
+        "kw_likelihoods_1_epoch": [
+            "seed=0",
+            "experiment=kw_likelihoods",
+            "trainer.max_epochs=1",
+        ],
     }
     for model in ("pca", "ppca", "autoencoder", "denoising_autoencoder", "vqvae"):
-        recorded[f"digits_{model}"] = ["data=digits", f"model={model}", "trainer.max_epochs=2"]
+        recorded[f"digits_{model}"] = [
+            "seed=0",
+            "data=digits",
+            f"model={model}",
+            "trainer.max_epochs=2",
+        ]
     for option in ("planar", "affine_coupling", "full_covariance"):
         recorded[f"digits_posterior_{option}"] = [*DIGITS_SHORT, f"posterior={option}"]
     for option in ("mixture", "vamp", "flow"):
@@ -67,11 +78,15 @@ def cases(which: str) -> dict[str, list[str]]:
         for objective in OBJECTIVES:
             for model in MODELS:
                 for posterior in POSTERIORS:
+                    if model == "hierarchical_mlp" and posterior != "diagonal":
+                        continue  # a hierarchy takes no posterior= group
+                    # the hierarchy's layers are diagonal Gaussians of its own
+                    chosen = [] if model == "hierarchical_mlp" else [f"posterior={posterior}"]
                     recorded[f"matrix_{objective}_{model}_{posterior}"] = [
                         *DIGITS_SHORT,
                         f"objective={objective}",
                         f"model={model}",
-                        f"posterior={posterior}",
+                        *chosen,
                     ]
     return recorded
 
@@ -93,12 +108,14 @@ def run_case(name: str, overrides: list[str], root: Path) -> dict:
     if done.returncode == 0 and metrics_file.is_file():
         return {"metrics": json.loads(metrics_file.read_text())}
     lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-    return {"error": lines[-1] if lines else f"exit {done.returncode}"}
+    errors = [line for line in lines if "error" in line.lower()]
+    return {"error": (errors or lines or [f"exit {done.returncode}"])[-1]}
 
 
-def record(path: Path, which: str, jobs: int) -> None:
+def record(path: Path, which: str, jobs: int, only: str | None) -> None:
+    """Run the cases (those whose name matches ``only``, merged into an existing record)."""
     with tempfile.TemporaryDirectory() as tmp:
-        todo = cases(which)
+        todo = {n: o for n, o in cases(which).items() if only is None or re.search(only, n)}
         with ThreadPoolExecutor(jobs) as pool:
             results = dict(
                 zip(
@@ -107,6 +124,8 @@ def record(path: Path, which: str, jobs: int) -> None:
                     strict=True,
                 )
             )
+    if only is not None and path.is_file():
+        results = {**json.loads(path.read_text()), **results}
     path.write_text(json.dumps(results, indent=1, sort_keys=True))
     failed = sum("error" in r for r in results.values())
     print(f"{len(results)} cases, {failed} refused or failed → {path}")
@@ -120,7 +139,8 @@ def compare(before_path: Path, after_path: Path) -> int:
         old, new = before.get(name, {}), after.get(name, {})
         if "metrics" not in old or "metrics" not in new:
             if old != new:
-                print(f"| {name} | status | {old.get('error', 'ran')} | {new.get('error', 'ran')} |")
+                status = (run.get("error", "ran") for run in (old, new))
+                print(f"| {name} | status | {' | '.join(status)} |")
                 differing += "metrics" in old  # a case that ran must still run
             continue
         for key in sorted(set(old["metrics"]) | set(new["metrics"])):
@@ -139,12 +159,13 @@ def main() -> int:
     rec.add_argument("output", type=Path)
     rec.add_argument("--cases", choices=("quick", "all"), default="all")
     rec.add_argument("--jobs", type=int, default=2)
+    rec.add_argument("--only", help="a regular expression: run only the cases it matches")
     cmp_ = sub.add_parser("compare")
     cmp_.add_argument("before", type=Path)
     cmp_.add_argument("after", type=Path)
     args = parser.parse_args()
     if args.command == "record":
-        record(args.output, args.cases, args.jobs)
+        record(args.output, args.cases, args.jobs, args.only)
         return 0
     return compare(args.before, args.after)
 
