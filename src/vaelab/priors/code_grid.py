@@ -63,6 +63,8 @@ class UniformCodePrior(CodeGridPrior):
     """Stage 1: p(k) uniform, log p(k) = −h·w·log K (the paper's constant KL, §3.1). It is
     not a model of the codes: sampling from it is refused (train the PixelCNN prior)."""
 
+    samples = False
+
     def distribution(self) -> Distribution:
         logits = torch.zeros(*self.grid_shape, self.num_codes, device=self.device_anchor.device)
         return Independent(Categorical(logits=logits), 2)
@@ -72,8 +74,6 @@ class UniformCodePrior(CodeGridPrior):
         return torch.full(
             indices.shape[:-2], -positions * math.log(self.num_codes), device=indices.device
         )
-
-    samples = False
 
     # the prior interface: a uniform prior over codes refuses whatever is asked
     def sample_indices(self, num: int, generator: torch.Generator | None = None) -> Tensor:  # noqa: ARG002
