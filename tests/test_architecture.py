@@ -34,5 +34,5 @@ def test_no_two_parts_import_each_other():
 def test_the_model_layer_does_not_import_training_evaluation_or_plots():
     imports = package_imports()
     upper = {"module", "builders", "train", "eval", "report", "evaluation", "plots", "callbacks"}
-    for lower in ("models", "priors", "posteriors", "likelihoods", "nets", "objectives"):
+    for lower in ("models", "priors", "posteriors", "flows", "likelihoods", "nets", "objectives"):
         assert not imports.get(lower, set()) & upper, (lower, imports[lower] & upper)

@@ -87,7 +87,8 @@ LITERATURE_AUTHORS = ("Burda", "van den Oord", "Locatello")
 def _needs_a_first_stage(name: str) -> bool:
     """A second-stage experiment (the VQ-VAE's prior) trains on a first stage's checkpoint;
     tests/test_vqvae_runs.py runs both stages."""
-    return "stage1_ckpt" in OmegaConf.load(EXPERIMENT_DIR / f"{name}.yaml")
+    model = OmegaConf.load(EXPERIMENT_DIR / f"{name}.yaml").get("model") or {}
+    return "stage1_checkpoint" in model
 
 
 def _is_number(text: str) -> bool:

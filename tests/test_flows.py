@@ -19,18 +19,18 @@ from vaelab.builders import build_module
 from vaelab.errors import VaelabError
 from vaelab.evaluation.encodings import prepare_batch
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
-from vaelab.models.vae import VAE
-from vaelab.nets.mlp import mlp
-from vaelab.objectives import ELBO
-from vaelab.posteriors.affine_coupling import AffineCouplingPosterior
-from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
-from vaelab.posteriors.flows import (
+from vaelab.flows import (
     MADE,
     AffineCouplingStack,
     FlowDistribution,
     InverseAutoregressiveTransform,
     PlanarTransform,
 )
+from vaelab.models.vae import VAE
+from vaelab.nets.mlp import mlp
+from vaelab.objectives import ELBO
+from vaelab.posteriors.affine_coupling import AffineCouplingPosterior
+from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.posteriors.iaf import IAFPosterior
 from vaelab.posteriors.planar import PlanarFlowPosterior
 from vaelab.priors.flow import FlowPrior

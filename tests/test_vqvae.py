@@ -1,24 +1,23 @@
-"""The VQ-VAE (van den Oord et al. 2017) against hand-derived numbers: the straight-through
-gradient, the EMA codebook (one Lloyd step at γ = 0, the EMA formula at γ = 0.99), dead-code
-restarts, perplexity, the gated PixelCNN's causality, and the two stages through the model
-interface."""
+"""The VQ-VAE (van den Oord et al. 2017) against hand-derived numbers: the gated PixelCNN's
+causality, and the two stages through the model interface and the VQ objective (the codebook
+and q(z|x) are tested in tests/test_posteriors_codebook.py)."""
 
 from __future__ import annotations
 
 import functools
 import math
 
-import numpy as np
 import pytest
 import torch
-from sklearn.cluster import KMeans
+from hydra.errors import InstantiationException
 from torch.distributions import Categorical
 
+from vaelab.builders import build_module
 from vaelab.errors import VaelabError
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
 from vaelab.models.interface import MissingCapability
 from vaelab.models.vae import VAE
-from vaelab.models.vqvae import VQVAE, EMACodebook, perplexity
+from vaelab.models.vqvae import VQVAE
 from vaelab.module import LatentVariableModule
 from vaelab.nets.mlp import mlp
 from vaelab.nets.pixelcnn import GatedPixelCNN
@@ -39,89 +38,6 @@ def tiny_vqvae(**options) -> VQVAE:
 
 def images(num: int = 5, seed: int = 0) -> torch.Tensor:
     return torch.rand(num, *SHAPE, generator=torch.Generator().manual_seed(seed)).round()
-
-
-def codebook(vectors: list[list[float]], decay: float, restart_below: float = 0.0) -> EMACodebook:
-    book = EMACodebook(len(vectors), len(vectors[0]), decay, restart_below)
-    book.vectors.copy_(torch.tensor(vectors))
-    book.ema_sum.copy_(book.vectors)
-    return book
-
-
-def as_map(points: torch.Tensor) -> torch.Tensor:
-    """[N, D] points as an encoder map [N, D, 1, 1] (one code per 'image')."""
-    return points[:, :, None, None]
-
-
-# -- the quantiser --------------------------------------------------------------------------
-def test_straight_through_gradient_is_the_decoder_gradient_plus_the_commitment_gradient():
-    """L = Σ c ⊙ z_st + β ‖z_e − sg(e)‖²  ⇒  ∂L/∂z_e = c + 2β (z_e − e) (§3.1, eq. 3)."""
-    book = codebook([[0.0, 0.0], [1.0, 1.0], [-2.0, 3.0]], decay=0.99)
-    encoded = as_map(torch.tensor([[0.2, -0.1], [0.9, 1.4], [-1.0, 2.0]])).requires_grad_()
-    quantized = book.quantize(encoded)
-    assert quantized.indices.flatten().tolist() == [0, 1, 2]
-    torch.testing.assert_close(quantized.straight_through, quantized.codes)  # z_q's value
-    weights = torch.randn(encoded.shape, generator=torch.Generator().manual_seed(0))
-    beta = 0.25
-    loss = (weights * quantized.straight_through).sum() + beta * (
-        encoded - quantized.codes.detach()
-    ).pow(2).sum()
-    loss.backward()
-    expected = weights + 2 * beta * (encoded.detach() - book.vectors[[0, 1, 2]][:, :, None, None])
-    torch.testing.assert_close(encoded.grad, expected)
-
-
-TOY_POINTS = torch.tensor([[0.0, 0.1], [0.3, -0.2], [2.0, 2.2], [2.4, 1.6], [2.2, 2.1], [5.0, 0.0]])
-TOY_CODES = [[0.0, 0.0], [2.0, 2.0], [4.0, 0.5]]
-
-
-def test_ema_update_with_decay_0_is_one_lloyd_step_of_k_means():
-    book = codebook(TOY_CODES, decay=0.0)
-    book.update(as_map(TOY_POINTS), book.quantize(as_map(TOY_POINTS)).indices)
-    lloyd = KMeans(3, init=np.array(TOY_CODES), n_init=1, max_iter=1, algorithm="lloyd")
-    lloyd.fit(TOY_POINTS.numpy())
-    np.testing.assert_allclose(book.vectors.numpy(), lloyd.cluster_centers_, rtol=1e-6)
-    # and by hand: the means of {0, 1}, {2, 3, 4}, {5}
-    torch.testing.assert_close(book.vectors[1], TOY_POINTS[2:5].mean(0))
-
-
-def test_ema_update_with_decay_099_follows_the_formula_of_appendix_a1():
-    decay = 0.99
-    book = codebook(TOY_CODES, decay=decay)
-    book.update(as_map(TOY_POINTS), book.quantize(as_map(TOY_POINTS)).indices)
-    clusters = [TOY_POINTS[0:2], TOY_POINTS[2:5], TOY_POINTS[5:6]]
-    for k, (start, members) in enumerate(zip(TOY_CODES, clusters, strict=True)):
-        count = decay * 1.0 + (1 - decay) * len(members)  # N_k starts at 1, m_k at e_k
-        total = decay * torch.tensor(start) + (1 - decay) * members.sum(0)
-        assert book.ema_count[k].item() == pytest.approx(count)
-        torch.testing.assert_close(book.ema_sum[k], total)
-        torch.testing.assert_close(book.vectors[k], total / count)
-
-
-def test_unused_code_keeps_its_vector_and_dead_codes_restart_at_encoder_outputs():
-    far_codes = [*TOY_CODES, [100.0, 100.0]]
-    lloyd = codebook(far_codes, decay=0.0)
-    lloyd.update(as_map(TOY_POINTS), lloyd.quantize(as_map(TOY_POINTS)).indices)
-    assert lloyd.vectors[3].tolist() == [100.0, 100.0]  # no restarts: an empty cluster stays
-    book = codebook(far_codes, decay=0.5, restart_below=0.6)
-    torch.manual_seed(0)
-    book.update(as_map(TOY_POINTS), book.quantize(as_map(TOY_POINTS)).indices)
-    # N_3 = 0.5 · 1 + 0.5 · 0 < 0.6: code 3 is dead and now sits on one of the points
-    distances = torch.cdist(book.vectors[3:], TOY_POINTS)
-    assert distances.min().item() == 0.0
-    assert book.ema_count[3].item() == 1.0
-    torch.testing.assert_close(book.ema_sum[3], book.vectors[3])
-    used = codebook(TOY_CODES, decay=0.5, restart_below=0.6)  # every code used: none moves
-    used.update(as_map(TOY_POINTS), used.quantize(as_map(TOY_POINTS)).indices)
-    assert (torch.cdist(used.vectors, TOY_POINTS).min(1).values > 0).all()
-
-
-def test_perplexity_is_exp_of_the_code_histogram_entropy():
-    counts = torch.tensor([5, 0, 3, 1, 0, 7])
-    expected = Categorical(probs=counts.float() / counts.sum()).entropy().exp()
-    torch.testing.assert_close(perplexity(counts), expected)
-    assert perplexity(torch.full((8,), 4)).item() == pytest.approx(8.0)
-    assert perplexity(torch.tensor([0, 9, 0])).item() == pytest.approx(1.0)
 
 
 # -- the PixelCNN ---------------------------------------------------------------------------
@@ -218,7 +134,7 @@ def test_stage2_loads_and_freezes_stage1_and_trains_only_the_prior(tmp_path):
         if not name.startswith("prior."):
             torch.testing.assert_close(stage2.state_dict()[name], tensor, msg=name)
     module = LatentVariableModule(
-        stage2, objective=stage2.default_objective(), optimizer=torch.optim.Adam
+        stage2, objective=VectorQuantization(), optimizer=torch.optim.Adam
     )
     trained = {
         id(p) for group in module.configure_optimizers().param_groups for p in group["params"]
@@ -239,7 +155,7 @@ def test_stage2_loads_and_freezes_stage1_and_trains_only_the_prior(tmp_path):
 
 
 def test_bad_vqvae_settings_are_refused_with_the_fix(tmp_path):
-    with pytest.raises(VaelabError, match="stage1_ckpt"):
+    with pytest.raises(VaelabError, match=r"model\.stage1_checkpoint"):
         tiny_vqvae(prior_net=TINY_PRIOR)
     with pytest.raises(VaelabError, match="multiples of 4"):
         tiny_vqvae(input_shape=(1, 10, 8))
@@ -247,5 +163,49 @@ def test_bad_vqvae_settings_are_refused_with_the_fix(tmp_path):
     with pytest.raises(VaelabError, match="is not a checkpoint of this VQ-VAE"):
         tiny_vqvae(prior_net=TINY_PRIOR, stage1_checkpoint=str(path))
     vae = VAE(net=functools.partial(mlp, hidden_dims=[4]), latent_dim=2, input_shape=SHAPE)
-    with pytest.raises(VaelabError, match="trains a VQ-VAE"):
+    refusal = r"objective=vq .* VAE's q\(z\|x\) is Independent, not a QuantizedPosterior"
+    with pytest.raises(MissingCapability, match=refusal):
         VectorQuantization().setup(vae, ConstantBeta(1.0), {})
+
+
+# -- the configs: the objective comes with the model, the stage-1 checkpoint with stage 2 ----
+VQ_OBJECTIVE = "vaelab.objectives.vq.VectorQuantization"
+
+
+@pytest.mark.parametrize("chosen", ["model=vqvae", "experiment=vqvae_mnist"])
+def test_model_vqvae_chooses_the_vq_objective_through_its_config(make_config, chosen):
+    cfg = make_config(chosen)
+    assert cfg.objective._target_ == VQ_OBJECTIVE
+    module = build_module(cfg, SHAPE)
+    assert type(module.objective) is VectorQuantization
+
+
+@pytest.mark.parametrize(
+    ("chosen", "other"),
+    [("model=vqvae", "objective=elbo"), ("experiment=vqvae_mnist", "objective=iwae")],
+)
+def test_another_objective_for_the_vqvae_is_refused_in_one_line(make_config, chosen, other):
+    cfg = make_config(chosen, other)
+    assert cfg.objective._target_ != VQ_OBJECTIVE
+    with pytest.raises(VaelabError) as refused:
+        build_module(cfg, SHAPE)
+    assert str(refused.value) == f"model=vqvae trains with objective=vq only: remove {other}"
+
+
+def test_the_stage1_checkpoint_is_a_setting_of_the_stage2_model(make_config, tmp_path):
+    cfg = make_config("experiment=vqvae_prior_mnist")
+    assert "stage1_ckpt" not in cfg
+    assert cfg.model.stage1_checkpoint is None
+    with pytest.raises(InstantiationException) as refused:  # the entry points print the cause
+        build_module(cfg, SHAPE)
+    assert isinstance(refused.value.__cause__, VaelabError)
+    assert "set both model.prior_net and model.stage1_checkpoint" in str(refused.value.__cause__)
+    stage1 = build_module(make_config("experiment=vqvae_mnist", "model.net.hidden=8"), SHAPE)
+    path = tmp_path / "stage1.ckpt"
+    torch.save({"state_dict": stage1.state_dict()}, path)
+    cfg = make_config(
+        "experiment=vqvae_prior_mnist", "model.net.hidden=8", f"model.stage1_checkpoint={path}"
+    )
+    stage2 = build_module(cfg, SHAPE).model
+    assert stage2.learns_prior
+    assert torch.equal(stage2.quantizer.vectors, stage1.model.quantizer.vectors)

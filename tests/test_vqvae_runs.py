@@ -111,7 +111,7 @@ def test_two_stages_on_mnist_improve_resume_exactly_and_sample(mnist_data_dir, t
     stage2 = [
         "experiment=vqvae_prior_mnist",
         data,
-        f"stage1_ckpt={_last(tmp_path / 's1_straight')}",
+        f"model.stage1_checkpoint={_last(tmp_path / 's1_straight')}",
         *STAGE2,
     ]
     prior_one = _run(tmp_path / "s2_first", *stage2, "trainer.max_epochs=1")

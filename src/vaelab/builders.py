@@ -39,9 +39,17 @@ def model_class(cfg: DictConfig) -> type[LatentVariableModel]:
 
 def usable_groups(cls: type[LatentVariableModel]) -> set[str]:
     """The groups a model class uses: the parts its constructor takes, and its
-    ``config_groups``."""
+    ``config_groups`` (where an entry ``group=option`` names the one option it can use)."""
     parameters = set(inspect.signature(cls).parameters)
-    return {g for g in MODEL_PART_GROUPS if g in parameters} | set(cls.config_groups)
+    return {g for g in MODEL_PART_GROUPS if g in parameters} | {
+        entry.split("=", 1)[0] for entry in cls.config_groups
+    }
+
+
+def only_options(cls: type[LatentVariableModel]) -> dict[str, str]:
+    """The groups of which the model can use one option only (``objective=vq`` in the VQ-VAE's
+    ``config_groups``: its model config chooses it), with that option."""
+    return dict(entry.split("=", 1) for entry in cls.config_groups if "=" in entry)
 
 
 def chosen_groups(overrides: Iterable[str]) -> dict[str, str]:
@@ -80,15 +88,32 @@ def unused_parts(model_node: Mapping[str, Any]) -> list[str]:
 def check_model_groups(cfg: DictConfig, overrides: Iterable[str]) -> None:
     """Refuse a group the chosen model cannot use, naming the override to remove."""
     cls = model_class(cfg)
+    overrides = list(overrides)
     usable = usable_groups(cls)
     refused = {g: o for g, o in chosen_groups(overrides).items() if g not in usable}
-    if refused:
-        choice = _model_choice(cls)
-        reasons = "; ".join(
-            f"model={choice} has no {group}: remove {override}"
-            for group, override in sorted(refused.items())
-        )
-        raise VaelabError(reasons)
+    choice = _model_choice(cls)
+    reasons = [
+        f"model={choice} has no {group}: remove {override}"
+        for group, override in sorted(refused.items())
+    ]
+    for group, option in sorted(only_options(cls).items()):
+        chosen = _group_choice(group)
+        if chosen is not None and chosen != option:
+            named = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == group]
+            reasons.append(
+                f"model={choice} trains with {group}={option} only: remove "
+                + (named[0] if named else f"the {group}={chosen} of the experiment")
+            )
+    if reasons:
+        raise VaelabError("; ".join(reasons))
+
+
+def _group_choice(group: str) -> str | None:
+    """The option of ``group`` the composed config holds (None outside a Hydra run)."""
+    if not HydraConfig.initialized():
+        return None
+    chosen = HydraConfig.get().runtime.choices.get(group)
+    return None if chosen is None else str(chosen)
 
 
 def _model_choice(cls: type) -> str:

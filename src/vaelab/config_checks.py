@@ -60,8 +60,6 @@ class TrainSettings:
     task_name: str = "train"
     seed: Seed | None = 42
     ckpt_path: str | None = None
-    # a two-stage model's first-stage checkpoint (experiment=vqvae_prior_mnist)
-    stage1_ckpt: str | None = None
     # auto: continue from the run dir's last.ckpt and skip a finished run; never: start over
     resume: Literal["auto", "never"] = "auto"
     test: bool = True

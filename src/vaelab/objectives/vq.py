@@ -3,18 +3,16 @@ Appendix A.1) for stage 1, and the prior's maximum likelihood for stage 2."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 from typing_extensions import override
 
-from vaelab.errors import VaelabError
-from vaelab.models.interface import LatentVariableModel
-from vaelab.models.vqvae import VQVAE, perplexity
+from vaelab.models.interface import LatentVariableModel, MissingCapability
 from vaelab.objectives.base import Objective, ObjectiveOutput
+from vaelab.posteriors.codebook import QuantizedPosterior, perplexity
 from vaelab.schedules.base import Weighting
-from vaelab.schema import Range
 
 #: the codebook statistics logged beside the nats
 PERPLEXITY, CODEBOOK_USAGE = "perplexity", "codebook_usage"
@@ -26,8 +24,14 @@ class VectorQuantization(Objective):
     in training steps only (never in validation or test), after the loss is computed. The
     decoder's gradient reaches the encoder straight through the quantiser (§3.1).
 
-    Stage 2 (a model with a PixelCNN prior): loss = −ELBO; the stage-1 parts are frozen, so
-    only −log p(k(x)) trains (the prior's maximum likelihood on the codes).
+    Stage 2 (the encoder and codebook frozen, a learned prior training): loss = −ELBO; only
+    −log p(k(x)) trains (the prior's maximum likelihood on the codes).
+
+    The model is used through its interface only: :meth:`~LatentVariableModel.sample_latents`
+    gives log p(x|z_q) and log p(z_q); its q(z|x) must be a
+    :class:`~vaelab.posteriors.codebook.QuantizedPosterior`, which carries the commitment term
+    and β, the code histogram, the codebook's EMA step and whether the codebook trains. A model
+    whose q(z|x) is not quantised is refused in :meth:`setup`.
 
     Logged, per data point: ``recon`` = −log p(x|z_q) (nats), ``kl`` = KL(q(z|x) ‖ p(z)) =
     −log p(k(x)) (nats; exact, as q is one-hot; h·w·log K in stage 1), ``elbo`` = −(recon +
@@ -40,21 +44,19 @@ class VectorQuantization(Objective):
     bound_name = "elbo"
     term_names = ("recon", "kl", "commitment", PERPLEXITY, CODEBOOK_USAGE)
 
-    def __init__(self, commitment_cost: Annotated[float, Range(ge=0)] = 0.25) -> None:
-        super().__init__()
-        if float(commitment_cost) < 0:
-            raise VaelabError(f"model.commitment_cost must be >= 0, got {commitment_cost}")
-        self.commitment_cost = float(commitment_cost)
-
     @override
     def setup(
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:
-        if not isinstance(model, VQVAE):
-            raise VaelabError(
-                f"the vector-quantisation objective trains a VQ-VAE (model=vqvae), not "
-                f"{type(model).__name__}"
-            )
+        x = torch.zeros(2, *model.input_shape, device=model.device)
+        y = torch.zeros(2, dtype=torch.long, device=model.device) if model.num_classes else None
+        was_training = model.training
+        model.eval()  # the probe leaves batch-norm statistics alone
+        try:
+            with torch.no_grad():
+                quantized_posterior(model, model.encode(x, y))
+        finally:
+            model.train(was_training)
 
     @override
     def forward(
@@ -65,19 +67,18 @@ class VectorQuantization(Objective):
         weighting: Weighting,
         step: int,
     ) -> ObjectiveOutput:
-        posterior = model.encode(x, y)
-        quantized = posterior.quantized
-        recon = -model.decode(posterior.rsample(), y).log_prob(x)
-        kl = -model.prior.log_prob_of_indices(quantized.indices)
-        code_dims = tuple(range(1, posterior.encoded.dim()))
-        commitment = (posterior.encoded - quantized.codes.detach()).pow(2).sum(code_dims)
-        if model.learns_prior:
-            loss = recon + kl
-        else:
-            loss = recon + self.commitment_cost * commitment
+        samples = model.sample_latents(x, y)
+        posterior = quantized_posterior(model, samples.posterior)
+        recon = -samples.log_likelihood
+        kl = samples.log_posterior - samples.log_prior
+        commitment = posterior.commitment()
+        if posterior.trains_codebook:
+            loss = recon + posterior.commitment_cost * commitment
             if self.training:
-                model.quantizer.update(posterior.encoded, quantized.indices)
-        counts = torch.bincount(quantized.indices.flatten(), minlength=model.quantizer.num_codes)
+                posterior.update_codebook()
+        else:
+            loss = recon + kl
+        counts = posterior.code_counts()
         batch = torch.ones_like(recon)
         return ObjectiveOutput(
             loss=loss,
@@ -91,5 +92,13 @@ class VectorQuantization(Objective):
             },
         )
 
-    def extra_repr(self) -> str:
-        return f"commitment_cost={self.commitment_cost}"
+
+def quantized_posterior(model: LatentVariableModel, posterior: Any) -> QuantizedPosterior:
+    """``posterior`` if it is a vector-quantised q(z|x); else the one-line refusal."""
+    if not isinstance(posterior, QuantizedPosterior):
+        raise MissingCapability(
+            f"objective=vq trains a vector-quantised model, but {type(model).__name__}'s "
+            f"q(z|x) is {type(posterior).__name__}, not a QuantizedPosterior (no codebook to "
+            "commit to or update); use model=vqvae, or another objective= for this model"
+        )
+    return posterior

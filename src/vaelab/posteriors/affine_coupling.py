@@ -9,7 +9,8 @@ from torch import Tensor
 from torch.distributions import Transform
 
 from vaelab.errors import VaelabError
-from vaelab.posteriors.flows import AffineCouplingStack, FlowPosterior
+from vaelab.flows.coupling import AffineCouplingStack
+from vaelab.posteriors.flow_posterior import FlowPosterior
 from vaelab.schema import Range
 
 

@@ -9,7 +9,9 @@ from torch import Tensor, nn
 from torch.distributions import Transform
 
 from vaelab.errors import VaelabError
-from vaelab.posteriors.flows import MADE, FlowPosterior, InverseAutoregressiveTransform
+from vaelab.flows.iaf import InverseAutoregressiveTransform
+from vaelab.flows.made import MADE
+from vaelab.posteriors.flow_posterior import FlowPosterior
 from vaelab.schema import Range
 
 #: the IAF step's update: z_new = m + exp(s) ⊙ z, or the gated σ ⊙ z + (1 − σ) ⊙ m

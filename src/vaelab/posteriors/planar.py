@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Transform
 
-from vaelab.posteriors.flows import FlowPosterior, PlanarTransform
+from vaelab.flows.planar import PlanarTransform
+from vaelab.posteriors.flow_posterior import FlowPosterior
 from vaelab.schema import Range
 
 

@@ -12,7 +12,8 @@ import torch
 from torch.distributions import Distribution, Independent, Normal
 
 from vaelab.errors import VaelabError
-from vaelab.posteriors.flows import AffineCouplingStack, FlowDistribution
+from vaelab.flows.coupling import AffineCouplingStack
+from vaelab.flows.distribution import FlowDistribution
 from vaelab.priors.base import Encoder, Prior
 from vaelab.schema import Range
 
