@@ -23,6 +23,7 @@ from vaelab.schema import (
     check_node,
     check_targets,
     dataclass_spec,
+    problems_message,
     target_nodes,
 )
 
@@ -196,7 +197,7 @@ def validate_config(cfg: DictConfig, settings: type = TrainSettings) -> dict[str
             pass  # an unknown target is reported by the target checks below
     problems = config_problems(tree, settings)
     if problems:
-        raise VaelabError("invalid config: " + "; ".join(str(p) for p in problems))
+        raise VaelabError(problems_message(problems))
     return tree
 
 
