@@ -148,3 +148,27 @@ def test_every_shipped_target_with_parameters_in_these_packages_checks_its_argum
         if spec_of(get_object(name)).annotations and checked_at(get_object(name)) is None
     ]
     assert not unchecked, unchecked
+
+
+def test_eval_settings_are_checked_by_the_dataclasses_vaelab_eval_builds():
+    """eval.disentanglement and eval.pictures are checked by the settings classes themselves:
+    one declaration, the same message from a config and from Python."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from vaelab.config_checks import EvalSettings
+    from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
+    from vaelab.plots.pictures import PictureSettings
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        for override, build in [
+            ("eval.disentanglement.group_size=1", lambda: DisentanglementSettings(group_size=1)),
+            ("eval.pictures.manifold_points=1", lambda: PictureSettings(manifold_points=1)),
+        ]:
+            with pytest.raises(VaelabError) as from_config:
+                validate_config(compose("eval", overrides=[override]), EvalSettings)
+            with pytest.raises(InvalidArguments) as from_python:
+                build()
+            assert str(from_python.value) == str(from_config.value)
+    GlobalHydra.instance().clear()

@@ -569,6 +569,8 @@ NonNegativeFloat = Annotated[float, Range(ge=0)]
 #: a fraction of the batches, or a count of them
 BatchFraction = Annotated[float, Range(gt=0, le=1)]
 BatchLimit = Union[Annotated[int, Range(ge=1)], BatchFraction, None]  # noqa: UP007
+#: a seed Lightning takes as it is (outside this range it would pick a random one)
+Seed = Annotated[int, Range(ge=0, le=2**32 - 1)]
 #: a split's size: a count, or a fraction of the data
 SplitSize = Union[Annotated[int, Range(ge=1)], Annotated[float, Range(gt=0, lt=1)]]  # noqa: UP007
 OptionalBatchLimit = Union[Annotated[int, Range(ge=0)], Annotated[float, Range(ge=0, le=1)], None]  # noqa: UP007

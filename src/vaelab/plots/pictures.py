@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import torch
 from matplotlib.figure import Figure
@@ -42,27 +43,43 @@ from vaelab.plots.policy import (
     draw_unless_missing,
     picture_plan,
 )
+from vaelab.schema import (
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    Seed,
+    checked_arguments,
+)
 
 #: where the encoding-snapshot callback stores the epoch-0 encodings, relative to the run dir
 SNAPSHOT_FILE = Path("encodings") / "epoch000.pt"
 
 
 @dataclass
-class PictureSettings:
-    """What to draw; the defaults follow seeds 000 (manifold over [−3, 3]²) and 004."""
+class PictureOptions:
+    """``eval.pictures`` (the schema of that config key): what to draw; the defaults follow
+    seeds 000 (manifold over [−3, 3]²) and 004."""
 
-    num_reconstructions: int = 16
-    num_prior_samples: int = 64
-    prior_seed: int = 0
-    manifold_points: int = 20
-    manifold_span: float = 3.0
-    scatter_points: int = 2000
-    traversal_steps: int = 11
-    traversal_span: float = 3.0
+    num_reconstructions: NonNegativeInt = 16
+    num_prior_samples: NonNegativeInt = 64
+    prior_seed: Seed = 0
+    manifold_points: Annotated[int, Range(ge=2)] = 20
+    manifold_span: PositiveFloat = 3.0
+    scatter_points: PositiveInt = 2000
+    traversal_steps: Annotated[int, Range(ge=2)] = 11
+    traversal_span: PositiveFloat = 3.0
     #: traversals show the k most active latent dimensions (all of them if there are fewer)
-    traversal_max_dims: int = 10
+    traversal_max_dims: PositiveInt = 10
     #: samples per class row of a class-conditional model's grid
-    samples_per_class: int = 10
+    samples_per_class: PositiveInt = 10
+
+
+@checked_arguments("eval.pictures")
+@dataclass
+class PictureSettings(PictureOptions):
+    """The options, and the active-unit threshold of the evaluation they picture."""
+
     activity_threshold: float = ACTIVITY_THRESHOLD
 
 
