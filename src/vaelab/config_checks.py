@@ -17,17 +17,20 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vaelab.builders import unused_parts
 from vaelab.errors import VaelabError
+from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
+from vaelab.plots.pictures import PictureOptions
 from vaelab.schema import (
     Range,
     SchemaProblem,
+    Seed,
     check_node,
     check_targets,
     dataclass_spec,
+    get_object,
+    problems_message,
     target_nodes,
 )
 
-#: a seed Lightning takes as it is (outside this range it would pick a random one)
-Seed = Annotated[int, Range(ge=0, le=2**32 - 1)]
 #: Lightning callbacks whose ``monitor`` names a logged metric
 MONITORING_CALLBACKS = (
     "lightning.pytorch.callbacks.ModelCheckpoint",
@@ -71,34 +74,12 @@ class TrainSettings:
     module: ModuleSettings | None = None
 
 
-@dataclass
-class PictureConfig:
-    """``eval.pictures``: the figures of vaelab-eval."""
-
-    num_reconstructions: Annotated[int, Range(ge=0)] = 16
-    num_prior_samples: Annotated[int, Range(ge=0)] = 64
-    prior_seed: Seed = 0
-    manifold_points: Annotated[int, Range(ge=2)] = 20
-    manifold_span: Annotated[float, Range(gt=0)] = 3.0
-    scatter_points: Annotated[int, Range(ge=1)] = 2000
-    traversal_steps: Annotated[int, Range(ge=2)] = 11
-    traversal_span: Annotated[float, Range(gt=0)] = 3.0
-    traversal_max_dims: Annotated[int, Range(ge=1)] = 32
-
-
-@dataclass
-class DisentanglementConfig:
-    """``eval.disentanglement`` (defaults: vaelab.evaluation.disentanglement.settings)."""
+@dataclass(frozen=True)
+class DisentanglementConfig(DisentanglementSettings):
+    """``eval.disentanglement``: the metrics' settings (their ranges are declared there) and
+    whether to compute them."""
 
     enabled: Literal["auto", True, False] = "auto"
-    num_train: Annotated[int, Range(ge=2)] = 10000
-    num_eval: Annotated[int, Range(ge=2)] = 5000
-    group_size: Annotated[int, Range(ge=2)] = 64
-    num_variance_estimate: Annotated[int, Range(ge=2)] = 10000
-    active_std_threshold: Annotated[float, Range(ge=0)] = 0.05
-    num_bins: Annotated[int, Range(ge=2)] = 20
-    encode_batch_size: Annotated[int, Range(ge=1)] = 1024
-    seed: Seed = 0
 
 
 @dataclass
@@ -127,7 +108,7 @@ class EvalOptions:
     active_unit_threshold: Annotated[float, Range(ge=0)] | None = None
     tensorboard: bool = True
     figures: bool = True
-    pictures: PictureConfig = field(default_factory=PictureConfig)
+    pictures: PictureOptions = field(default_factory=PictureOptions)
     disentanglement: DisentanglementConfig = field(default_factory=DisentanglementConfig)
     sample_quality: SampleQualityConfig = field(default_factory=SampleQualityConfig)
 
@@ -194,15 +175,13 @@ def validate_config(cfg: DictConfig, settings: type = TrainSettings) -> dict[str
             pass  # an unknown target is reported by the target checks below
     problems = config_problems(tree, settings)
     if problems:
-        raise VaelabError("invalid config: " + "; ".join(str(p) for p in problems))
+        raise VaelabError(problems_message(problems))
     return tree
 
 
 def monitored_metrics(cfg: DictConfig) -> dict[str, str]:
     """``{config key: metric name}`` for ``optimized_metric`` and every monitoring callback's
     ``monitor`` (ModelCheckpoint, EarlyStopping and their subclasses), wherever they sit."""
-    from hydra.utils import get_object
-
     tree = OmegaConf.to_container(cfg, resolve=True)
     wanted = {}
     if tree.get("optimized_metric"):

@@ -12,7 +12,14 @@ its target's signature and type annotations, before anything is instantiated or 
 
 The check is keyed on ``_target_``, never on where a node sits in the tree, so it follows a
 class wherever a config puts it. Groups and keys without a target are dataclasses checked the
-same way (:func:`check_dataclass`).
+same way (:func:`dataclass_spec`).
+
+The same annotations check a call made from Python (a test, a notebook):
+:func:`checked_arguments` wraps a class's ``__init__`` (or a builder function) so that its
+arguments are held to its annotations and refused with the config check's own message, the
+key named where a config usually puts the class (``model.prior.num_components=0 must be an
+integer >= 1``). A constructor then keeps only the checks annotations cannot say (a relation
+between two parameters).
 """
 
 from __future__ import annotations
@@ -23,11 +30,16 @@ import difflib
 import functools
 import inspect
 import math
+import numbers
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from vaelab.errors import VaelabError
 
 try:  # what hydra.utils.get_object calls, without the error it logs on a miss
     from hydra._internal.utils import _locate as get_object
@@ -109,6 +121,15 @@ def _show(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     return str(value)
+
+
+def problems_message(problems: list[SchemaProblem]) -> str:
+    """The one-line error of a config check, and of :func:`check_arguments`."""
+    return "invalid config: " + "; ".join(str(p) for p in problems)
+
+
+class InvalidArguments(VaelabError, ValueError):
+    """Arguments outside their annotations; the message is the config check's."""
 
 
 @dataclass
@@ -444,8 +465,102 @@ def check_targets(tree: Mapping) -> TargetCheck:
 
 
 # --------------------------------------------------------------------------------------
-# ranges of classes vaelab cannot annotate (torch, Lightning) and of model-side classes whose
-# own annotations are pending; a class's entry applies to its subclasses too
+# the same annotations on a call from Python
+
+#: a value only a ``_target_`` node builds (a module, a partial, a tensor): not checked here,
+#: as the config check does not check an instantiated node's value either
+_BUILT = object()
+_Target = TypeVar("_Target")
+
+
+def _as_config_value(value: Any) -> Any:
+    """``value`` as a resolved config would hold it (plain ints, floats, lists, dicts), or
+    :data:`_BUILT` for an object that a config could only describe by its ``_target_``."""
+    if isinstance(value, DictConfig | ListConfig):
+        value = OmegaConf.to_container(value, resolve=True)
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, numbers.Integral):  # numpy integers too
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, list | tuple):  # torch.Size too
+        items = [_as_config_value(item) for item in value]
+        return _BUILT if any(item is _BUILT for item in items) else items
+    if isinstance(value, Mapping):
+        items = {str(key): _as_config_value(item) for key, item in value.items()}
+        return _BUILT if any(item is _BUILT for item in items.values()) else items
+    return _BUILT
+
+
+def argument_problems(target: Any, arguments: Mapping[str, Any], where: str) -> list[SchemaProblem]:
+    """The problems of ``arguments`` (``{parameter: value}`` of one call of ``target``) against
+    the annotations the config check uses for ``target``, keys named under ``where``."""
+    spec = spec_of(target)
+    node = {}
+    for name, value in arguments.items():
+        plain = _as_config_value(value)
+        if name in spec.annotations and plain is not _BUILT:
+            node[name] = plain
+    return check_node(node, spec, where)
+
+
+def check_arguments(target: Any, arguments: Mapping[str, Any], where: str) -> None:
+    """Raise :class:`InvalidArguments`, with the config check's message, when ``arguments``
+    break ``target``'s annotations (``where``: the config key the target usually sits at,
+    e.g. ``"model.prior"``)."""
+    problems = argument_problems(target, arguments, where)
+    if problems:
+        raise InvalidArguments(problems_message(problems))
+
+
+def checked_arguments(where: str) -> Callable[[_Target], _Target]:
+    """Decorate a class (its own ``__init__``) or a function so that every call checks its
+    arguments against the annotations, as :func:`check_arguments` with ``where``. Arguments
+    left at their defaults, ``*args``/``**kwargs`` passed on to a base class (whose own
+    ``__init__`` checks them if decorated) and built objects are not checked."""
+
+    def decorate(target: _Target) -> _Target:
+        is_class = inspect.isclass(target)
+        function = target.__dict__["__init__"] if is_class else target
+        signature = inspect.signature(function)
+        variadic = {
+            name
+            for name, parameter in signature.parameters.items()
+            if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        }
+        if is_class:
+            variadic.add(next(iter(signature.parameters)))  # self
+
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:  # a missing or unknown argument: Python's own error says it
+                return function(*args, **kwargs)
+            named = {k: v for k, v in bound.arguments.items() if k not in variadic}
+            check_arguments(target, named, where)
+            return function(*args, **kwargs)
+
+        checked.checked_at = where  # type: ignore[attr-defined]
+        if is_class:
+            target.__init__ = checked  # type: ignore[misc]
+            return target
+        return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+def checked_at(target: Any) -> str | None:
+    """The config key a :func:`checked_arguments` target names its arguments under (None:
+    its calls are not checked)."""
+    function = getattr(target, "__init__", None) if inspect.isclass(target) else target
+    return getattr(function, "checked_at", None)
+
+
+# --------------------------------------------------------------------------------------
+# ranges of classes vaelab cannot annotate (torch, Lightning); a class's entry applies to its
+# subclasses too. vaelab's own classes declare theirs in their signatures.
 
 PositiveInt = Annotated[int, Range(ge=1)]
 NonNegativeInt = Annotated[int, Range(ge=0)]
@@ -454,6 +569,10 @@ NonNegativeFloat = Annotated[float, Range(ge=0)]
 #: a fraction of the batches, or a count of them
 BatchFraction = Annotated[float, Range(gt=0, le=1)]
 BatchLimit = Union[Annotated[int, Range(ge=1)], BatchFraction, None]  # noqa: UP007
+#: a seed Lightning takes as it is (outside this range it would pick a random one)
+Seed = Annotated[int, Range(ge=0, le=2**32 - 1)]
+#: a split's size: a count, or a fraction of the data
+SplitSize = Union[Annotated[int, Range(ge=1)], Annotated[float, Range(gt=0, lt=1)]]  # noqa: UP007
 OptionalBatchLimit = Union[Annotated[int, Range(ge=0)], Annotated[float, Range(ge=0, le=1)], None]  # noqa: UP007
 
 EXTERNAL_CONSTRAINTS: dict[str, dict[str, Any]] = {
@@ -506,18 +625,5 @@ EXTERNAL_CONSTRAINTS: dict[str, dict[str, Any]] = {
         "gamma": PositiveFloat,
         "T_max": PositiveInt,
         "eta_min": NonNegativeFloat,
-    },
-    "vaelab.data.image_datamodule.ImageDataModule": {
-        "batch_size": PositiveInt,
-        "eval_batch_size": PositiveInt | None,
-        "val_size": Union[PositiveInt, Annotated[float, Range(gt=0, lt=1)]],  # noqa: UP007
-        "num_workers": NonNegativeInt,
-    },
-    "vaelab.data.digits.DigitsDataModule": {
-        "batch_size": PositiveInt,
-        "eval_batch_size": PositiveInt | None,
-        "val_size": Union[PositiveInt, Annotated[float, Range(gt=0, lt=1)]],  # noqa: UP007
-        "test_size": Union[PositiveInt, Annotated[float, Range(gt=0, lt=1)]],  # noqa: UP007
-        "num_workers": NonNegativeInt,
     },
 }

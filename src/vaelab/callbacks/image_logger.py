@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import lightning as L
@@ -11,13 +10,13 @@ from torch import Tensor
 from torchvision.utils import save_image
 from typing_extensions import override
 
-from vaelab.models.interface import MissingCapability
 from vaelab.plots.grids import (
     class_conditional_sample_grid,
     latent_manifold_grid,
     prior_sample_grid,
     reconstruction_grid,
 )
+from vaelab.plots.policy import draw_unless_missing, picture_plan
 
 RECONSTRUCTIONS = "images/reconstructions"
 PRIOR_SAMPLES = "images/prior_samples"
@@ -26,11 +25,11 @@ CLASS_SAMPLES = "images/class_conditional_samples"
 
 
 class ImageLogger(L.Callback):
-    """Every ``every_n_epochs`` validation epochs and after the last one (rank 0 only): a
-    labelled grid of validation inputs above their reconstructions, a grid of prior samples
-    and, when latent_dim == 2, the decoded latent manifold over [−span, span]² (for an
-    unconditional model); a class-conditional model (``model.num_classes``) gets instead a grid
-    of ``samples_per_class`` samples in one row per class. Images go to
+    """Every ``every_n_epochs`` validation epochs and after the last one (rank 0 only), the
+    grids of :func:`~vaelab.plots.policy.picture_plan`: validation inputs above their
+    reconstructions, prior samples, and either one row of ``samples_per_class`` samples per
+    class (a class-conditional model) or, for 2-D codes, the decoded latent manifold over
+    [−span, span]². Images go to
     every TensorBoard logger and, if ``png_dir`` is set, to ``<png_dir>/<tag>_epoch<NNN>.png``.
     A run that ends between two due epochs (2 epochs with every_n_epochs 10, early stopping, a
     step limit) still gets the pictures of its final model.
@@ -92,15 +91,18 @@ class ImageLogger(L.Callback):
         labels = self._labels.to(pl_module.device) if self._labels is not None else None
         was_training = model.training
         model.eval()  # after training (on_train_end) the model is back in training mode
-        grids = {
-            RECONSTRUCTIONS: reconstruction_grid(model, self._inputs.to(pl_module.device), labels)
-        }
-        # a model that cannot sample yet (a VQ-VAE before its prior is trained) shows none
-        with contextlib.suppress(MissingCapability):
-            grids[PRIOR_SAMPLES] = prior_sample_grid(model, self.num_samples)
-        if model.num_classes:
+        plan = picture_plan(model)
+        grids = {}
+        if plan.reconstructions:
+            inputs = self._inputs.to(pl_module.device)
+            grids[RECONSTRUCTIONS] = reconstruction_grid(model, inputs, labels)
+        if plan.samples:
+            samples, _ = draw_unless_missing(lambda: prior_sample_grid(model, self.num_samples))
+            if samples is not None:
+                grids[PRIOR_SAMPLES] = samples
+        if plan.class_rows:
             grids[CLASS_SAMPLES] = class_conditional_sample_grid(model, self.samples_per_class)
-        elif model.latent_dim == 2:  # a conditional model's manifold would need a class
+        if plan.latent_manifold:
             grids[LATENT_MANIFOLD] = latent_manifold_grid(
                 model, self.manifold_points, self.manifold_span
             )

@@ -15,7 +15,10 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from vaelab.schema import PositiveInt, checked_arguments
 
+
+@checked_arguments("data")
 class ShardedPermutation:
     """Index batches over ``num_examples`` items for one rank of ``world_size``.
 
@@ -30,7 +33,7 @@ class ShardedPermutation:
     def __init__(
         self,
         num_examples: int,
-        batch_size: int,
+        batch_size: PositiveInt,
         shuffle: bool,
         seed: int = 0,
         rank: int = 0,
@@ -39,8 +42,6 @@ class ShardedPermutation:
     ) -> None:
         if num_examples < 1:
             raise ValueError(f"cannot draw batches from an empty split ({num_examples} examples)")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside 0..{world_size - 1} (world size)")
         self.num_examples = int(num_examples)

@@ -18,7 +18,7 @@ import os
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -40,10 +40,9 @@ from vaelab.data.sprites import (
 )
 from vaelab.data.tensor_batches import keep_batch
 from vaelab.errors import VaelabError
-from vaelab.schema import Range
+from vaelab.schema import NonNegativeInt, PositiveInt, SplitSize, checked_arguments
 
 Source = Literal["auto", "generated", "original"]
-SplitSize = int | Annotated[float, Range(gt=0, lt=1)]
 
 ORIGINAL_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 ORIGINAL_URL = "https://github.com/deepmind/dsprites-dataset"
@@ -111,6 +110,7 @@ class DeviceGridLoader:
             yield self.batches.__getitems__(index)
 
 
+@checked_arguments("data")
 class DSpritesDataModule(L.LightningDataModule):
     """dSprites: 737,280 binary 64×64 sprites, factors shape × scale × orientation × x × y.
 
@@ -133,21 +133,19 @@ class DSpritesDataModule(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str,
-        batch_size: Annotated[int, Range(ge=1)] = 64,
-        eval_batch_size: Annotated[int, Range(ge=1)] | None = None,
+        batch_size: PositiveInt = 64,
+        eval_batch_size: PositiveInt | None = None,
         val_size: SplitSize = 5000,
         test_size: SplitSize = 5000,
         split_seed: int = 0,
         source: Source = "auto",
-        num_workers: Annotated[int, Range(ge=0)] = 0,
+        num_workers: NonNegativeInt = 0,
         pin_memory: bool = False,
         on_device: bool = False,
         shuffle: bool = True,
         download: bool = False,
     ) -> None:
         super().__init__()
-        if source not in ("auto", "generated", "original"):
-            raise ValueError(f"data.source must be auto, generated or original, got {source!r}")
         self.data_dir = data_dir
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
@@ -245,11 +243,9 @@ class DSpritesDataModule(L.LightningDataModule):
         return torch.from_numpy(np.concatenate(chunks))
 
     # -- setup ------------------------------------------------------------------------------
-    def _count(self, size: int | float, name: str) -> int:
-        count = max(1, round(size * self.num_examples)) if isinstance(size, float) else int(size)
-        if count < 1:
-            raise VaelabError(f"data.{name}={size} must be at least 1 (or a fraction in (0, 1))")
-        return count
+    def _count(self, size: int | float) -> int:
+        """A split's size in images (a fraction: of the whole grid, at least one)."""
+        return max(1, round(size * self.num_examples)) if isinstance(size, float) else int(size)
 
     @override
     def prepare_data(self) -> None:
@@ -269,8 +265,8 @@ class DSpritesDataModule(L.LightningDataModule):
         if self.source != "generated" and path is not None:
             self.packed = self._read_original(path)
         num_test, num_val = (
-            self._count(self.test_size, "test_size"),
-            self._count(self.val_size, "val_size"),
+            self._count(self.test_size),
+            self._count(self.val_size),
         )
         if num_test + num_val >= self.num_examples:
             raise VaelabError(

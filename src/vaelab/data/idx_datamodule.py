@@ -18,6 +18,7 @@ from torchvision.datasets.utils import check_integrity
 
 from vaelab.data.image_datamodule import ImageDataModule, ImageSplit
 from vaelab.errors import VaelabError, first_line
+from vaelab.schema import checked_arguments
 
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -63,6 +64,7 @@ def read_labels(path: Path) -> Tensor:
     return _read_idx(path, read_label_file, "uint8 labels [N]")
 
 
+@checked_arguments("data")
 class IDXDataModule(ImageDataModule):
     """Finds the IDX files in ``<data_dir>/<folder>/raw`` (plain or ``.gz``) or in the extra
     search folders; if absent and ``download`` is true, torchvision downloads them.

@@ -15,6 +15,7 @@ from typing_extensions import override
 from vaelab.data.device_loader import DeviceDataLoader, ShardedPermutation
 from vaelab.data.tensor_batches import TensorBatchDataset, keep_batch
 from vaelab.errors import VaelabError
+from vaelab.schema import NonNegativeInt, PositiveInt, SplitSize, checked_arguments
 
 Binarize = Literal["none", "dynamic", "static"]
 PIXEL_MAX = 255
@@ -35,6 +36,7 @@ class ImageSplit:
         return len(self.images)
 
 
+@checked_arguments("data")
 class ImageDataModule(L.LightningDataModule):
     """Holds each split as one uint8 tensor in memory; batches are scaled to [0, 1] (and
     binarized) after they reach the device, in :meth:`on_after_batch_transfer`.
@@ -56,24 +58,18 @@ class ImageDataModule(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str,
-        batch_size: int = 100,
-        val_size: int | float = 5000,
+        batch_size: PositiveInt = 100,
+        val_size: SplitSize = 5000,
         binarize: Binarize = "none",
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
         pin_memory: bool = False,
         split_seed: int = 0,
         download: bool = True,
-        eval_batch_size: int | None = None,
+        eval_batch_size: PositiveInt | None = None,
         on_device: bool = False,
         shuffle: bool = True,
     ) -> None:
         super().__init__()
-        if binarize not in ("none", "dynamic", "static"):
-            raise ValueError(f"data.binarize must be none, dynamic or static, got {binarize!r}")
-        if int(batch_size) < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
-        if isinstance(val_size, float) and not 0.0 < val_size < 1.0:
-            raise ValueError(f"data.val_size as a fraction must lie in (0, 1), got {val_size}")
         self.data_dir = data_dir
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)

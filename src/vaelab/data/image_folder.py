@@ -26,7 +26,7 @@ from torchvision.transforms.v2 import functional as F
 from vaelab.data.image_datamodule import ImageSplit
 from vaelab.data.pooled_datamodule import PooledDataModule
 from vaelab.errors import VaelabError, first_line
-from vaelab.schema import Range
+from vaelab.schema import Range, checked_arguments
 
 Side = Annotated[int, Range(ge=1)]
 UNLABELLED = -1
@@ -38,6 +38,7 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and has_file_allowed_extension(path.name, IMG_EXTENSIONS)
 
 
+@checked_arguments("data")
 class ImageFolderDataModule(PooledDataModule):
     """A folder of images (``path``) as a data set; see the module docstring for the options.
     ``data_dir`` and ``download`` are accepted like every datamodule's but unused."""
@@ -46,16 +47,12 @@ class ImageFolderDataModule(PooledDataModule):
         self,
         *args,
         path: str,
-        image_size: Side | list[Side] | None = 64,
+        image_size: Side | tuple[Side, Side] | None = 64,
         resize: Literal["crop", "stretch"] = "crop",
         channels: Literal[1, 3] = 1,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if channels not in PIL_MODES:
-            raise ValueError(f"data.channels must be 1 (grey) or 3 (RGB), got {channels}")
-        if resize not in ("crop", "stretch"):
-            raise ValueError(f"data.resize must be crop or stretch, got {resize!r}")
         self.path = Path(path)
         self.size = self._size(image_size)
         self.resize = resize
@@ -68,10 +65,6 @@ class ImageFolderDataModule(PooledDataModule):
         if image_size is None:
             return None
         sides = [image_size] * 2 if isinstance(image_size, int) else list(image_size)
-        if len(sides) != 2 or min(sides) < 1:
-            raise ValueError(
-                f"data.image_size must be a side, [height, width] or null, got {image_size}"
-            )
         return int(sides[0]), int(sides[1])
 
     @property

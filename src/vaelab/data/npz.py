@@ -30,6 +30,7 @@ from vaelab.data.image_datamodule import PIXEL_MAX, ImageSplit
 from vaelab.data.pooled_datamodule import PooledDataModule
 from vaelab.data.sprites import ravel
 from vaelab.errors import VaelabError, first_line
+from vaelab.schema import checked_arguments
 
 Layout = Literal["auto", "NHWC", "NCHW"]
 CHANNEL_COUNTS = (1, 3)
@@ -47,6 +48,7 @@ def _has_factors(path: str) -> bool:
         return False  # a missing or bad file is reported, with its reason, when it is loaded
 
 
+@checked_arguments("data")
 class NpzDataModule(PooledDataModule):
     """Images (and labels or factors) from ``path``; see the module docstring for the arrays.
     A file with ``factors`` gives a :class:`FactorNpzDataModule`. ``data_dir`` and
@@ -60,8 +62,6 @@ class NpzDataModule(PooledDataModule):
 
     def __init__(self, *args, path: str, layout: Layout = "auto", **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if layout not in ("auto", "NHWC", "NCHW"):
-            raise ValueError(f"data.layout must be auto, NHWC or NCHW, got {layout!r}")
         self.path = Path(path)
         self.layout = layout
         self.num_classes: int | None = None

@@ -11,20 +11,18 @@ import torch
 
 from vaelab.data.image_datamodule import ImageDataModule, ImageSplit
 from vaelab.errors import VaelabError
+from vaelab.schema import SplitSize, checked_arguments
 
 #: offset added to ``split_seed`` for the test permutation, so it differs from the val one
 TEST_SPLIT_SEED_OFFSET = 7919
 
 
+@checked_arguments("data")
 class PooledDataModule(ImageDataModule):
     """Subclasses provide :meth:`load_pool`; the pool is read once and cached."""
 
-    def __init__(self, *args, test_size: int | float | None = None, **kwargs) -> None:
+    def __init__(self, *args, test_size: SplitSize | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if isinstance(test_size, float) and not 0.0 < test_size < 1.0:
-            raise ValueError(f"data.test_size as a fraction must lie in (0, 1), got {test_size}")
-        if isinstance(test_size, int) and test_size < 1:
-            raise ValueError(f"data.test_size must be >= 1 (or null: test = val), got {test_size}")
         self.test_size = test_size
         self._pool: ImageSplit | None = None
 

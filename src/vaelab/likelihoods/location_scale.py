@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from vaelab.likelihoods.base import Likelihood
+from vaelab.schema import NonNegativeFloat, PositiveFloat, checked_arguments
 
 #: fixed: σ is a constant; learned_global: one learned log σ (scalar or per pixel);
 #: learned_per_pixel: the decoder outputs a log-scale for every pixel of every image
-VARIANCES = ("fixed", "learned_global", "learned_per_pixel")
-MEAN_ACTIVATIONS = ("identity", "sigmoid")
-GLOBAL_SHAPES = ("scalar", "per_pixel")
-SCALE_OUTPUTS = ("log_scale", "log_var")
+Variance = Literal["fixed", "learned_global", "learned_per_pixel"]
+MeanActivation = Literal["identity", "sigmoid"]
+GlobalShape = Literal["scalar", "per_pixel"]
+ScaleOutput = Literal["log_scale", "log_var"]
 
 
-def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(
-            f"model.likelihood.{key} must be one of {', '.join(choices)}, got {value!r}"
-        )
-
-
+@checked_arguments("model.likelihood")
 class LocationScaleLikelihood(Likelihood):
     """x_i ~ F((x_i − μ_i)/σ_i)/σ_i with μ from the decoder and σ set by ``variance``.
 
@@ -47,25 +43,18 @@ class LocationScaleLikelihood(Likelihood):
 
     def __init__(
         self,
-        variance: str = "fixed",
-        scale: float = 1.0,
-        min_scale: float = 1e-2,
-        mean_activation: str = "identity",
-        global_shape: str = "scalar",
-        scale_output: str = "log_scale",
+        variance: Variance = "fixed",
+        scale: PositiveFloat = 1.0,
+        min_scale: NonNegativeFloat = 1e-2,
+        mean_activation: MeanActivation = "identity",
+        global_shape: GlobalShape = "scalar",
+        scale_output: ScaleOutput = "log_scale",
     ) -> None:
         super().__init__()
-        _check_choice("variance", variance, VARIANCES)
-        _check_choice("mean_activation", mean_activation, MEAN_ACTIVATIONS)
-        _check_choice("global_shape", global_shape, GLOBAL_SHAPES)
-        _check_choice("scale_output", scale_output, SCALE_OUTPUTS)
-        if min_scale < 0:
-            raise ValueError(f"model.likelihood.min_scale must be >= 0, got {min_scale}")
-        learned = variance != "fixed"
-        if scale <= 0 or (learned and scale <= min_scale):
+        if variance != "fixed" and scale <= min_scale:
             raise ValueError(
-                f"model.likelihood.scale must be > 0 (and > min_scale={min_scale} when "
-                f"σ is learned), got {scale}"
+                f"model.likelihood.scale must be > min_scale={min_scale} when σ is learned, "
+                f"got {scale}"
             )
         self.variance = variance
         self.scale = float(scale)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 from torch import nn
 
-ACTIVATIONS = ("leaky_relu", "relu", "tanh", "softplus", "elu", "sigmoid")
+#: the names a config may give (``model.net.activation``)
+Activation = Literal["leaky_relu", "relu", "tanh", "softplus", "elu", "sigmoid"]
+ACTIVATIONS = typing.get_args(Activation)
 
 
 def make_activation(name: str, negative_slope: float = 0.01) -> nn.Module:

@@ -9,6 +9,7 @@ from itertools import pairwise
 from torch import Tensor, nn
 
 from vaelab.nets.networks import EncoderDecoder
+from vaelab.schema import PositiveInt, checked_arguments
 
 ENCODER_KERNEL = 4
 STRIDE = 2
@@ -129,13 +130,14 @@ class ConvDecoder(nn.Module):
         return out[..., top : top + height, left : left + width]
 
 
+@checked_arguments("model.net")
 def conv(
     input_shape: Sequence[int],
     latent_dim: int,
     encoder_out_features: int,
     decoder_out_channels: int,
-    encoder_hidden: int = 16,
-    decoder_hidden: int = 64,
+    encoder_hidden: PositiveInt = 16,
+    decoder_hidden: PositiveInt = 64,
     negative_slope: float = 0.2,
 ) -> EncoderDecoder:
     """Seed 001's conv VAE for any (C, H, W): encoder widths h_e, 2h_e (seed: 16, 32),

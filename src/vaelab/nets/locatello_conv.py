@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vaelab.nets.networks import EncoderDecoder
+from vaelab.schema import PositiveInt, checked_arguments
 
 STRIDE = 2
 #: the decoder's kernel; ConvT(k4, s2, padding 1) maps a side n to 2n
@@ -128,14 +129,15 @@ def _symmetric_padding(side: tuple[int, int], full: tuple[int, int]) -> tuple[in
     return (left, full_w - width - left, top, full_h - height - top)
 
 
+@checked_arguments("model.net")
 def locatello_conv(
     input_shape: Sequence[int],
     latent_dim: int,
     encoder_out_features: int,
     decoder_out_channels: int,
-    channels: Sequence[int] = (32, 32, 64, 64),
-    kernels: Sequence[int] = (4, 4, 2, 2),
-    hidden_dim: int = 256,
+    channels: Sequence[PositiveInt] = (32, 32, 64, 64),
+    kernels: Sequence[PositiveInt] = (4, 4, 2, 2),
+    hidden_dim: PositiveInt = 256,
 ) -> EncoderDecoder:
     """Locatello et al.'s (2019) conv encoder/decoder for any (C, H, W); their defaults.
     ``kernels``: the encoder's (even) kernel sizes, one per conv; the decoder's are 4."""

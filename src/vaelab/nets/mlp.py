@@ -8,8 +8,9 @@ from itertools import pairwise
 
 from torch import Tensor, nn
 
-from vaelab.nets.activations import make_activation
+from vaelab.nets.activations import Activation, make_activation
 from vaelab.nets.networks import EncoderDecoder
+from vaelab.schema import PositiveInt, checked_arguments
 
 
 def _mlp(sizes: Sequence[int], activation: str, negative_slope: float) -> list[nn.Module]:
@@ -62,13 +63,14 @@ class MLPDecoder(nn.Module):
         return self.net(z).reshape(-1, *self.output_shape)
 
 
+@checked_arguments("model.net")
 def mlp(
     input_shape: Sequence[int],
     latent_dim: int,
     encoder_out_features: int,
     decoder_out_channels: int,
-    hidden_dims: Sequence[int] = (400, 200),
-    activation: str = "leaky_relu",
+    hidden_dims: Sequence[PositiveInt] = (400, 200),
+    activation: Activation = "leaky_relu",
     negative_slope: float = 0.2,
 ) -> EncoderDecoder:
     """Encoder input → hidden_dims → head; decoder latent → reversed(hidden_dims) → image.

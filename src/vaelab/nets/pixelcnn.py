@@ -4,9 +4,13 @@ prior over its code grid."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from vaelab.schema import PositiveInt, Range, checked_arguments
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -79,6 +83,7 @@ class GatedLayer(nn.Module):
         return gate(vertical_pre), horizontal_out
 
 
+@checked_arguments("model.prior_net")
 class GatedPixelCNN(nn.Module):
     """p(s) = Π_i p(s_i | s_<i) over an (h, w) grid of symbols s ∈ {0, …, K−1} in raster
     order: symbols are embedded, passed through ``layers`` gated layers (the first with mask
@@ -86,13 +91,15 @@ class GatedPixelCNN(nn.Module):
     depends on the symbols at or after (i, j) (tests check this with autograd)."""
 
     def __init__(
-        self, num_codes: int, channels: int = 64, layers: int = 8, kernel_size: int = 5
+        self,
+        num_codes: Annotated[int, Range(ge=2)],
+        channels: PositiveInt = 64,
+        layers: PositiveInt = 8,
+        kernel_size: Annotated[int, Range(ge=3)] = 5,
     ) -> None:
         super().__init__()
-        if kernel_size % 2 == 0 or kernel_size < 3:
-            raise ValueError(f"the PixelCNN's kernel_size must be odd and >= 3, got {kernel_size}")
-        if layers < 1:
-            raise ValueError(f"the PixelCNN needs layers >= 1, got {layers}")
+        if kernel_size % 2 == 0:  # the masks need a centre
+            raise ValueError(f"model.prior_net.kernel_size must be odd, got {kernel_size}")
         self.num_codes = int(num_codes)
         self.embedding = nn.Embedding(self.num_codes, channels)
         self.layers = nn.ModuleList(

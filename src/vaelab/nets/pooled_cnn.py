@@ -8,8 +8,9 @@ from itertools import pairwise
 
 from torch import nn
 
-from vaelab.nets.activations import make_activation
+from vaelab.nets.activations import Activation, make_activation
 from vaelab.nets.networks import EncoderDecoder
+from vaelab.schema import PositiveInt, checked_arguments
 
 
 def _pooled_sides(side: int, kernel: int, pool: int) -> tuple[int, int]:
@@ -32,16 +33,17 @@ def _pooled_sides(side: int, kernel: int, pool: int) -> tuple[int, int]:
     return pooled, final
 
 
+@checked_arguments("model.net")
 def pooled_cnn(
     input_shape: Sequence[int],
     latent_dim: int,
     encoder_out_features: int,
     decoder_out_channels: int,
-    channels: Sequence[int] = (16, 8),
-    kernel_size: int = 5,
-    pool_size: int = 2,
-    hidden_dims: Sequence[int] = (64,),
-    activation: str = "relu",
+    channels: tuple[PositiveInt, PositiveInt] = (16, 8),
+    kernel_size: PositiveInt = 5,
+    pool_size: PositiveInt = 2,
+    hidden_dims: Sequence[PositiveInt] = (64,),
+    activation: Activation = "relu",
     negative_slope: float = 0.2,
 ) -> EncoderDecoder:
     """Encoder: Conv(k)–act → MaxPool(p) → Conv(k)–act → Flatten → Dense(hidden_dims)–act →
@@ -53,8 +55,6 @@ def pooled_cnn(
     8×8 (512) → 64 → code; decoder 64 → 512 → 8×8×8 → ConvT 16 → 12×12 → 24×24 → ConvT → 28×28.
     The decoder's last layer is linear (logits); the likelihood or loss applies the sigmoid.
     """
-    if len(channels) != 2:
-        raise ValueError(f"pooled_cnn: net.channels must list two conv widths, got {channels}")
     in_channels, height, width = (int(s) for s in input_shape)
     first, second = (int(c) for c in channels)
     _, final_h = _pooled_sides(height, kernel_size, pool_size)

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 from torch import Tensor, nn
 
 from vaelab.nets.networks import EncoderDecoder
+from vaelab.schema import NonNegativeInt, PositiveInt, Range, checked_arguments
 
 #: two stride-2 convolutions: the code grid is the image grid divided by 4 per side
 DOWNSAMPLING = 4
@@ -47,13 +49,14 @@ def code_grid_shape(input_shape: Sequence[int]) -> tuple[int, int]:
     return height // DOWNSAMPLING, width // DOWNSAMPLING
 
 
+@checked_arguments("model.net")
 def residual_conv(
     input_shape: Sequence[int],
     embedding_dim: int,
     decoder_out_channels: int,
-    hidden: int = 128,
-    residual_blocks: int = 2,
-    residual_hidden: int = 32,
+    hidden: Annotated[int, Range(ge=2)] = 128,
+    residual_blocks: NonNegativeInt = 2,
+    residual_hidden: PositiveInt = 32,
 ) -> EncoderDecoder:
     """Encoder: Conv(k4, s2) → ReLU → Conv(k4, s2) → ReLU → Conv(k3) → residual blocks → ReLU →
     Conv1×1 to ``embedding_dim`` channels (the z_e map, (D, H/4, W/4)). Decoder: Conv(k3) →

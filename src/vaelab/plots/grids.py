@@ -100,12 +100,13 @@ def reconstruction_grid(
 def prior_sample_grid(
     model: LatentVariableModel, num: int, seed: int = 0, upscaled: bool = True
 ) -> Tensor:
-    """Decoder means of z ~ p(z), the model's prior; a fixed seed shows the same draw at every
+    """Decoder means of z ~ p(z), the model's prior, with the labels the model draws for
+    unconditional samples (``labels_for_samples``); a fixed seed shows the same draw at every
     epoch (the global RNG is forked, so training's random stream is untouched)."""
     device = model.device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        samples = model.sample(num).float()
+        samples = model.sample(num, model.labels_for_samples(num)).float()
     factor = upscale_factor(samples.shape[-1]) if upscaled else 1
     return make_grid(
         upscale(samples, factor).clamp(0, 1),
@@ -166,7 +167,8 @@ def prior_spread(model: LatentVariableModel, seed: int = 0) -> tuple[Tensor, Ten
     try:
         prior = model.prior
     except MissingCapability:
-        return torch.zeros(model.latent_dim), torch.ones(model.latent_dim)
+        code_dim = model.latent_structure.code_dim
+        return torch.zeros(code_dim), torch.ones(code_dim)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         z = prior.sample(PRIOR_SPREAD_SAMPLES).float()
@@ -181,8 +183,9 @@ def latent_manifold_grid(
     on the model's prior: center ± span standard deviations of p(z) ([−3, 3]² for N(0, I));
     grids of small images (8-px digits) are upscaled to about :data:`TARGET_MANIFOLD_SIDE`
     pixels."""
-    if model.latent_dim != 2:
-        raise ValueError(f"the latent manifold needs latent_dim == 2, got {model.latent_dim}")
+    code_dim = model.latent_structure.code_dim
+    if code_dim != 2:
+        raise ValueError(f"the latent manifold needs 2-D codes (latent_dim == 2), got {code_dim}")
     center, scale = prior_spread(model)
     z = latent_grid(points_per_axis, span, center, scale).to(model.device)
     images = model.decode(z).mean.float()

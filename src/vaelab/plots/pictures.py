@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import torch
 from matplotlib.figure import Figure
@@ -18,7 +19,7 @@ from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD, active_units
 from vaelab.evaluation.encodings import Encodings, encode_split, load_encodings
 from vaelab.evaluation.learning_curves import read_learning_curves, tensorboard_dir
 from vaelab.evaluation.metrics import TestSetEvaluation
-from vaelab.models.interface import LatentVariableModel, MissingCapability
+from vaelab.models.interface import LatentVariableModel
 from vaelab.plots.figures import (
     before_after_figure,
     latent_manifold_figure,
@@ -32,27 +33,53 @@ from vaelab.plots.grids import (
     prior_sample_grid,
     reconstruction_grid,
 )
+from vaelab.plots.policy import (
+    CLASS_SAMPLES,
+    LATENT_MANIFOLD,
+    LATENT_TRAVERSALS,
+    PRIOR_SAMPLES,
+    RECONSTRUCTIONS,
+    PicturePlan,
+    draw_unless_missing,
+    picture_plan,
+)
+from vaelab.schema import (
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    Seed,
+    checked_arguments,
+)
 
 #: where the encoding-snapshot callback stores the epoch-0 encodings, relative to the run dir
 SNAPSHOT_FILE = Path("encodings") / "epoch000.pt"
 
 
 @dataclass
-class PictureSettings:
-    """What to draw; the defaults follow seeds 000 (manifold over [−3, 3]²) and 004."""
+class PictureOptions:
+    """``eval.pictures`` (the schema of that config key): what to draw; the defaults follow
+    seeds 000 (manifold over [−3, 3]²) and 004."""
 
-    num_reconstructions: int = 16
-    num_prior_samples: int = 64
-    prior_seed: int = 0
-    manifold_points: int = 20
-    manifold_span: float = 3.0
-    scatter_points: int = 2000
-    traversal_steps: int = 11
-    traversal_span: float = 3.0
+    num_reconstructions: NonNegativeInt = 16
+    num_prior_samples: NonNegativeInt = 64
+    prior_seed: Seed = 0
+    manifold_points: Annotated[int, Range(ge=2)] = 20
+    manifold_span: PositiveFloat = 3.0
+    scatter_points: PositiveInt = 2000
+    traversal_steps: Annotated[int, Range(ge=2)] = 11
+    traversal_span: PositiveFloat = 3.0
     #: traversals show the k most active latent dimensions (all of them if there are fewer)
-    traversal_max_dims: int = 10
+    traversal_max_dims: PositiveInt = 10
     #: samples per class row of a class-conditional model's grid
-    samples_per_class: int = 10
+    samples_per_class: PositiveInt = 10
+
+
+@checked_arguments("eval.pictures")
+@dataclass
+class PictureSettings(PictureOptions):
+    """The options, and the active-unit threshold of the evaluation they picture."""
+
     activity_threshold: float = ACTIVITY_THRESHOLD
 
 
@@ -116,9 +143,12 @@ def traversal_dims(activity: Tensor | None, latent_dim: int, count: int) -> list
 
 
 def _traversal(
-    model: LatentVariableModel, result: TestSetEvaluation, settings: PictureSettings
+    model: LatentVariableModel,
+    plan: PicturePlan,
+    result: TestSetEvaluation,
+    settings: PictureSettings,
 ) -> Figure:
-    latent_dim = model.latent_dim
+    latent_dim = plan.code_dim
     activity = (
         active_units(result.encodings.mean, settings.activity_threshold).activity
         if result.num_points > 1
@@ -129,7 +159,7 @@ def _traversal(
     values = torch.linspace(
         -settings.traversal_span, settings.traversal_span, settings.traversal_steps, device=device
     )
-    label = result.encodings.labels[0] if model.num_classes else None
+    label = result.encodings.labels[0] if plan.class_rows else None
     grid = traversal_grid(model, result.encodings.mean[0].to(device), dims, values, label)
     return latent_traversal_figure(
         grid.cpu(),
@@ -154,47 +184,45 @@ def make_pictures(
 ) -> Pictures:
     """Every picture of the issue for this run (``inputs``: a batch of test images and their
     ``labels``; ``snapshot``: the epoch-0 encodings file, default
-    ``<run>/encodings/epoch000.pt``). A class-conditional model gets one row of samples per
-    class and no latent manifold (which would need a class)."""
+    ``<run>/encodings/epoch000.pt``); which model pictures are drawn is
+    :func:`~vaelab.plots.policy.picture_plan`'s decision."""
     pictures = Pictures()
+    plan = picture_plan(model)
     class_names = dataset_class_names(datamodule)
     count = settings.num_reconstructions
     shown_labels = labels[:count] if labels is not None else None
-    pictures.grids["reconstructions"] = (
-        reconstruction_grid(model, inputs[:count], shown_labels).float().cpu()
-    )
-    try:
-        pictures.grids["prior_samples"] = (
-            prior_sample_grid(model, settings.num_prior_samples, seed=settings.prior_seed)
-            .float()
-            .cpu()
+    if plan.reconstructions:
+        pictures.grids[RECONSTRUCTIONS] = (
+            reconstruction_grid(model, inputs[:count], shown_labels).float().cpu()
         )
-    except MissingCapability as missing:  # a VQ-VAE before its prior is trained
-        pictures.skipped["prior_samples"] = str(missing)
-    if model.num_classes:
-        pictures.grids["class_conditional_samples"] = (
+    if plan.samples:
+        samples, missing = draw_unless_missing(
+            lambda: prior_sample_grid(model, settings.num_prior_samples, seed=settings.prior_seed)
+        )
+        if samples is not None:
+            pictures.grids[PRIOR_SAMPLES] = samples.float().cpu()
+        else:
+            pictures.skipped[PRIOR_SAMPLES] = missing
+    if plan.class_rows:
+        pictures.grids[CLASS_SAMPLES] = (
             class_conditional_sample_grid(
                 model, settings.samples_per_class, class_names, seed=settings.prior_seed
             )
             .float()
             .cpu()
         )
-    else:
-        pictures.skipped["class_conditional_samples"] = "the model is not class-conditional"
     after = _subset(result.encodings, len(result.encodings))
     after.global_step = global_step
-    if model.latent_dim == 2 and model.num_classes:
-        pictures.skipped["latent_manifold"] = "a class-conditional model: see class samples"
-        pictures.figures["latent_traversals"] = _traversal(model, result, settings)
-    elif model.latent_dim == 2:
+    if plan.latent_manifold:
         manifold = latent_manifold_grid(model, settings.manifold_points, settings.manifold_span)
-        pictures.figures["latent_manifold"] = latent_manifold_figure(
+        pictures.figures[LATENT_MANIFOLD] = latent_manifold_figure(
             manifold.cpu(), settings.manifold_span, settings.manifold_points, after.mean
         )
-        pictures.skipped["latent_traversals"] = "latent_dim = 2: see latent_manifold"
-    else:
-        pictures.skipped["latent_manifold"] = f"needs latent_dim = 2, got {model.latent_dim}"
-        pictures.figures["latent_traversals"] = _traversal(model, result, settings)
+    if plan.traversals:
+        pictures.figures[LATENT_TRAVERSALS] = _traversal(model, plan, result, settings)
+    for name in (CLASS_SAMPLES, LATENT_MANIFOLD, LATENT_TRAVERSALS):
+        if name in plan.skipped:
+            pictures.skipped[name] = plan.skipped[name]
     pictures.figures["latent_scatter"] = latent_scatter_figure(
         _subset(after, settings.scatter_points), class_names
     )

@@ -8,12 +8,12 @@ from typing import Annotated
 from torch import Tensor
 from torch.distributions import Transform
 
-from vaelab.errors import VaelabError
 from vaelab.flows.coupling import AffineCouplingStack
 from vaelab.posteriors.flow_posterior import FlowPosterior
-from vaelab.schema import Range
+from vaelab.schema import PositiveInt, Range, checked_arguments
 
 
+@checked_arguments("model.posterior")
 class AffineCouplingPosterior(FlowPosterior):
     """q_K(z|x): N(μ, diag σ²) pushed through K affine coupling layers with alternating masks,
     y = b ⊙ z + (1 − b) ⊙ (z ⊙ exp(s) + t), (s, t) = NN_k(b ⊙ z, h) (Dinh et al. 2017, eq. 9),
@@ -26,16 +26,10 @@ class AffineCouplingPosterior(FlowPosterior):
     def __init__(
         self,
         num_flows: Annotated[int, Range(ge=1)] = 4,
-        hidden_dims: Sequence[int] = (128, 128),
+        hidden_dims: Sequence[PositiveInt] = (128, 128),
         context_dim: Annotated[int, Range(ge=0)] = 50,
     ) -> None:
         super().__init__(num_flows)
-        if any(int(width) < 1 for width in hidden_dims):
-            raise VaelabError(
-                f"model.posterior.hidden_dims must be positive widths, got {list(hidden_dims)}"
-            )
-        if int(context_dim) < 0:
-            raise VaelabError(f"model.posterior.context_dim must be >= 0, got {context_dim}")
         self.hidden_dims = tuple(int(width) for width in hidden_dims)
         self.context_dim = int(context_dim)
 

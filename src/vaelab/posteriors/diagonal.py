@@ -9,25 +9,22 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
 from vaelab.posteriors.base import Posterior
+from vaelab.schema import checked_arguments
 
 #: how the encoder's second half is read: log σ² (seeds 000 lecture, 002, 003) or log σ
 #: (seed 000's Pyro VAE, seeds 001 and 004: "scale = exp(encoder output)")
-PARAMETERIZATIONS = ("log_var", "log_scale")
+Parameterization = Literal["log_var", "log_scale"]
 
 
+@checked_arguments("model.posterior")
 class DiagonalGaussianPosterior(Posterior):
     """The encoder outputs (μ, s); σ = exp(s/2) for ``log_var``, exp(s) for ``log_scale``;
     z = μ + σ ⊙ ε with ε ~ N(0, I)."""
 
     factorizes = True
 
-    def __init__(self, parameterization: Literal["log_var", "log_scale"] = "log_var") -> None:
+    def __init__(self, parameterization: Parameterization = "log_var") -> None:
         super().__init__()
-        if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(
-                f"model.posterior.parameterization must be one of "
-                f"{', '.join(PARAMETERIZATIONS)}, got {parameterization!r}"
-            )
         self.parameterization = parameterization
 
     def num_params(self, latent_dim: int) -> int:

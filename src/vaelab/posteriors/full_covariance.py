@@ -12,11 +12,13 @@ from torch.distributions import Distribution, Independent, MultivariateNormal, N
 from torch.distributions.kl import kl_divergence
 
 from vaelab.posteriors.base import Posterior
+from vaelab.schema import checked_arguments
 
 #: how the Cholesky factor's diagonal is made positive from the raw encoder outputs
-DIAGONAL_TRANSFORMS = ("exp", "softplus")
+DiagonalTransform = Literal["exp", "softplus"]
 
 
+@checked_arguments("model.posterior")
 class FullCovarianceGaussianPosterior(Posterior):
     """q(z|x) = N(μ, L Lᵀ), z = μ + L ε (seed 003's exercise; Kingma & Welling 2019, §2.5.1).
 
@@ -28,13 +30,8 @@ class FullCovarianceGaussianPosterior(Posterior):
 
     factorizes = False
 
-    def __init__(self, diagonal_transform: Literal["exp", "softplus"] = "exp") -> None:
+    def __init__(self, diagonal_transform: DiagonalTransform = "exp") -> None:
         super().__init__()
-        if diagonal_transform not in DIAGONAL_TRANSFORMS:
-            raise ValueError(
-                f"model.posterior.diagonal_transform must be one of "
-                f"{', '.join(DIAGONAL_TRANSFORMS)}, got {diagonal_transform!r}"
-            )
         self.diagonal_transform = diagonal_transform
 
     def num_params(self, latent_dim: int) -> int:

@@ -12,12 +12,10 @@ from vaelab.errors import VaelabError
 from vaelab.flows.iaf import InverseAutoregressiveTransform
 from vaelab.flows.made import MADE
 from vaelab.posteriors.flow_posterior import FlowPosterior
-from vaelab.schema import Range
-
-#: the IAF step's update: z_new = m + exp(s) ⊙ z, or the gated σ ⊙ z + (1 − σ) ⊙ m
-UPDATES = ("affine", "gated")
+from vaelab.schema import PositiveInt, Range, checked_arguments
 
 
+@checked_arguments("model.posterior")
 class IAFPosterior(FlowPosterior):
     """q_T(z|x): the encoder outputs (μ, log σ², h); z₀ = μ + σ ⊙ ε, then T steps
     z_t = IAF_t(z_{t−1}; h), each a MADE of (z_{t−1}, h) (Kingma et al. 2016, Algorithm 1),
@@ -32,23 +30,14 @@ class IAFPosterior(FlowPosterior):
     def __init__(
         self,
         num_flows: Annotated[int, Range(ge=1)] = 2,
-        hidden_dims: Sequence[int] = (320, 320),
+        hidden_dims: Sequence[PositiveInt] = (320, 320),
         context_dim: Annotated[int, Range(ge=0)] = 50,
         update: Literal["affine", "gated"] = "affine",
         gate_bias: float = 2.0,
     ) -> None:
         super().__init__(num_flows)
-        if update not in UPDATES:
-            raise VaelabError(
-                f"model.posterior.update must be one of {', '.join(UPDATES)}, got {update!r}"
-            )
-        if not hidden_dims or any(int(width) < 1 for width in hidden_dims):
-            raise VaelabError(
-                f"model.posterior.hidden_dims must be a non-empty list of positive widths, "
-                f"got {list(hidden_dims)}"
-            )
-        if int(context_dim) < 0:
-            raise VaelabError(f"model.posterior.context_dim must be >= 0, got {context_dim}")
+        if not hidden_dims:  # a MADE needs a hidden layer
+            raise VaelabError("model.posterior.hidden_dims must list at least one width, got []")
         self.hidden_dims = tuple(int(width) for width in hidden_dims)
         self.context_dim = int(context_dim)
         self.update = update

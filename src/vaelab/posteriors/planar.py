@@ -10,9 +10,10 @@ from torch.distributions import Transform
 
 from vaelab.flows.planar import PlanarTransform
 from vaelab.posteriors.flow_posterior import FlowPosterior
-from vaelab.schema import Range
+from vaelab.schema import Range, checked_arguments
 
 
+@checked_arguments("model.posterior")
 class PlanarFlowPosterior(FlowPosterior):
     """q_K(z|x): N(μ, diag σ²) pushed through K planar maps z ↦ z + û tanh(wᵀz + b), so
     log q_K(z_K) = log q₀(z₀) − Σ_k log |1 + û_kᵀψ_k(z_{k−1})| (Rezende & Mohamed 2015, eq. 13).

@@ -16,11 +16,11 @@ from torch.distributions import (
 )
 from torch.nn import functional as F
 
-from vaelab.errors import VaelabError
 from vaelab.priors.base import Encoder, Prior
-from vaelab.schema import Range
+from vaelab.schema import Range, checked_arguments
 
 
+@checked_arguments("model.prior")
 class MixturePrior(Prior):
     """p(z) = Σ_k π_k N(z; μ_k, diag σ_k²) with learned π (softmax of logits), μ and σ
     (softplus, floored at ``min_scale``). Means start at ``init_spread`` · N(0, I) so the
@@ -34,8 +34,6 @@ class MixturePrior(Prior):
         min_scale: Annotated[float, Range(ge=0)] = 1e-3,
     ) -> None:
         super().__init__()
-        if int(num_components) < 1:
-            raise VaelabError(f"prior.num_components must be >= 1, got {num_components}")
         self.num_components = int(num_components)
         self.init_spread = float(init_spread)
         self.min_scale = float(min_scale)

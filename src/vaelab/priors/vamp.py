@@ -10,11 +10,11 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, MixtureSameFamily
 from torch.nn import functional as F
 
-from vaelab.errors import VaelabError
 from vaelab.priors.base import Encoder, Prior
-from vaelab.schema import Range
+from vaelab.schema import Range, checked_arguments
 
 
+@checked_arguments("model.prior")
 class VampPrior(Prior):
     """K pseudo-inputs u_k of the data's shape, each a learned parameter clipped to the data
     range [0, 1] by a hard tanh (the paper's "hardtanh" non-linearity), initialised at
@@ -29,8 +29,6 @@ class VampPrior(Prior):
         init_std: Annotated[float, Range(ge=0)] = 0.01,
     ) -> None:
         super().__init__()
-        if int(num_pseudo_inputs) < 1:
-            raise VaelabError(f"prior.num_pseudo_inputs must be >= 1, got {num_pseudo_inputs}")
         self.num_pseudo_inputs = int(num_pseudo_inputs)
         self.init_mean = float(init_mean)
         self.init_std = float(init_std)

@@ -6,8 +6,10 @@ from torch import Tensor
 from typing_extensions import override
 
 from vaelab.schedules.base import Weighting
+from vaelab.schema import NonNegativeFloat, PositiveInt, checked_arguments
 
 
+@checked_arguments("beta")
 class CapacityPenalty(Weighting):
     """Penalty γ·|KL̄ − C(step)|, C rising linearly from 0 to ``capacity_max`` nats over
     ``capacity_steps`` steps, then held. KL̄ is the batch-mean KL (as in the paper's
@@ -16,15 +18,11 @@ class CapacityPenalty(Weighting):
     """
 
     def __init__(
-        self, gamma: float = 1000.0, capacity_max: float = 25.0, capacity_steps: int = 100000
+        self,
+        gamma: NonNegativeFloat = 1000.0,
+        capacity_max: NonNegativeFloat = 25.0,
+        capacity_steps: PositiveInt = 100000,
     ) -> None:
-        if gamma < 0 or capacity_max < 0:
-            raise ValueError(
-                f"beta.gamma and beta.capacity_max must be >= 0, got gamma="
-                f"{gamma}, capacity_max={capacity_max}"
-            )
-        if int(capacity_steps) < 1:
-            raise ValueError(f"beta.capacity_steps must be >= 1, got {capacity_steps}")
         self.gamma = float(gamma)
         self.capacity_max = float(capacity_max)
         self.capacity_steps = int(capacity_steps)

@@ -7,15 +7,14 @@ from typing import Annotated
 from typing_extensions import override
 
 from vaelab.schedules.base import Weighting
-from vaelab.schema import Range
+from vaelab.schema import Range, checked_arguments
 
 
+@checked_arguments("beta")
 class ConstantBeta(Weighting):
     """β(step) = value for every step."""
 
     def __init__(self, value: Annotated[float, Range(ge=0)] = 1.0) -> None:
-        if value < 0:
-            raise ValueError(f"beta.value must be >= 0, got {value}; use e.g. beta.value=1.0")
         self.value = float(value)
 
     @override

@@ -7,17 +7,17 @@ from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.schedules.base import Weighting
+from vaelab.schema import NonNegativeFloat, checked_arguments
 
 
+@checked_arguments("beta")
 class FreeBits(Weighting):
     """Penalty Σ_j max(λ, KL̄_j) with KL̄_j the batch mean of dimension j's KL, so there is
     no pressure on a dimension while it carries fewer than λ nats. Needs per-dimension KL,
     i.e. a factorising posterior. ``beta(step)`` (logged as ``beta``) is 1.
     """
 
-    def __init__(self, free_nats: float = 0.5) -> None:
-        if free_nats < 0:
-            raise ValueError(f"beta.free_nats must be >= 0, got {free_nats}")
+    def __init__(self, free_nats: NonNegativeFloat = 0.5) -> None:
         self.free_nats = float(free_nats)
 
     @override

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from vaelab.schedules.base import Weighting
+from vaelab.schema import NonNegativeFloat, PositiveInt, checked_arguments
 
 
+@checked_arguments("beta")
 class LinearWarmup(Weighting):
     """β(step) = value · min(1, step / warmup_steps); β(0) = 0, β(N) = value, then held."""
 
-    def __init__(self, value: float = 1.0, warmup_steps: int = 10000) -> None:
-        if value < 0:
-            raise ValueError(f"beta.value must be >= 0, got {value}")
-        if int(warmup_steps) < 1:
-            raise ValueError(f"beta.warmup_steps must be >= 1, got {warmup_steps}")
+    def __init__(self, value: NonNegativeFloat = 1.0, warmup_steps: PositiveInt = 10000) -> None:
         self.value = float(value)
         self.warmup_steps = int(warmup_steps)
 

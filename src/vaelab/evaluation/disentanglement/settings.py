@@ -10,8 +10,12 @@ literature. Tests pass smaller sizes; the defaults run in the slow tests and in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from vaelab.errors import VaelabError
+from vaelab.schema import NonNegativeFloat, PositiveInt, Range, Seed, checked_arguments
+
+#: a sample size a metric needs at least two of (a variance, a split)
+AtLeastTwo = Annotated[int, Range(ge=2)]
 
 #: bins of the histogram discretiser of the codes (MIG, modularity): ``discretizer.num_bins``
 NUM_BINS = 20
@@ -27,30 +31,18 @@ NUM_VARIANCE_ESTIMATE = 10_000
 ACTIVE_STD_THRESHOLD = 0.05
 
 
+@checked_arguments("eval.disentanglement")
 @dataclass(frozen=True)
 class DisentanglementSettings:
-    """Sizes of one evaluation. ``encode_batch_size`` only sets how many observations go
-    through the encoder at once; it does not change any score's definition."""
+    """Sizes of one evaluation (``eval.disentanglement``; the schema of that config key).
+    ``encode_batch_size`` only sets how many observations go through the encoder at once; it
+    does not change any score's definition. ``group_size``: a variance needs two points."""
 
-    num_train: int = NUM_TRAIN
-    num_eval: int = NUM_EVAL
-    group_size: int = GROUP_SIZE
-    num_variance_estimate: int = NUM_VARIANCE_ESTIMATE
-    active_std_threshold: float = ACTIVE_STD_THRESHOLD
-    num_bins: int = NUM_BINS
-    encode_batch_size: int = 1024
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("num_train", "num_eval", "num_variance_estimate", "num_bins"):
-            if getattr(self, name) < 2:
-                raise VaelabError(
-                    f"disentanglement {name} must be at least 2, got {getattr(self, name)}"
-                )
-        if self.group_size < 2:
-            raise VaelabError(
-                f"disentanglement group_size must be at least 2 (a variance needs two points), "
-                f"got {self.group_size}"
-            )
-        if self.encode_batch_size < 1:
-            raise VaelabError(f"encode_batch_size must be positive, got {self.encode_batch_size}")
+    num_train: AtLeastTwo = NUM_TRAIN
+    num_eval: AtLeastTwo = NUM_EVAL
+    group_size: AtLeastTwo = GROUP_SIZE
+    num_variance_estimate: AtLeastTwo = NUM_VARIANCE_ESTIMATE
+    active_std_threshold: NonNegativeFloat = ACTIVE_STD_THRESHOLD
+    num_bins: AtLeastTwo = NUM_BINS
+    encode_batch_size: PositiveInt = 1024
+    seed: Seed = 0

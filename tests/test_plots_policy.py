@@ -1,0 +1,104 @@
+"""One picture policy: which pictures a model gets follows from its interface alone, and the
+training callback and vaelab-eval both draw what it lists."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+import vaelab
+from tests.conftest import FAST, compose_config
+from vaelab.builders import build_module
+from vaelab.models.interface import LatentStructure
+from vaelab.plots.grids import prior_sample_grid
+from vaelab.plots.policy import (
+    CLASS_SAMPLES,
+    LATENT_MANIFOLD,
+    LATENT_TRAVERSALS,
+    draw_unless_missing,
+    picture_plan,
+)
+
+SHAPE = (1, 8, 8)
+DATA_INFO = {"input_shape": SHAPE, "num_classes": 10, "num_train": 100}
+
+
+def _model(tmp_path, *overrides: str):
+    cfg = compose_config([*FAST, *overrides], tmp_path / "run")
+    torch.manual_seed(0)
+    return build_module(cfg, SHAPE, data_info=DATA_INFO).eval().model
+
+
+def test_a_flat_vae_gets_samples_and_traversals(tmp_path):
+    plan = picture_plan(_model(tmp_path, "model.latent_dim=3"))
+    assert plan.reconstructions
+    assert plan.samples
+    assert plan.class_rows is None
+    assert not plan.latent_manifold
+    assert plan.traversals
+    assert plan.code_dim == 3
+    assert plan.skipped == {
+        CLASS_SAMPLES: "the model is not class-conditional",
+        LATENT_MANIFOLD: "needs latent_dim = 2, got 3",
+    }
+
+
+def test_a_two_dimensional_latent_gets_the_manifold_instead_of_traversals(tmp_path):
+    plan = picture_plan(_model(tmp_path, "model.latent_dim=2"))
+    assert plan.latent_manifold
+    assert not plan.traversals
+    assert plan.skipped[LATENT_TRAVERSALS] == "latent_dim = 2: see latent_manifold"
+
+
+def test_a_class_conditional_vae_gets_one_row_per_class_and_no_manifold(tmp_path):
+    plan = picture_plan(_model(tmp_path, "model=cvae_mlp", "model.latent_dim=2"))
+    assert plan.class_rows == 10
+    assert plan.samples
+    assert not plan.latent_manifold
+    assert plan.traversals
+    assert plan.skipped == {LATENT_MANIFOLD: "a class-conditional model: see class samples"}
+
+
+def test_a_model_without_a_prior_still_shows_its_samples(tmp_path):
+    autoencoder = _model(tmp_path, "model=autoencoder", "model.latent_dim=2")
+    plan = picture_plan(autoencoder)
+    assert plan.samples
+    assert plan.latent_manifold
+    grid, missing = draw_unless_missing(lambda: prior_sample_grid(autoencoder, 4))
+    assert missing is None
+    assert grid.shape[0] == 3
+
+
+def test_a_model_that_cannot_sample_yet_is_skipped_with_its_reason(tmp_path):
+    stage1 = _model(tmp_path, "model=vqvae", "data=digits")
+    assert picture_plan(stage1).samples
+    grid, missing = draw_unless_missing(lambda: prior_sample_grid(stage1, 4))
+    assert grid is None
+    assert "no learned prior p(z) to sample from" in missing
+
+
+def test_the_plan_reads_the_declared_latent_structure_not_latent_dim(tmp_path, monkeypatch):
+    model = _model(tmp_path, "model.latent_dim=3")
+    declared = LatentStructure(layers=(3, 5), code_dim=2)
+    monkeypatch.setattr(type(model), "latent_structure", property(lambda _self: declared))
+    plan = picture_plan(model)
+    assert plan.code_dim == 2
+    assert plan.latent_manifold
+
+
+@pytest.mark.parametrize("package", ["callbacks", "plots"])
+def test_pictures_never_ask_what_class_a_model_is(package):
+    """The interface, not isinstance(model, …), says what a model has."""
+    offending = []
+    for path in sorted((Path(vaelab.__file__).parent / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "isinstance"
+                and "model" in ast.unparse(node.args[0]).lower()
+            ):
+                offending.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    assert not offending, offending
