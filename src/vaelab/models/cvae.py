@@ -44,6 +44,8 @@ class ConditionalVAE(LatentVariableModel):
     y uniformly over the classes, i.e. samples p(x) = Σ_y p(y) p(x|y) with p(y) = 1/K.
     """
 
+    conditions_on = "classes"
+
     def __init__(
         self,
         net: NetworkBuilder,
