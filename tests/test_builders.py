@@ -134,7 +134,7 @@ def test_adversarial_modules_clip_their_own_gradients(make_config):
 
 
 def test_a_run_that_is_not_a_classifier_is_refused_by_the_classifier_loader(tmp_path):
-    from vaelab.baselines.feature_classifier import load_feature_classifier
+    from vaelab.evaluation.feature_extractors import load_feature_classifier
 
     run = tmp_path / "vae_run"
     (run / "checkpoints").mkdir(parents=True)

@@ -12,7 +12,7 @@ Lightning hooks delegate.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from torch import Tensor
 
@@ -21,12 +21,33 @@ from vaelab.models.interface import LatentVariableModel
 from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.optim.configure import optimizer_config
 
-if TYPE_CHECKING:
-    from vaelab.module import LatentVariableModule
+
+class TrainingModule(Protocol):
+    """What a regime uses of :class:`vaelab.module.LatentVariableModule` (a LightningModule):
+    its model, objective, optimiser settings and training-step helpers (named here, not
+    imported: the module imports the regimes)."""
+
+    model: LatentVariableModel
+    objective: Objective
+    optimizer_factory: Callable[..., Any] | None
+    lr_scheduler_factory: Callable[..., Any] | None
+    gradient_clip_val: float | None
+    gradient_clip_algorithm: str
+    trainer: Any
+
+    def __call__(self, x: Tensor, y: Tensor | None, split: str) -> ObjectiveOutput: ...
+    def is_logging_step(self, batch_idx: int) -> bool: ...
+    def check_finite_loss(self, out: ObjectiveOutput, loss: Tensor, logging_step: bool) -> None: ...
+    def log_training_step(self, loss: Tensor, out: ObjectiveOutput, extra: dict) -> None: ...
+    def optimizers(self) -> Any: ...
+    def lr_schedulers(self) -> Any: ...
+    def manual_backward(self, loss: Tensor) -> None: ...
+    def clip_gradients(self, optimizer: Any, **clipping: Any) -> None: ...
+
 
 #: manual optimiser steps on a batch: (module, x, y, outputs, loss) → extra values to log
 StepOptimizers = Callable[
-    ["LatentVariableModule", Tensor, "Tensor | None", ObjectiveOutput, Tensor], dict[str, Tensor]
+    [TrainingModule, Tensor, "Tensor | None", ObjectiveOutput, Tensor], dict[str, Tensor]
 ]
 
 
@@ -41,16 +62,16 @@ class Regime:
     #: whether the module must be given ``optimizer=``
     needs_optimizer: ClassVar[bool] = False
 
-    def configure_optimizers(self, module: LatentVariableModule) -> Any:  # noqa: ARG002
+    def configure_optimizers(self, module: TrainingModule) -> Any:  # noqa: ARG002
         """No optimiser (the default)."""
         return None
 
     def training_step(
-        self, module: LatentVariableModule, x: Tensor, y: Tensor | None, batch_idx: int
+        self, module: TrainingModule, x: Tensor, y: Tensor | None, batch_idx: int
     ) -> Tensor | None:
         raise NotImplementedError
 
-    def on_train_epoch_end(self, module: LatentVariableModule) -> None:
+    def on_train_epoch_end(self, module: TrainingModule) -> None:
         """Nothing to do at the end of a training epoch (the default)."""
 
 
@@ -59,18 +80,18 @@ class GradientRegime(Regime):
 
     needs_optimizer: ClassVar[bool] = True
 
-    def configure_optimizers(self, module: LatentVariableModule) -> Any:
+    def configure_optimizers(self, module: TrainingModule) -> Any:
         parameters = [p for p in module.model.parameters() if p.requires_grad]
         return optimizer_config(parameters, module.optimizer_factory, module.lr_scheduler_factory)
 
     def training_step(
-        self, module: LatentVariableModule, x: Tensor, y: Tensor | None, batch_idx: int
+        self, module: TrainingModule, x: Tensor, y: Tensor | None, batch_idx: int
     ) -> Tensor | None:
         return self.step(module, x, y, batch_idx)
 
     def step(
         self,
-        module: LatentVariableModule,
+        module: TrainingModule,
         x: Tensor,
         y: Tensor | None,
         batch_idx: int,
@@ -96,7 +117,7 @@ class AdversarialRegime(GradientRegime):
 
     automatic_optimization: ClassVar[bool] = False
 
-    def configure_optimizers(self, module: LatentVariableModule) -> Any:
+    def configure_optimizers(self, module: TrainingModule) -> Any:
         main = super().configure_optimizers(module)
         adversary = module.objective.adversary_optimizer
         if adversary is None:
@@ -107,14 +128,14 @@ class AdversarialRegime(GradientRegime):
         return [main, {"optimizer": adversary(params=module.objective.adversary_parameters())}]
 
     def training_step(
-        self, module: LatentVariableModule, x: Tensor, y: Tensor | None, batch_idx: int
+        self, module: TrainingModule, x: Tensor, y: Tensor | None, batch_idx: int
     ) -> Tensor | None:
         self.step(module, x, y, batch_idx, self.step_optimizers)
         return None  # the optimisers were stepped here
 
     def step_optimizers(
         self,
-        module: LatentVariableModule,
+        module: TrainingModule,
         x: Tensor,
         y: Tensor | None,
         out: ObjectiveOutput,
@@ -132,7 +153,7 @@ class AdversarialRegime(GradientRegime):
         return {"adversary_loss": adversary.loss.detach(), **adversary.terms}
 
     @staticmethod
-    def _step(module: LatentVariableModule, optimizer: Any, loss: Tensor) -> None:
+    def _step(module: TrainingModule, optimizer: Any, loss: Tensor) -> None:
         optimizer.zero_grad()
         module.manual_backward(loss)
         if module.gradient_clip_val:
@@ -153,14 +174,14 @@ class ClosedFormRegime(Regime):
     evaluates_before_training: ClassVar[bool] = False
 
     def training_step(
-        self, module: LatentVariableModule, x: Tensor, y: Tensor | None, batch_idx: int
+        self, module: TrainingModule, x: Tensor, y: Tensor | None, batch_idx: int
     ) -> Tensor | None:
         module.model.accumulate(x, y)
         if batch_idx + 1 == module.trainer.num_training_batches:
             module.model.finish_fit()
         return None
 
-    def on_train_epoch_end(self, module: LatentVariableModule) -> None:
+    def on_train_epoch_end(self, module: TrainingModule) -> None:
         module.model.finish_fit()
         module.trainer.should_stop = True  # one pass is the whole fit
 

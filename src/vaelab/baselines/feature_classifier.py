@@ -3,7 +3,7 @@ domain-specific FID and precision/recall (the "MNIST FID" of VAE papers, where n
 Inception-v3 weights are at hand). Trained on the data set's labels by
 ``vaelab-train experiment=feature_classifier_mnist`` with its own
 :class:`~vaelab.baselines.classifier_module.ClassifierModule`;
-:mod:`vaelab.evaluation.feature_extractors` loads it with :func:`load_feature_classifier`.
+:func:`vaelab.evaluation.feature_extractors.load_feature_classifier` loads it.
 
 It is not a generative model: a plain network, not a latent-variable model.
 """
@@ -11,11 +11,9 @@ It is not a generative model: a plain network, not a latent-variable model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import ClassVar
 
 import torch
-from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from vaelab.baselines.classifier_module import ClassifierModule
@@ -67,22 +65,3 @@ class FeatureClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """The class logits [B, num_classes]."""
         return self.logits(x)
-
-
-def load_feature_classifier(
-    run: str | Path, device: torch.device
-) -> tuple[FeatureClassifier, Path]:
-    """The trained classifier of a ``vaelab-train experiment=feature_classifier_*`` run dir
-    (or .ckpt) and its run dir; a run of anything else is refused in one line. Weights are
-    read with ``torch.load(weights_only=True)``."""
-    from vaelab.evaluation.checkpoint import load_run, load_run_config, locate_checkpoint
-
-    location = locate_checkpoint(run)
-    target = OmegaConf.select(load_run_config(location.config), "model._target_")
-    if target != f"{FeatureClassifier.__module__}.{FeatureClassifier.__qualname__}":
-        raise VaelabError(
-            f"{location.run_dir} is a {str(target).rsplit('.', 1)[-1]} run, not a feature "
-            "classifier; train one with vaelab-train experiment=feature_classifier_mnist"
-        )
-    loaded = load_run(location, device, {"download": False, "num_workers": 0})
-    return loaded.module.model, location.run_dir
