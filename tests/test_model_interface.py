@@ -27,6 +27,7 @@ from vaelab.objectives import ELBO, IWAE, AdversaryStep, Objective, ObjectiveOut
 from vaelab.plots.grids import latent_manifold_grid, prior_sample_grid, reconstruction_grid
 from vaelab.priors.standard_normal import StandardNormalPrior
 from vaelab.schedules.base import Weighting
+from vaelab.schedules.constant import ConstantBeta
 
 SHAPE = (1, 4, 4)
 PIXELS = math.prod(SHAPE)
@@ -258,7 +259,10 @@ def test_a_prior_the_elbo_cannot_integrate_switches_to_monte_carlo_and_says_so(t
 
 def test_the_module_logs_the_objectives_names():
     module = LatentVariableModule(
-        LinearFactorModel(), objective=IWAE(3), optimizer=torch.optim.Adam
+        LinearFactorModel(),
+        objective=IWAE(3),
+        weighting=ConstantBeta(1.0),
+        optimizer=torch.optim.Adam,
     )
     names = module.logged_metric_names()
     assert {"val/iwae_bound", "val/elbo", "val/recon", "val/kl", "val/loss", "beta"} <= set(names)
@@ -267,3 +271,4 @@ def test_the_module_logs_the_objectives_names():
     ).logged_metric_names()
     assert "val/iwae_bound" not in elbo_names
     assert "test/elbo" in elbo_names
+    assert "beta" not in elbo_names  # β is logged for a module given a weighting (beta=)

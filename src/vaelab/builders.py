@@ -4,6 +4,17 @@
 LatentVariableModel`) with its parts composed under it by the ``posterior=``,
 ``likelihood=`` and ``prior=`` groups; the module gets the model, ``objective=``, ``beta=``,
 ``optimizer=`` and ``lr_scheduler=``. A group the model cannot use is refused by name.
+
+The data and the model meet through declared facts, never through model names:
+
+- the data provide ``data_info``: ``input_shape``, ``num_classes`` (None: unlabelled) and,
+  where the datamodule has them, ``factor_sizes`` and ``factor_names``;
+- a model class declares ``conditions_on`` (None, or "classes": it reads class indices from
+  a batch's y); data that do not provide it (:data:`PROVIDED_BY`) are refused in one line;
+- any constructor parameter named like a ``data_info`` key the data provide (not None) is
+  filled from the data; a config value that disagrees is refused;
+- a class trained by its own LightningModule declares it as ``lightning_module`` (the feature
+  classifier); every other model is trained by :class:`~vaelab.module.LatentVariableModule`.
 """
 
 from __future__ import annotations
@@ -12,9 +23,10 @@ import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel, input_shape_of
@@ -24,12 +36,22 @@ from vaelab.module import LatentVariableModule
 MODEL_PART_GROUPS = ("posterior", "likelihood", "prior")
 #: groups handed to the LightningModule
 MODULE_GROUPS = ("objective", "beta", "optimizer", "lr_scheduler")
+#: what a model may condition on (its ``conditions_on``) → the ``data_info`` key that provides
+#: it (None there: the data do not), and what to name in the refusal
+PROVIDED_BY = {"classes": ("num_classes", "class labels")}
+#: the data_info keys a datamodule may know before its set-up, besides input_shape
+DATA_FACTS = ("num_classes", "factor_sizes", "factor_names")
 
 
-def model_class(cfg: DictConfig) -> type[LatentVariableModel]:
+def model_class(cfg: DictConfig) -> type:
+    """The class of ``model._target_``: a latent-variable model, or a network that declares
+    the ``lightning_module`` training it."""
     target = OmegaConf.select(cfg, "model._target_")
     cls = get_class(target) if target else None
-    if cls is None or not (isinstance(cls, type) and issubclass(cls, LatentVariableModel)):
+    trainable = isinstance(cls, type) and (
+        issubclass(cls, LatentVariableModel) or own_module(cls) is not None
+    )
+    if not trainable:
         raise VaelabError(
             f"model._target_={target!r} is not a vaelab latent-variable model (a subclass of "
             "vaelab.models.interface.LatentVariableModel); choose a model= from conf/model/"
@@ -37,7 +59,13 @@ def model_class(cfg: DictConfig) -> type[LatentVariableModel]:
     return cls
 
 
-def usable_groups(cls: type[LatentVariableModel]) -> set[str]:
+def own_module(cls: type) -> type[L.LightningModule] | None:
+    """The LightningModule a model class declares it is trained by (``lightning_module``), or
+    None: trained by :class:`~vaelab.module.LatentVariableModule`."""
+    return getattr(cls, "lightning_module", None)
+
+
+def usable_groups(cls: type) -> set[str]:
     """The groups a model class uses: the parts its constructor takes, and its
     ``config_groups`` (where an entry ``group=option`` names the one option it can use)."""
     parameters = set(inspect.signature(cls).parameters)
@@ -117,19 +145,30 @@ def _group_choice(group: str) -> str | None:
 
 
 def _model_choice(cls: type) -> str:
+    return _choice("model") or cls.__name__
+
+
+def _data_choice(cfg: DictConfig) -> str:
+    target = OmegaConf.select(cfg, "data._target_", default=None)
+    return _choice("data") or (str(target).rsplit(".", 1)[-1] if target else "this data set")
+
+
+def _choice(group: str) -> str | None:
+    """The option chosen for ``group`` on the command line (Hydra's runtime choices)."""
     if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("model")
+        choice = HydraConfig.get().runtime.choices.get(group)
         if choice:
             return str(choice)
-    return cls.__name__
+    return None
 
 
 def build_model(
     cfg: DictConfig, input_shape: Sequence[int], data_info: Mapping[str, Any] | None = None
-) -> LatentVariableModel:
+) -> Any:
     """``cfg.model`` instantiated for data of ``input_shape`` (C, H, W); parts composed by
-    default that this model does not take are left out. A model whose constructor takes
-    ``num_classes`` (a conditional VAE) gets the data's, from ``data_info``."""
+    default that this model does not take are left out. What the model conditions on must be
+    provided by the data, and constructor parameters named like a ``data_info`` key (e.g.
+    ``num_classes``) take the data's value."""
     cls = model_class(cfg)  # a clear error for a target that is not a vaelab model
     data_shape = input_shape_of(input_shape)
     declared = cfg.model.get("input_shape")
@@ -139,55 +178,90 @@ def build_model(
             "(C, H, W); networks take their input shape from the data: remove the override "
             "or choose the data= that has this shape"
         )
+    check_conditioning(cfg, cls, data_info)
+    from_data = values_from_data(cfg, cls, data_info)
     model_cfg = cfg.model.copy()
     with open_dict(model_cfg):
         for part in unused_parts(model_cfg):
             del model_cfg[part]
-        model_cfg.pop("input_shape", None)
-    from_data: dict[str, Any] = {}
-    if "num_classes" in inspect.signature(cls).parameters:
-        from_data["num_classes"] = _data_num_classes(cfg, cls, data_info)
-        with open_dict(model_cfg):
-            model_cfg.pop("num_classes", None)
+        for key in ("input_shape", *from_data):
+            model_cfg.pop(key, None)
     return instantiate(model_cfg, input_shape=data_shape, **from_data)
 
 
-def _data_num_classes(
+def check_conditioning(cfg: DictConfig, cls: type, data_info: Mapping[str, Any] | None) -> None:
+    """Refuse a model whose ``conditions_on`` the data do not provide (a conditional VAE on
+    unlabelled data), or one built without the data's ``data_info``."""
+    condition = getattr(cls, "conditions_on", None)
+    if condition is None:
+        return
+    if condition not in PROVIDED_BY:
+        raise VaelabError(
+            f"{cls.__name__}.conditions_on={condition!r} is not one of "
+            f"{', '.join(map(repr, PROVIDED_BY))}: no data provide it"
+        )
+    key, what = PROVIDED_BY[condition]
+    if data_info is None:
+        raise VaelabError(
+            f"{cls.__name__} conditions on {what}: build it with the datamodule's data_info() "
+            f"(it knows {key})"
+        )
+    if data_info.get(key) is None:
+        raise VaelabError(
+            f"model={_model_choice(cls)} conditions on {what}, but data={_data_choice(cfg)} "
+            f"has none; choose data with {what} (data_info()[{key!r}]: mnist, fashion_mnist, "
+            "cifar10, digits) or an unconditional model="
+        )
+
+
+def values_from_data(
     cfg: DictConfig, cls: type, data_info: Mapping[str, Any] | None
-) -> int | None:
-    """The number of classes of the data (``datamodule.data_info()``) for a model that is
-    conditioned on the label; a ``model.num_classes`` that disagrees is refused."""
-    if data_info is None or "num_classes" not in data_info:
-        raise VaelabError(
-            f"{cls.__name__} is conditioned on the class label: build it with the "
-            "datamodule's data_info() (it knows num_classes)"
-        )
-    num_classes = data_info["num_classes"]
-    declared = cfg.model.get("num_classes")
-    if declared is not None and declared != num_classes:
-        raise VaelabError(
-            f"model.num_classes={declared} does not match the data's {num_classes} classes; "
-            "the number of classes comes from the data: remove the override"
-        )
-    return num_classes
+) -> dict[str, Any]:
+    """The constructor parameters of ``cls`` named like a ``data_info`` key the data provide
+    (not None), with the data's values; a ``model.<key>`` that disagrees is refused."""
+    parameters = inspect.signature(cls).parameters
+    values = {
+        key: value
+        for key, value in (data_info or {}).items()
+        if key in parameters and key != "input_shape" and value is not None
+    }
+    for key, value in values.items():
+        declared = cfg.model.get(key)
+        if declared is not None and _plain(declared) != _plain(value):
+            raise VaelabError(
+                f"model.{key}={_plain(declared)} does not match the data's {_plain(value)}; "
+                f"{key} comes from the data: remove the override"
+            )
+    return values
+
+
+def _plain(value: Any) -> Any:
+    """A config or data value as plain Python, sequences as lists (for comparing them)."""
+    if isinstance(value, DictConfig | ListConfig):
+        value = OmegaConf.to_container(value)
+    return list(value) if isinstance(value, list | tuple) else value
 
 
 def data_info_before_setup(datamodule: Any) -> dict[str, Any]:
-    """What a datamodule knows before its ``setup``: the input shape (C, H, W) and the number
-    of classes (None: unlabelled) — the keys of its ``data_info()`` that models are built
-    from (split sizes follow once it is set up)."""
-    return {
-        "input_shape": tuple(datamodule.dims),
-        "num_classes": getattr(datamodule, "num_classes", None),
-    }
+    """What a datamodule knows before its ``setup``: the input shape (C, H, W), the number
+    of classes (None: unlabelled) and, where it has them, the factors' sizes and names — the
+    keys of its ``data_info()`` that models are built from (split sizes follow once it is set
+    up)."""
+    info: dict[str, Any] = {"input_shape": tuple(datamodule.dims)}
+    for key in DATA_FACTS:
+        value = getattr(datamodule, key, None)
+        if value is not None or key == "num_classes":
+            info[key] = list(value) if isinstance(value, list | tuple) else value
+    return info
 
 
 def build_module(
     cfg: DictConfig,
     input_shape: Sequence[int],
     data_info: Mapping[str, Any] | None = None,
-) -> LatentVariableModule:
-    """The LightningModule of a run: the model and the module groups the model uses."""
+) -> L.LightningModule:
+    """The LightningModule of a run: the model and the module groups the model uses; a model
+    that declares its own ``lightning_module`` gets that one, with its groups as keywords."""
     check_model_groups(cfg, command_line_overrides(cfg))
     model = build_model(cfg, input_shape, data_info)
     groups = usable_groups(type(model))
@@ -196,6 +270,9 @@ def build_module(
         node = cfg.get(name)
         return instantiate(node) if name in groups and node else None
 
+    module_class = own_module(type(model))
+    if module_class is not None:
+        return module_class(model, **{name: group(name) for name in groups}, data_info=data_info)
     objective = group("objective")
     if objective is None and "objective" not in groups:
         objective = model.default_objective()
@@ -215,11 +292,11 @@ def build_module(
     )
 
 
-def trainer_overrides(module: LatentVariableModule) -> dict[str, Any]:
+def trainer_overrides(module: L.LightningModule) -> dict[str, Any]:
     """Trainer arguments the module needs changed: with manual optimisation (an objective with
     an adversary) the module clips the gradients itself, and Lightning refuses a trainer that
     would too."""
-    if module.automatic_optimization or not module.gradient_clip_val:
+    if module.automatic_optimization or not getattr(module, "gradient_clip_val", None):
         return {}
     return {"gradient_clip_val": None}
 

@@ -7,8 +7,9 @@ model's parts. Every logged quantity is in nats per data point.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import lightning as L
@@ -23,7 +24,7 @@ from vaelab.models.interface import LatentVariableModel
 from vaelab.monitoring import monitor_logged_metric
 from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.objectives.elbo import ELBO
-from vaelab.optim.configure import optimizer_config
+from vaelab.regimes import choose_regime
 from vaelab.schedules.base import Weighting
 from vaelab.schedules.constant import ConstantBeta
 
@@ -45,6 +46,44 @@ def split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
     return batch[0], (batch[1] if len(batch) > 1 else None)
 
 
+def is_logging_step(trainer: L.Trainer | None, global_step: int, batch_idx: int) -> bool:
+    """True on the steps whose values Lightning sends to the loggers (its logger connector's
+    rule: every ``log_every_n_steps`` optimizer steps, every step of a fast_dev_run), on the
+    last step and on an epoch's last batch (so the callback metrics, hence metrics.json, always
+    hold train/*). The same on every rank: sync_dist is safe."""
+    if trainer is None:
+        return False
+    if trainer.fast_dev_run:
+        return True
+    step = global_step + 1
+    every = trainer.log_every_n_steps
+    last_step = 0 < trainer.max_steps <= step
+    last_batch = batch_idx + 1 == trainer.num_training_batches
+    return (bool(every) and step % every == 0) or last_step or last_batch
+
+
+def epoch_means(names: Iterable[str]) -> nn.ModuleDict:
+    """One running mean per evaluation stage and logged name, keyed ``<stage>_<name>``.
+    nan_strategy="disable": no per-batch NaN scan (a host sync on GPUs), and a NaN bound shows
+    up as a NaN mean instead of being silently dropped from it."""
+    names = tuple(names)
+    return nn.ModuleDict(
+        {
+            f"{stage}_{name}": MeanMetric(nan_strategy="disable")
+            for stage in EVAL_STAGES
+            for name in names
+        }
+    )
+
+
+def float32_epoch_means(means: nn.ModuleDict) -> None:
+    """trainer.precision=bf16-true casts the whole module, the metrics' running sums
+    included; a sum of thousands of ≈ −100-nat bounds in bfloat16 is off by whole nats. Keep
+    the accumulators in float32."""
+    for metric in means.values():
+        metric.set_dtype(torch.float32)
+
+
 class LatentVariableModule(L.LightningModule):
     """Trains ``model`` on ``objective``: loss = the objective's per-data-point loss, averaged.
 
@@ -53,7 +92,10 @@ class LatentVariableModule(L.LightningModule):
     every term the objective names (``recon``, ``kl``, …), plus ``beta``. Models fitted in
     closed form (``trains_by_gradient = False``) are fitted in one pass over the training
     split. Objectives with an adversary are trained with manual optimisation: the model's
-    optimiser and the adversary's step in turn, each clipped by ``gradient_clip_val``.
+    optimiser and the adversary's step in turn, each clipped by ``gradient_clip_val``. The
+    regime (:mod:`vaelab.regimes`) is chosen once, here, from what the model and objective
+    declare; the training hooks delegate to it. ``beta`` is logged when the module was given a
+    ``weighting`` (the ``beta=`` group).
     """
 
     def __init__(
@@ -72,9 +114,16 @@ class LatentVariableModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.objective = objective if objective is not None else ELBO()
+        # β is logged only for a module given a weighting (the models that take beta=)
+        self.logs_beta = weighting is not None
         self.weighting = weighting if weighting is not None else ConstantBeta(1.0)
         self.objective.setup(model, self.weighting, dict(data_info or {}))
-        if model.trains_by_gradient and optimizer is None:
+        self.regime = choose_regime(model, self.objective)
+        # transitional: every objective's forward takes split= (Objective.forward's contract);
+        # until each concrete objective declares it, it is passed to those that do
+        forward_parameters = inspect.signature(self.objective.forward).parameters
+        self._objective_takes_split = "split" in forward_parameters
+        if self.regime.needs_optimizer and optimizer is None:
             raise VaelabError(f"{type(model).__name__} trains by gradient: it needs optimizer=")
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
@@ -83,7 +132,7 @@ class LatentVariableModule(L.LightningModule):
         self.compile_networks = bool(compile)
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
-        self.automatic_optimization = model.trains_by_gradient and not self.objective.has_adversary
+        self.automatic_optimization = self.regime.automatic_optimization
         # plain types only: checkpoints are loaded with torch.load(weights_only=True)
         self.save_hyperparameters(
             {
@@ -97,26 +146,23 @@ class LatentVariableModule(L.LightningModule):
         for name, value in self.objective.resolved_choices().items():
             rank_zero_info(f"vaelab: objective {type(self.objective).__name__}: {name} = {value}")
         self.metric_names = (LOSS, *self.objective.logged_names())
-        # nan_strategy="disable": no per-batch NaN scan (a host sync on GPUs), and a NaN bound
-        # shows up as a NaN mean instead of being silently dropped from it
-        self.epoch_means = nn.ModuleDict(
-            {
-                f"{stage}_{name}": MeanMetric(nan_strategy="disable")
-                for stage in EVAL_STAGES
-                for name in self.metric_names
-            }
-        )
+        self.epoch_means = epoch_means(self.metric_names)
 
     def logged_metric_names(self) -> set[str]:
         """Every scalar name this module logs (what ModelCheckpoint/EarlyStopping and
         ``optimized_metric`` may watch; checked before training starts)."""
         names = {f"{stage}/{name}" for stage in STAGES for name in self.metric_names}
-        return names | ({"beta"} if "beta" in self.model.config_groups else set())
+        return names | ({"beta"} if self.logs_beta else set())
+
+    @property
+    def has_bound(self) -> bool:
+        """Whether the objective estimates a bound on log p(x) (autoencoders and PCA do not)."""
+        return self.objective.bound_name is not None
 
     def redirected_monitor(self, name: str) -> str | None:
         """The metric checkpoints watch instead of ``name`` when this model cannot log it: a
-        model without an ELBO (autoencoder, PCA) is checkpointed on ``val/loss``."""
-        if name in self.logged_metric_names() or "elbo" in self.metric_names:
+        model without a bound (autoencoder, PCA) is checkpointed on ``val/loss``."""
+        if name in self.logged_metric_names() or self.has_bound:
             return None
         return FALLBACK_MONITOR[0] if name.startswith("val/") else None
 
@@ -133,98 +179,55 @@ class LatentVariableModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Hand the objective what the datamodule knows (split sizes, classes) once the data
-        is set up; point checkpoints at ``val/loss`` for models without an ELBO."""
+        is set up; point checkpoints at ``val/loss`` for models without a bound."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if datamodule is not None and hasattr(datamodule, "data_info"):
             self.objective.setup(self.model, self.weighting, datamodule.data_info())
-        if stage == "fit" and self._trainer is not None and "elbo" not in self.metric_names:
+        if stage == "fit" and self._trainer is not None and not self.has_bound:
             logged = {f"val/{name}" for name in self.metric_names}
             monitor_logged_metric(
                 self.trainer, logged, *FALLBACK_MONITOR, type(self.model).__name__
             )
 
     def configure_optimizers(self) -> Any:
-        if not self.model.trains_by_gradient:
-            return None
-        model_parameters = [p for p in self.model.parameters() if p.requires_grad]
-        main = optimizer_config(model_parameters, self.optimizer_factory, self.lr_scheduler_factory)
-        if not self.objective.has_adversary:
-            return main
-        adversary = self.objective.adversary_optimizer
-        if adversary is None:
-            raise VaelabError(
-                f"{type(self.objective).__name__} has an adversary but no adversary optimizer"
-            )
-        main = main if isinstance(main, dict) else {"optimizer": main}
-        return [main, {"optimizer": adversary(params=self.objective.adversary_parameters())}]
+        return self.regime.configure_optimizers(self)
 
     # -- steps ----------------------------------------------------------------------------
-    def forward(self, x: Tensor, y: Tensor | None = None) -> ObjectiveOutput:
-        return self.objective(self.model, x, y, self.weighting, self.global_step)
+    def forward(self, x: Tensor, y: Tensor | None = None, split: str = "train") -> ObjectiveOutput:
+        """The objective's outputs for a batch of the split ``split`` ("train", "val", "test")."""
+        by_split = {"split": split} if self._objective_takes_split else {}
+        return self.objective(self.model, x, y, self.weighting, self.global_step, **by_split)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         x, y = split_batch(batch)
-        if not self.model.trains_by_gradient:
-            self.model.accumulate(x, y)
-            if batch_idx + 1 == self.trainer.num_training_batches:
-                self.model.finish_fit()  # before this epoch's validation and checkpoints
-            return None
-        out = self(x, y)
-        loss = out.loss.mean()
-        logging_step = self._is_logging_step(batch_idx)
-        # on a GPU the check is a host sync that stalls the queue: there it runs on logging
-        # steps only (and on each epoch's last batch, before any checkpoint is written)
+        return self.regime.training_step(self, x, y, batch_idx)
+
+    def on_train_epoch_end(self) -> None:
+        self.regime.on_train_epoch_end(self)
+
+    def check_finite_loss(self, out: ObjectiveOutput, loss: Tensor, logging_step: bool) -> None:
+        """Stop at a NaN/Inf training loss. On a GPU the check is a host sync that stalls the
+        queue: there it runs on logging steps only (and on each epoch's last batch, before any
+        checkpoint is written)."""
         check_now = loss.device.type == "cpu" or logging_step
         if self.check_finite and check_now and not math.isfinite(loss.item()):
             raise self._non_finite_loss_error(out, loss)
-        extra: dict[str, Tensor] = {}
-        if not self.automatic_optimization:
-            extra = self._manual_steps(x, y, out, loss)
-        if logging_step:
-            # per-step curves under the stable names train/loss, train/elbo, ...; only on the
-            # steps that reach the loggers (every trainer.log_every_n_steps): logging every
-            # step costs ~20% of a small model's step time, and sync_dist all-reduces here
-            values = {LOSS: loss, **self._per_point_values(out), **extra}
-            self.log_dict(
-                {f"train/{name}": value.detach().mean() for name, value in values.items()},
-                on_step=True,
-                on_epoch=False,
-                sync_dist=True,
-            )
-            if "beta" in self.model.config_groups:
-                self.log("beta", float(self.weighting.beta(self.global_step)), on_step=True)
-        return loss if self.automatic_optimization else None
 
-    def _manual_steps(
-        self, x: Tensor, y: Tensor | None, out: ObjectiveOutput, loss: Tensor
-    ) -> dict[str, Tensor]:
-        """One step of the model's optimiser on ``loss``, then one of the adversary's on the
-        objective's adversary loss; returns the adversary's terms for logging."""
-        model_optimizer, adversary_optimizer = self.optimizers()
-        self._step(model_optimizer, loss)
-        adversary = self.objective.adversary_step(self.model, x, y, out)
-        self._step(adversary_optimizer, adversary.loss)
-        if self.trainer.is_last_batch:
-            scheduler = self.lr_schedulers()
-            if scheduler is not None:
-                scheduler.step()
-        return {"adversary_loss": adversary.loss.detach(), **adversary.terms}
-
-    def _step(self, optimizer, loss: Tensor) -> None:
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        if self.gradient_clip_val:
-            self.clip_gradients(
-                optimizer,
-                gradient_clip_val=self.gradient_clip_val,
-                gradient_clip_algorithm=self.gradient_clip_algorithm,
-            )
-        optimizer.step()
-
-    def on_train_epoch_end(self) -> None:
-        if not self.model.trains_by_gradient:
-            self.model.finish_fit()
-            self.trainer.should_stop = True  # one pass is the whole fit
+    def log_training_step(
+        self, loss: Tensor, out: ObjectiveOutput, extra: Mapping[str, Tensor]
+    ) -> None:
+        """Per-step curves under the stable names train/loss, train/elbo, ... (and ``beta``);
+        only on the steps that reach the loggers (every trainer.log_every_n_steps): logging
+        every step costs ~20% of a small model's step time, and sync_dist all-reduces here."""
+        values = {LOSS: loss, **self._per_point_values(out), **extra}
+        self.log_dict(
+            {f"train/{name}": value.detach().mean() for name, value in values.items()},
+            on_step=True,
+            on_epoch=False,
+            sync_dist=True,
+        )
+        if self.logs_beta:
+            self.log("beta", float(self.weighting.beta(self.global_step)), on_step=True)
 
     def _per_point_values(self, out: ObjectiveOutput) -> dict[str, Tensor]:
         values = dict(out.terms)
@@ -246,50 +249,32 @@ class LatentVariableModule(L.LightningModule):
             "trainer.detect_anomaly=true finds the operation that produced it"
         )
 
-    def _is_logging_step(self, batch_idx: int) -> bool:
-        """True on the steps whose values Lightning sends to the loggers (its logger
-        connector's rule: every ``log_every_n_steps`` optimizer steps, every step of a
-        fast_dev_run), on the last step and on an epoch's last batch (so the callback metrics,
-        hence metrics.json, always hold train/*). The same on every rank: sync_dist is safe."""
-        trainer = self._trainer
-        if trainer is None:
-            return False
-        if trainer.fast_dev_run:
-            return True
-        step = self.global_step + 1
-        every = trainer.log_every_n_steps
-        last_step = 0 < trainer.max_steps <= step
-        last_batch = batch_idx + 1 == trainer.num_training_batches
-        return (bool(every) and step % every == 0) or last_step or last_batch
+    def is_logging_step(self, batch_idx: int) -> bool:
+        return is_logging_step(self._trainer, self.global_step, batch_idx)
 
     def _evaluation_step(self, stage: str, batch: Any) -> None:
         sanity_checking = self._trainer is not None and self._trainer.sanity_checking
-        if sanity_checking and not self.model.trains_by_gradient:
+        if sanity_checking and not self.regime.evaluates_before_training:
             return  # a closed-form model is fitted after the sanity check: nothing to evaluate
         x, y = split_batch(batch)
-        out = self(x, y)
+        out = self(x, y, split=stage)
         values = {LOSS: out.loss, **self._per_point_values(out)}
         for name, per_point in values.items():
             metric = self.epoch_means[f"{stage}_{name}"]
             metric.update(per_point.detach())
             self.log(
-                f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=(name == "elbo")
+                f"{stage}/{name}",
+                metric,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=(name == self.objective.bound_name),
             )
 
-    def _float32_epoch_means(self) -> None:
-        """trainer.precision=bf16-true casts the whole module, the metrics' running sums
-        included; a sum of thousands of ≈ −100-nat bounds in bfloat16 is off by whole nats.
-        Keep the accumulators in float32."""
-        for metric in self.epoch_means.values():
-            metric.set_dtype(torch.float32)
-
     def on_validation_start(self) -> None:
-        self._float32_epoch_means()
-        self.objective.set_evaluated_split("val")
+        float32_epoch_means(self.epoch_means)
 
     def on_test_start(self) -> None:
-        self._float32_epoch_means()
-        self.objective.set_evaluated_split("test")
+        float32_epoch_means(self.epoch_means)
 
     @override
     def validation_step(self, batch: Any, batch_idx: int) -> None:

@@ -106,6 +106,7 @@ class ClosedFormEvaluation(Objective):
         y: Tensor | None,
         weighting: Weighting,
         step: int,
+        split: str = "train",
     ) -> ObjectiveOutput:
         if not isinstance(model, ClosedFormModel):
             raise VaelabError(

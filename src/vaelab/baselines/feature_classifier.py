@@ -1,11 +1,11 @@
 """A small convolutional classifier whose penultimate layer is the feature space of the
 domain-specific FID and precision/recall (the "MNIST FID" of VAE papers, where no
 Inception-v3 weights are at hand). Trained on the data set's labels by
-``vaelab-train experiment=feature_classifier_mnist``; :mod:`vaelab.evaluation.
-feature_extractors` loads it.
+``vaelab-train experiment=feature_classifier_mnist`` with its own
+:class:`~vaelab.baselines.classifier_module.ClassifierModule`;
+:func:`vaelab.evaluation.feature_extractors.load_feature_classifier` loads it.
 
-It is not a generative model: ``encode`` gives the features as a point mass (so the latent
-plots show the feature space), and it has no decoder, prior or samples.
+It is not a generative model: a plain network, not a latent-variable model.
 """
 
 from __future__ import annotations
@@ -15,19 +15,22 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
-from typing_extensions import override
 
-from vaelab.baselines.point_mass import PointMass
+from vaelab.baselines.classifier_module import ClassifierModule
 from vaelab.errors import VaelabError
-from vaelab.models.interface import LatentVariableModel, MissingCapability, input_shape_of
-from vaelab.objectives.classification import Classification
+from vaelab.models.interface import input_shape_of
 
 
-class FeatureClassifier(LatentVariableModel):
+class FeatureClassifier(nn.Module):
     """conv(3×3, stride 2) → ReLU → … → linear → ReLU (the ``feature_dim`` features) → linear
     (``num_classes`` logits). Input: images [B, C, H, W] in [0, 1]."""
 
+    #: the groups it takes besides model= (``vaelab.builders`` refuses the others)
     config_groups: ClassVar[frozenset[str]] = frozenset({"optimizer", "lr_scheduler"})
+    #: what it reads from a batch's y: the class labels it learns
+    conditions_on: ClassVar[str] = "classes"
+    #: the LightningModule that trains it (``vaelab.builders.build_module`` builds this one)
+    lightning_module: ClassVar[type] = ClassifierModule
 
     def __init__(
         self,
@@ -44,7 +47,7 @@ class FeatureClassifier(LatentVariableModel):
             )
         self.input_shape = input_shape_of(input_shape)
         self.num_classes = int(num_classes)
-        self.latent_dim = int(feature_dim)
+        self.feature_dim = int(feature_dim)
         layers: list[nn.Module] = []
         previous = self.input_shape[0]
         for width in channels:
@@ -53,24 +56,12 @@ class FeatureClassifier(LatentVariableModel):
         convolutions = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             flat = convolutions(torch.zeros(1, *self.input_shape)).shape[1]
-        self.features = nn.Sequential(convolutions, nn.Linear(flat, self.latent_dim), nn.ReLU())
-        self.head = nn.Linear(self.latent_dim, self.num_classes)
+        self.features = nn.Sequential(convolutions, nn.Linear(flat, self.feature_dim), nn.ReLU())
+        self.head = nn.Linear(self.feature_dim, self.num_classes)
 
     def logits(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
 
-    @override
-    def encode(self, x: Tensor, y: Tensor | None = None) -> PointMass:
-        return PointMass(self.features(x))
-
-    @override
-    def decode(self, z: Tensor, y: Tensor | None = None):
-        raise MissingCapability("FeatureClassifier has no decoder p(x|z)")
-
-    @override
-    def sample(self, num: int, y: Tensor | None = None) -> Tensor:
-        raise MissingCapability("FeatureClassifier is not a generative model: it has no samples")
-
-    @override
-    def default_objective(self) -> Classification:
-        return Classification()
+    def forward(self, x: Tensor) -> Tensor:
+        """The class logits [B, num_classes]."""
+        return self.logits(x)

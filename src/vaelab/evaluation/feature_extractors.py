@@ -81,7 +81,7 @@ class ClassifierFeatures(nn.Module):
     def __init__(self, classifier: nn.Module, description: str) -> None:
         super().__init__()
         self.classifier = classifier.eval()
-        self.num_features = int(classifier.latent_dim)
+        self.num_features = int(classifier.feature_dim)
         self.description = description
 
     def forward(self, images: Tensor) -> Tensor:
@@ -108,20 +108,28 @@ def load_classifier_features(
 ) -> ClassifierFeatures:
     """The feature classifier of a vaelab-train run dir (or .ckpt), checked against the
     evaluated data's ``input_shape``."""
-    from vaelab.baselines.feature_classifier import FeatureClassifier
-    from vaelab.evaluation.checkpoint import load_run, locate_checkpoint
-
-    location = locate_checkpoint(run)
-    loaded = load_run(location, device, {"download": False, "num_workers": 0})
-    model = loaded.module.model
-    if not isinstance(model, FeatureClassifier):
-        raise VaelabError(
-            f"{location.run_dir} is a {type(model).__name__} run, not a feature classifier; "
-            "train one with vaelab-train experiment=feature_classifier_mnist"
-        )
+    model, run_dir = load_feature_classifier(run, device)
     if tuple(model.input_shape) != tuple(input_shape):
         raise VaelabError(
-            f"the feature classifier {location.run_dir} takes images {model.input_shape}, "
+            f"the feature classifier {run_dir} takes images {model.input_shape}, "
             f"the evaluated data are {tuple(input_shape)}; train one on this data set"
         )
-    return ClassifierFeatures(model, f"feature classifier {location.run_dir}")
+    return ClassifierFeatures(model, f"feature classifier {run_dir}")
+
+
+def load_feature_classifier(run: str | Path, device: torch.device) -> tuple[nn.Module, Path]:
+    """The trained classifier of a ``vaelab-train experiment=feature_classifier_*`` run dir
+    (or .ckpt) and its run dir; a run of anything else is refused in one line. Weights are
+    read with ``torch.load(weights_only=True)``."""
+    from vaelab.baselines.feature_classifier import FeatureClassifier
+    from vaelab.evaluation.checkpoint import load_run, load_run_config, locate_checkpoint
+
+    location = locate_checkpoint(run)
+    target = OmegaConf.select(load_run_config(location.config), "model._target_")
+    if target != f"{FeatureClassifier.__module__}.{FeatureClassifier.__qualname__}":
+        raise VaelabError(
+            f"{location.run_dir} is a {str(target).rsplit('.', 1)[-1]} run, not a feature "
+            "classifier; train one with vaelab-train experiment=feature_classifier_mnist"
+        )
+    loaded = load_run(location, device, {"download": False, "num_workers": 0})
+    return loaded.module.model, location.run_dir

@@ -82,11 +82,6 @@ class Objective(nn.Module):
         """Choices made in :meth:`setup` (written to the run's hparams and printed once)."""
         return {}
 
-    # the interface: only objectives whose estimators need the split's size use it
-    def set_evaluated_split(self, split: str) -> None:
-        """The split ("val" or "test") that the next evaluation batches come from; called by
-        the module before each evaluation loop (β-TCVAE's log q(z) needs that split's size)."""
-
     def logged_names(self) -> tuple[str, ...]:
         """The per-data-point quantities logged for each stage (besides ``loss``)."""
         bound = (self.bound_name,) if self.bound_name else ()
