@@ -7,7 +7,6 @@ model's parts. Every logged quantity is in nats per data point.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -119,10 +118,6 @@ class LatentVariableModule(L.LightningModule):
         self.weighting = weighting if weighting is not None else ConstantBeta(1.0)
         self.objective.setup(model, self.weighting, dict(data_info or {}))
         self.regime = choose_regime(model, self.objective)
-        # transitional: every objective's forward takes split= (Objective.forward's contract);
-        # until each concrete objective declares it, it is passed to those that do
-        forward_parameters = inspect.signature(self.objective.forward).parameters
-        self._objective_takes_split = "split" in forward_parameters
         if self.regime.needs_optimizer and optimizer is None:
             raise VaelabError(f"{type(model).__name__} trains by gradient: it needs optimizer=")
         self.optimizer_factory = optimizer
@@ -195,8 +190,7 @@ class LatentVariableModule(L.LightningModule):
     # -- steps ----------------------------------------------------------------------------
     def forward(self, x: Tensor, y: Tensor | None = None, split: str = "train") -> ObjectiveOutput:
         """The objective's outputs for a batch of the split ``split`` ("train", "val", "test")."""
-        by_split = {"split": split} if self._objective_takes_split else {}
-        return self.objective(self.model, x, y, self.weighting, self.global_step, **by_split)
+        return self.objective(self.model, x, y, self.weighting, self.global_step, split=split)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         x, y = split_batch(batch)

@@ -12,6 +12,7 @@ from typing_extensions import override
 from vaelab.models.interface import LatentVariableModel, MissingCapability
 from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.posteriors.codebook import QuantizedPosterior, perplexity
+from vaelab.posteriors.structure import vector_quantised
 from vaelab.schedules.base import Weighting
 
 #: the codebook statistics logged beside the nats
@@ -49,7 +50,7 @@ class VectorQuantization(Objective):
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:
         x = torch.zeros(2, *model.input_shape, device=model.device)
-        y = torch.zeros(2, dtype=torch.long, device=model.device) if model.num_classes else None
+        y = model.labels_for_samples(2, torch.Generator(model.device).manual_seed(0))
         was_training = model.training
         model.eval()  # the probe leaves batch-norm statistics alone
         try:
@@ -66,6 +67,7 @@ class VectorQuantization(Objective):
         y: Tensor | None,
         weighting: Weighting,
         step: int,
+        split: str = "train",
     ) -> ObjectiveOutput:
         samples = model.sample_latents(x, y)
         posterior = quantized_posterior(model, samples.posterior)
@@ -95,10 +97,11 @@ class VectorQuantization(Objective):
 
 def quantized_posterior(model: LatentVariableModel, posterior: Any) -> QuantizedPosterior:
     """``posterior`` if it is a vector-quantised q(z|x); else the one-line refusal."""
-    if not isinstance(posterior, QuantizedPosterior):
+    quantised = vector_quantised(posterior)
+    if quantised is None:
         raise MissingCapability(
             f"objective=vq trains a vector-quantised model, but {type(model).__name__}'s "
             f"q(z|x) is {type(posterior).__name__}, not a QuantizedPosterior (no codebook to "
             "commit to or update); use model=vqvae, or another objective= for this model"
         )
-    return posterior
+    return quantised

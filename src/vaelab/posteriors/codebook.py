@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
 from vaelab.errors import VaelabError
+from vaelab.posteriors.structure import vector_quantised
 
 
 def perplexity(counts: Tensor) -> Tensor:
@@ -192,3 +193,8 @@ class QuantizedPosterior(Distribution):
         at_mode = torch.isclose(value.detach().float(), codes, rtol=1e-4, atol=1e-5).all(-1)
         zero = torch.zeros((), device=value.device)
         return torch.where(at_mode, zero, torch.full_like(zero, -math.inf))
+
+
+@vector_quantised.register
+def _(distribution: QuantizedPosterior) -> QuantizedPosterior:
+    return distribution

@@ -80,3 +80,10 @@ def is_standard_normal(distribution: Distribution) -> bool:
     covariance = moments.covariance
     identity = torch.eye(covariance.shape[-1], dtype=covariance.dtype, device=covariance.device)
     return bool((moments.mean == 0).all() and torch.allclose(covariance, identity))
+
+
+@singledispatch
+def vector_quantised(distribution: Distribution) -> Distribution | None:  # noqa: ARG001
+    """The distribution itself if it is a vector-quantised q(z|x) with a codebook (commitment
+    term, code counts, EMA step: :mod:`vaelab.posteriors.codebook` registers it), else None."""
+    return None
