@@ -139,7 +139,7 @@ def compare(before_path: Path, after_path: Path) -> int:
         old, new = before.get(name, {}), after.get(name, {})
         if "metrics" not in old or "metrics" not in new:
             if old != new:
-                status = (run.get("error", "ran") for run in (old, new))
+                status = (run.get("error", "ran") if run else "not recorded" for run in (old, new))
                 print(f"| {name} | status | {' | '.join(status)} |")
                 differing += "metrics" in old  # a case that ran must still run
             continue

@@ -194,10 +194,11 @@ class EvidenceEstimator:
                     sample_axis,
                 )
             else:
+                log_prior = samples.log_prior  # scored before q, as the densities are drawn
                 log_posterior = (
                     model.log_posterior_stopped(samples, x, y) if stl else samples.log_posterior
                 )
-                kl = sample_mean(log_posterior - samples.log_prior, sample_axis)
+                kl = sample_mean(log_posterior - log_prior, sample_axis)
         if kl_per_dim is not None:  # per-dimension terms; their sum is the KL
             kl = kl_per_dim.sum(-1)
         return EvidenceTerms(samples=samples, recon=recon, kl=kl, kl_per_dim=kl_per_dim)
