@@ -34,13 +34,13 @@ class FactorReader:
 
 
 def test_data_facts_fill_the_parameters_named_after_them():
-    cfg = OmegaConf.create({"model": {"factor_sizes": None}})
+    cfg = OmegaConf.create({"factor_sizes": None})
     info = {"input_shape": (1, 8, 8), "num_classes": None, "factor_sizes": [3, 6], "num_val": 9}
     # the shape is passed apart; an unprovided fact (None) and keys no parameter takes are not
     assert values_from_data(cfg, FactorReader, info) == {"factor_sizes": [3, 6]}
-    agreeing = OmegaConf.create({"model": {"factor_sizes": [3, 6]}})
+    agreeing = OmegaConf.create({"factor_sizes": [3, 6]})
     assert values_from_data(agreeing, FactorReader, info) == {"factor_sizes": [3, 6]}
-    disagreeing = OmegaConf.create({"model": {"factor_sizes": [3, 5]}})
+    disagreeing = OmegaConf.create({"factor_sizes": [3, 5]})
     with pytest.raises(VaelabError, match=r"model.factor_sizes=\[3, 5\] does not match the data"):
         values_from_data(disagreeing, FactorReader, info)
 

@@ -178,20 +178,42 @@ def build_model(
             "(C, H, W); networks take their input shape from the data: remove the override "
             "or choose the data= that has this shape"
         )
-    check_conditioning(cfg, cls, data_info)
-    from_data = values_from_data(cfg, cls, data_info)
     model_cfg = cfg.model.copy()
     with open_dict(model_cfg):
         for part in unused_parts(model_cfg):
             del model_cfg[part]
-        for key in ("input_shape", *from_data):
-            model_cfg.pop(key, None)
+        model_cfg.pop("input_shape", None)
+    # the model and each of its parts (a conditional prior, say) condition on what the data
+    # provide, and take the data's values for parameters named like a data_info key
+    from_data: dict[str, Any] = {}
+    for where, part_cls, node in targets_in(model_cfg, cls):
+        check_conditioning(cfg, part_cls, data_info, where)
+        values = values_from_data(node, part_cls, data_info, where)
+        with open_dict(model_cfg):
+            for key, value in values.items():
+                if where == "model":
+                    model_cfg.pop(key, None)
+                    from_data[key] = value
+                else:
+                    node[key] = value
     return instantiate(model_cfg, input_shape=data_shape, **from_data)
 
 
-def check_conditioning(cfg: DictConfig, cls: type, data_info: Mapping[str, Any] | None) -> None:
-    """Refuse a model whose ``conditions_on`` the data do not provide (a conditional VAE on
-    unlabelled data), or one built without the data's ``data_info``."""
+def targets_in(model_cfg: DictConfig, cls: type) -> list[tuple[str, type, DictConfig]]:
+    """The model and its composed parts as (config key, class, node)."""
+    found: list[tuple[str, type, DictConfig]] = [("model", cls, model_cfg)]
+    for part in MODEL_PART_GROUPS:
+        node = model_cfg.get(part)
+        if isinstance(node, DictConfig) and node.get("_target_"):
+            found.append((f"model.{part}", get_class(node._target_), node))
+    return found
+
+
+def check_conditioning(
+    cfg: DictConfig, cls: type, data_info: Mapping[str, Any] | None, where: str = "model"
+) -> None:
+    """Refuse a model (or a part of it, at ``where``) whose ``conditions_on`` the data do not
+    provide (a conditional VAE on unlabelled data), or one built without ``data_info``."""
     condition = getattr(cls, "conditions_on", None)
     if condition is None:
         return
@@ -207,18 +229,21 @@ def check_conditioning(cfg: DictConfig, cls: type, data_info: Mapping[str, Any] 
             f"(it knows {key})"
         )
     if data_info.get(key) is None:
+        group = where.rsplit(".", 1)[-1]
+        chosen = _model_choice(cls) if group == "model" else (_choice(group) or cls.__name__)
         raise VaelabError(
-            f"model={_model_choice(cls)} conditions on {what}, but data={_data_choice(cfg)} "
+            f"{group}={chosen} conditions on {what}, but data={_data_choice(cfg)} "
             f"has none; choose data with {what} (data_info()[{key!r}]: mnist, fashion_mnist, "
-            "cifar10, digits) or an unconditional model="
+            f"cifar10, digits) or an unconditional {group}="
         )
 
 
 def values_from_data(
-    cfg: DictConfig, cls: type, data_info: Mapping[str, Any] | None
+    node: DictConfig, cls: type, data_info: Mapping[str, Any] | None, where: str = "model"
 ) -> dict[str, Any]:
     """The constructor parameters of ``cls`` named like a ``data_info`` key the data provide
-    (not None), with the data's values; a ``model.<key>`` that disagrees is refused."""
+    (not None), with the data's values; a ``<where>.<key>`` in ``node`` that disagrees is
+    refused."""
     parameters = inspect.signature(cls).parameters
     values = {
         key: value
@@ -226,10 +251,10 @@ def values_from_data(
         if key in parameters and key != "input_shape" and value is not None
     }
     for key, value in values.items():
-        declared = cfg.model.get(key)
+        declared = node.get(key)
         if declared is not None and _plain(declared) != _plain(value):
             raise VaelabError(
-                f"model.{key}={_plain(declared)} does not match the data's {_plain(value)}; "
+                f"{where}.{key}={_plain(declared)} does not match the data's {_plain(value)}; "
                 f"{key} comes from the data: remove the override"
             )
     return values

@@ -157,8 +157,9 @@ class LatentVariableModel(nn.Module, ABC):
     #: and sample): its sample grids get one row per class; None for unconditional models
     num_classes: int | None = None
     #: what the model reads from a batch's y: None (unconditional: y is ignored) or
-    #: "classes" (class indices 0 … K−1); the builders refuse data that does not provide it
-    conditions_on: ClassVar[str | None] = None
+    #: "classes" (class indices 0 … K−1); the builders refuse data that does not provide it.
+    #: A model whose part conditions (a class-conditional prior) sets it from that part.
+    conditions_on: str | None = None
 
     @property
     def latent_structure(self) -> LatentStructure:

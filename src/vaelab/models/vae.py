@@ -75,6 +75,9 @@ class VAE(LatentVariableModel):
         # interface's read-only ``prior`` property
         self._modules["prior"] = prior if prior is not None else StandardNormalPrior()
         self.prior.setup(self.latent_dim, self.input_shape, self.encode)
+        # a conditional prior p(z | y) makes the model condition on what it reads
+        self.conditions_on = self.prior.conditions_on
+        self.num_classes = self.prior.num_classes
 
     @property
     def prior(self) -> Prior:

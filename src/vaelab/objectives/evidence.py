@@ -73,7 +73,7 @@ def probe_latent(model: LatentVariableModel) -> LatentProbe:
         posterior = model.encode(x, y)
     finally:
         model.train(was_training)
-    return LatentProbe(posterior=posterior, prior=model.prior.distribution())
+    return LatentProbe(posterior=posterior, prior=model.prior.distribution_given(y))
 
 
 def sample_mean(per_sample: Tensor, has_sample_axis: bool) -> Tensor:
@@ -181,14 +181,16 @@ class EvidenceEstimator:
         kl_per_dim: Tensor | None = None
         if self.kl_estimator == "analytic":
             if self.per_dimension:
-                kl_per_dim = model.prior.kl_per_dimension(factorised_marginals(samples.posterior))
+                kl_per_dim = model.prior.kl_per_dimension(
+                    factorised_marginals(samples.posterior), y
+                )
             else:
-                kl = kl_divergence(samples.posterior, model.prior.distribution())
+                kl = kl_divergence(samples.posterior, model.prior.distribution_given(y))
         else:
             stl = self.gradient == "stl" and torch.is_grad_enabled()
             if self.per_dimension:
                 scored = with_stopped_parameters(samples.posterior) if stl else samples.posterior
-                prior = factorised_marginals(model.prior.distribution())
+                prior = factorised_marginals(model.prior.distribution_given(y))
                 kl_per_dim = sample_mean(
                     factorised_marginals(scored).log_prob(samples.z) - prior.log_prob(samples.z),
                     sample_axis,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +20,12 @@ class Prior(nn.Module):
     with the latent size, the data shape and the model's encoder."""
 
     latent_dim: int
+    #: what p(z | y) reads from the batch's y: None (unconditional: y is ignored) or
+    #: "classes"; a model holding a conditional prior conditions on the same (and the
+    #: builders fill a constructor parameter ``num_classes`` from the data)
+    conditions_on: ClassVar[str | None] = None
+    #: K for a class-conditional prior, else None
+    num_classes: int | None = None
 
     # the interface: a learned prior (the VampPrior) uses the data shape and the encoder
     def setup(self, latent_dim: int, input_shape: tuple[int, ...], encode: Encoder) -> None:  # noqa: ARG002
@@ -29,28 +36,33 @@ class Prior(nn.Module):
         """p(z) on the device of the model."""
         raise NotImplementedError
 
-    def log_prob(self, z: Tensor, y: Tensor | None = None) -> Tensor:  # noqa: ARG002
-        """log p(z | y) summed over the latent dimensions: [..., D] → [...]. ``y`` is the
-        batch's labels, which an unconditional prior ignores (a class-conditional prior
-        overrides this and :meth:`sample`)."""
-        return self.distribution().log_prob(z)
+    def distribution_given(self, y: Tensor | None) -> Distribution:  # noqa: ARG002
+        """p(z | y) for a batch's labels ``y`` [B] (batch shape [B]); an unconditional prior
+        ignores y and returns :meth:`distribution`. A class-conditional prior overrides this
+        (and sets :attr:`conditions_on`): log-densities, the KL and samples follow."""
+        return self.distribution()
 
-    def kl_per_dimension(self, posterior_dimension: Distribution) -> Tensor:
-        """KL(q(z_d|x) || p(z_d)) for each dimension d [..., D] in closed form, for a
+    def log_prob(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """log p(z | y) summed over the latent dimensions: [..., D] → [...]."""
+        return self.distribution_given(y).log_prob(z)
+
+    def kl_per_dimension(
+        self, posterior_dimension: Distribution, y: Tensor | None = None
+    ) -> Tensor:
+        """KL(q(z_d|x) || p(z_d | y)) for each dimension d [..., D] in closed form, for a
         posterior and prior that both factorise over the dimensions (``posterior_dimension``
         is the posterior's per-dimension ``base_dist``)."""
-        return kl_divergence(posterior_dimension, self.distribution().base_dist)
+        return kl_divergence(posterior_dimension, self.distribution_given(y).base_dist)
 
     def sample(
-        self,
-        num: int,
-        y: Tensor | None = None,  # noqa: ARG002 - an unconditional prior ignores it
-        generator: torch.Generator | None = None,
+        self, num: int, y: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        """``num`` codes z ~ p(z | y): [num, D], drawn by ``generator`` when given (the
-        global RNG is then left alone), else by the global RNG."""
+        """``num`` codes z ~ p(z | y): [num, D] (``y``: [num] labels, for a conditional
+        prior), drawn by ``generator`` when given (the global RNG is then left alone), else
+        by the global RNG."""
+        distribution = self.distribution_given(y)
         with drawing_with(generator):
-            return self.distribution().sample((num,))
+            return distribution.sample(() if distribution.batch_shape else (num,))
 
     def extra_repr(self) -> str:
         return f"latent_dim={getattr(self, 'latent_dim', None)}"

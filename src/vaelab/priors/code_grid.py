@@ -9,18 +9,20 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.distributions import Categorical, Distribution, Independent, constraints
 
 from vaelab.errors import VaelabError
 from vaelab.nets.pixelcnn import GatedPixelCNN
+from vaelab.priors.base import Prior
 
 
-class CodeGridPrior(nn.Module):
+class CodeGridPrior(Prior):
     """p(k) over (h, w) grids of code indices, read by the interface as a prior over flat
     code maps z (``log_prob`` maps z to its nearest code indices; every z the model draws is
     exactly a grid of codes). ``samples``: whether :meth:`sample_indices` draws codes (a
-    learned prior) or refuses (the uniform prior of stage 1)."""
+    learned prior) or refuses (the uniform prior of stage 1). Unconditional; the model
+    builds it directly (no :meth:`Prior.setup`)."""
 
     samples: ClassVar[bool] = True
 
@@ -46,13 +48,18 @@ class CodeGridPrior(nn.Module):
     def sample_indices(self, num: int, generator: torch.Generator | None = None) -> Tensor:
         raise NotImplementedError
 
-    def log_prob(self, z: Tensor) -> Tensor:
+    def log_prob(self, z: Tensor, y: Tensor | None = None) -> Tensor:  # noqa: ARG002
         """log p(z) of flat code maps [..., D·h·w]: the mass of their code-index grid."""
         return self.log_prob_of_indices(self._indices_of(z))
 
-    def sample(self, num: int) -> Tensor:
+    def sample(
+        self,
+        num: int,
+        y: Tensor | None = None,  # noqa: ARG002 - the code-grid priors are unconditional
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """``num`` flat code maps z ~ p(z): [num, D·h·w]."""
-        return self._codes_of(self.sample_indices(num))
+        return self._codes_of(self.sample_indices(num, generator))
 
     def distribution(self) -> Distribution:
         """p(k) as a distribution over index grids (event (h, w))."""

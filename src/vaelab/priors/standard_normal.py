@@ -34,12 +34,14 @@ class StandardNormalPrior(Prior):
         return self._cache[key]
 
     @override
-    def kl_per_dimension(self, posterior_dimension: Distribution) -> Tensor:
+    def kl_per_dimension(
+        self, posterior_dimension: Distribution, y: Tensor | None = None
+    ) -> Tensor:
         """For a Gaussian q: torch.distributions' Normal–Normal KL with the prior's 0 and 1
         put in, ½ (σ² + μ² − 1 − log σ²): bitwise the same numbers without the three
         kernels (and backward nodes) that divide by 1 and subtract 0 every step."""
         if not isinstance(posterior_dimension, Normal):
-            return super().kl_per_dimension(posterior_dimension)
+            return super().kl_per_dimension(posterior_dimension, y)
         variance = posterior_dimension.scale.pow(2)
         squared_mean = posterior_dimension.loc.pow(2)
         return 0.5 * (variance + squared_mean - 1 - variance.log())
