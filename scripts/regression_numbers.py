@@ -20,6 +20,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from vaelab.paths import CONFIG_DIR
+
 QUIET = [
     "print_config=false",
     "callbacks.progress_bar=null",
@@ -27,19 +29,10 @@ QUIET = [
     "threads=1",
 ]
 DIGITS_SHORT = ["seed=0", "data=digits", "trainer.max_steps=30", "trainer.max_epochs=3"]
-OBJECTIVES = [
-    "elbo",
-    "iwae",
-    "miwae",
-    "ciwae",
-    "piwae",
-    "beta_tcvae",
-    "dip_vae_i",
-    "dip_vae_ii",
-    "info_vae",
-    "wae_mmd",
-    "factor_vae",
-]
+#: every option of the objective group but the VQ-VAE's own (it trains only model=vqvae)
+OBJECTIVES = sorted(
+    path.stem for path in (CONFIG_DIR / "objective").glob("*.yaml") if path.stem != "vq"
+)
 MODELS = ["mlp", "hierarchical_mlp", "cvae_mlp"]
 POSTERIORS = ["diagonal", "iaf"]
 
