@@ -297,7 +297,7 @@ def test_objective_configs_instantiate(tmp_path, overrides, cls, num_samples):
 
 
 def test_bad_num_samples_raise():
-    with pytest.raises(VaelabError, match="num_samples"):
+    with pytest.raises(VaelabError, match=r"objective\.num_samples=0 must be an integer >= 1"):
         IWAE(num_samples=0)
-    with pytest.raises(VaelabError, match="num_samples"):
+    with pytest.raises(VaelabError, match=r"objective\.num_samples=0 must be an integer >= 1"):
         ELBO(num_samples=0)
