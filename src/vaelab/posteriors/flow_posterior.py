@@ -26,8 +26,6 @@ class FlowPosterior(Posterior):
     once; asking again for another D is an error.
     """
 
-    factorizes = False
-
     def __init__(self, num_flows: PositiveInt) -> None:
         super().__init__()
         self.num_flows = int(num_flows)
