@@ -132,10 +132,13 @@ def test_variants_log_their_own_bound_and_the_elbo_beside_it():
 
 def test_bad_options_raise():
     for make, name in (
-        (lambda: MIWAE(num_groups=0), "num_groups"),
-        (lambda: MIWAE(num_samples=0), "num_samples"),
-        (lambda: CIWAE(elbo_weight=1.5), "elbo_weight"),
-        (lambda: PIWAE(gradient="score"), "gradient"),
+        (lambda: MIWAE(num_groups=0), r"objective\.num_groups=0 must be an integer >= 1"),
+        (lambda: MIWAE(num_samples=0), r"objective\.num_samples=0 must be an integer >= 1"),
+        (
+            lambda: CIWAE(elbo_weight=1.5),
+            r"objective\.elbo_weight=1\.5 must be a number in \[0, 1\]",
+        ),
+        (lambda: PIWAE(gradient="score"), r"objective\.gradient=score must be one of reparam, stl"),
     ):
         with pytest.raises(VaelabError, match=name):
             make()

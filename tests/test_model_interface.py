@@ -151,7 +151,9 @@ class LatentDiscriminatorObjective(Objective):
         self.adversary_optimizer = lambda params: torch.optim.SGD(params, lr=0.05)
 
     @override
-    def forward(self, model, x, y, weighting: Weighting, step: int) -> ObjectiveOutput:
+    def forward(
+        self, model, x, y, weighting: Weighting, step: int, split: str = "train"
+    ) -> ObjectiveOutput:
         z = model.encode(x, y).rsample()
         recon = -model.decode(z, y).log_prob(x)
         logits = self.discriminator(z).squeeze(-1)

@@ -92,11 +92,11 @@ def test_info_vae_weights_the_kl_and_the_mmd_and_keeps_the_elbo():
 
 def test_info_vae_and_wae_refuse_bad_weights_and_a_beta_schedule():
     model = table(4, 2)
-    with pytest.raises(VaelabError, match="alpha must be <= 1"):
+    with pytest.raises(VaelabError, match=r"objective\.alpha=1\.5 must be a number <= 1"):
         InfoVAE(alpha=1.5)
     with pytest.raises(VaelabError, match="weights the MMD"):
         InfoVAE(alpha=0.0, lambda_=0.5)
-    with pytest.raises(VaelabError, match="kernel must be one of"):
+    with pytest.raises(VaelabError, match=r"objective\.kernel=laplace must be one of imq, rbf"):
         WAEMMD(kernel="laplace")
     for objective in (InfoVAE(), WAEMMD()):
         with pytest.raises(VaelabError, match=r"beta=constant beta\.value=1\.0"):

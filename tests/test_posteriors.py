@@ -9,6 +9,7 @@ from torch.distributions import kl_divergence
 
 from tests.conftest import compose_config
 from vaelab.posteriors import DiagonalGaussianPosterior, FullCovarianceGaussianPosterior
+from vaelab.posteriors.structure import factorised_marginals
 from vaelab.priors.standard_normal import StandardNormalPrior
 
 LATENT = 3
@@ -154,7 +155,7 @@ def test_wrong_encoder_width_and_options_raise():
 
 
 @pytest.mark.parametrize(
-    ("overrides", "cls", "factorizes"),
+    ("overrides", "cls", "factorised"),
     [
         (["posterior=diagonal"], DiagonalGaussianPosterior, True),
         (
@@ -165,7 +166,8 @@ def test_wrong_encoder_width_and_options_raise():
         (["posterior=full_covariance"], FullCovarianceGaussianPosterior, False),
     ],
 )
-def test_posterior_configs_instantiate(tmp_path, overrides, cls, factorizes):
+def test_posterior_configs_instantiate(tmp_path, overrides, cls, factorised):
     posterior = instantiate(compose_config(overrides, tmp_path).model.posterior)
     assert type(posterior) is cls
-    assert posterior.factorizes is factorizes
+    q = posterior.distribution(torch.zeros(1, posterior.num_params(2)))
+    assert (factorised_marginals(q) is not None) is factorised

@@ -11,18 +11,15 @@ from torch import Tensor
 from typing_extensions import override
 
 from vaelab.baselines.point_mass import PointMass
-from vaelab.errors import VaelabError
 from vaelab.likelihoods.base import EVENT_DIMS, ImageDistribution
 from vaelab.likelihoods.bernoulli import BernoulliLikelihood
 from vaelab.models.interface import LatentVariableModel, input_shape_of
 from vaelab.models.vae import NetworkBuilder, in_dtype_of
-from vaelab.objectives.reconstruction import (
-    RECONSTRUCTION_LOSSES,
-    Reconstruction,
-    ReconstructionLossKind,
-)
+from vaelab.objectives.reconstruction import Reconstruction, ReconstructionLossKind
+from vaelab.schema import PositiveInt, checked_arguments
 
 
+@checked_arguments("model")
 class Autoencoder(LatentVariableModel):
     """``vaelab-train model=autoencoder``: ``encode`` x [B, C, H, W] → δ(z − code), code
     [B, K]; ``decode`` code → Bernoulli(σ(logits)) over pixels, whose mean σ(logits) is the
@@ -40,18 +37,11 @@ class Autoencoder(LatentVariableModel):
     def __init__(
         self,
         net: NetworkBuilder,
-        latent_dim: int,
+        latent_dim: PositiveInt,
         input_shape: Sequence[int],
         reconstruction_loss: ReconstructionLossKind = "bce",
     ) -> None:
         super().__init__()
-        if int(latent_dim) < 1:
-            raise VaelabError(f"model.latent_dim must be >= 1, got {latent_dim}")
-        if reconstruction_loss not in RECONSTRUCTION_LOSSES:
-            raise VaelabError(
-                f"model.reconstruction_loss must be one of {', '.join(RECONSTRUCTION_LOSSES)}, "
-                f"got {reconstruction_loss!r}"
-            )
         self.latent_dim = int(latent_dim)
         self.input_shape = input_shape_of(input_shape)
         self.reconstruction_loss: ReconstructionLossKind = reconstruction_loss

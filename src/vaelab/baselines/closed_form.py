@@ -18,8 +18,10 @@ from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel, input_shape_of
 from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.schedules.base import Weighting
+from vaelab.schema import PositiveInt, checked_arguments
 
 
+@checked_arguments("model")
 class ClosedFormModel(LatentVariableModel):
     """A model that :class:`~vaelab.module.LatentVariableModule` fits in one pass: every
     training batch (after the datamodule's scaling and binarization) goes to
@@ -33,7 +35,7 @@ class ClosedFormModel(LatentVariableModel):
     config_groups: ClassVar[frozenset[str]] = frozenset()
     trains_by_gradient: ClassVar[bool] = False
 
-    def __init__(self, latent_dim: int, input_shape: Sequence[int]) -> None:
+    def __init__(self, latent_dim: PositiveInt, input_shape: Sequence[int]) -> None:
         super().__init__()
         self.input_shape = input_shape_of(input_shape)
         self.latent_dim = int(latent_dim)

@@ -14,9 +14,9 @@ from vaelab.baselines.autoencoder import Autoencoder
 from vaelab.errors import VaelabError
 from vaelab.models.vae import NetworkBuilder
 from vaelab.objectives.reconstruction import Reconstruction, ReconstructionLossKind
+from vaelab.schema import PositiveInt, checked_arguments
 
 Noise = Literal["gaussian", "masking"]
-NOISES = ("gaussian", "masking")
 
 
 def corrupt(
@@ -35,6 +35,7 @@ def corrupt(
     return x * keep.to(x.dtype)
 
 
+@checked_arguments("model")
 @dataclass(frozen=True)
 class Corruption:
     """q(x̃ | x): ``noise`` gaussian (σ = ``noise_std``) or masking (p = ``mask_prob``);
@@ -45,8 +46,6 @@ class Corruption:
     mask_prob: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.noise not in NOISES:
-            raise VaelabError(f"model.noise must be one of {', '.join(NOISES)}, got {self.noise!r}")
         if self.noise == "gaussian" and not self.noise_std > 0:
             raise VaelabError(
                 f"model.noise_std must be > 0 for Gaussian noise, got {self.noise_std}"
@@ -58,6 +57,7 @@ class Corruption:
         return corrupt(x, self.noise, self.noise_std, self.mask_prob)
 
 
+@checked_arguments("model")
 class DenoisingAutoencoder(Autoencoder):
     """``vaelab-train model=denoising_autoencoder``: an
     :class:`~vaelab.baselines.autoencoder.Autoencoder` trained on
@@ -72,7 +72,7 @@ class DenoisingAutoencoder(Autoencoder):
     def __init__(
         self,
         net: NetworkBuilder,
-        latent_dim: int,
+        latent_dim: PositiveInt,
         input_shape: Sequence[int],
         reconstruction_loss: ReconstructionLossKind = "bce",
         noise: Noise = "gaussian",

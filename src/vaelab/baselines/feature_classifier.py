@@ -19,8 +19,10 @@ from torch import Tensor, nn
 from vaelab.baselines.classifier_module import ClassifierModule
 from vaelab.errors import VaelabError
 from vaelab.models.interface import input_shape_of
+from vaelab.schema import PositiveInt, checked_arguments
 
 
+@checked_arguments("model")
 class FeatureClassifier(nn.Module):
     """conv(3×3, stride 2) → ReLU → … → linear → ReLU (the ``feature_dim`` features) → linear
     (``num_classes`` logits). Input: images [B, C, H, W] in [0, 1]."""
@@ -36,15 +38,12 @@ class FeatureClassifier(nn.Module):
         self,
         input_shape: Sequence[int],
         num_classes: int,
-        feature_dim: int = 128,
-        channels: Sequence[int] = (32, 64),
+        feature_dim: PositiveInt = 128,
+        channels: Sequence[PositiveInt] = (32, 64),
     ) -> None:
         super().__init__()
-        if int(num_classes) < 2 or int(feature_dim) < 1:
-            raise VaelabError(
-                f"model.num_classes must be >= 2 and model.feature_dim >= 1, got "
-                f"{num_classes} and {feature_dim}"
-            )
+        if int(num_classes) < 2:  # from the data (builders), not from the config
+            raise VaelabError(f"model.num_classes must be >= 2, got {num_classes}")
         self.input_shape = input_shape_of(input_shape)
         self.num_classes = int(num_classes)
         self.feature_dim = int(feature_dim)

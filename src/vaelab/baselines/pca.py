@@ -16,6 +16,7 @@ from vaelab.baselines.moments import principal_axes
 from vaelab.baselines.point_mass import PointMass
 from vaelab.likelihoods.base import ImageDistribution
 from vaelab.objectives.base import ObjectiveOutput
+from vaelab.schema import PositiveInt, checked_arguments
 
 #: the term PCA reports: Σ_pixels (x − x̂)² per image
 SSE = "sse"
@@ -34,6 +35,7 @@ class SquaredError(ClosedFormEvaluation):
         return ObjectiveOutput(loss=sse, bound=None, terms={SSE: sse})
 
 
+@checked_arguments("model")
 class PrincipalComponents(ClosedFormModel):
     """``vaelab-train model=pca``: the orthogonal projection onto K directions with the least
     squared reconstruction error, fitted in one pass; on the fitting data the mean error per
@@ -47,7 +49,7 @@ class PrincipalComponents(ClosedFormModel):
 
     likelihood_is_continuous = True
 
-    def __init__(self, latent_dim: int, input_shape: Sequence[int]) -> None:
+    def __init__(self, latent_dim: PositiveInt, input_shape: Sequence[int]) -> None:
         super().__init__(latent_dim, input_shape)
         data_dim = math.prod(self.input_shape)
         # parameters without gradients: fitted in closed form, saved with the checkpoint

@@ -26,6 +26,7 @@ from vaelab.likelihoods.base import ImageDistribution
 from vaelab.objectives.base import ObjectiveOutput
 from vaelab.priors.base import Prior
 from vaelab.priors.standard_normal import StandardNormalPrior
+from vaelab.schema import PositiveInt, checked_arguments
 
 #: σ² below this fraction of the mean eigenvalue means the data lie in a K-dim subspace
 DEGENERATE_NOISE = 1e-12
@@ -65,6 +66,7 @@ class ExactLogLikelihood(ClosedFormEvaluation):
         )
 
 
+@checked_arguments("model")
 class ProbabilisticPCA(ClosedFormModel):
     """``vaelab-train model=ppca``: maximum-likelihood PPCA fitted in one pass. With S's
     eigenvalues λ_1 ≥ … ≥ λ_D and eigenvectors U (Tipping & Bishop 1999, eqs. 7–8):
@@ -79,7 +81,7 @@ class ProbabilisticPCA(ClosedFormModel):
     has_exact_log_likelihood = True
     likelihood_is_continuous = True
 
-    def __init__(self, latent_dim: int, input_shape: Sequence[int]) -> None:
+    def __init__(self, latent_dim: PositiveInt, input_shape: Sequence[int]) -> None:
         super().__init__(latent_dim, input_shape)
         data_dim = math.prod(self.input_shape)
         # parameters without gradients: fitted in closed form, saved with the checkpoint

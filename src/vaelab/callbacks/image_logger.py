@@ -17,6 +17,7 @@ from vaelab.plots.grids import (
     reconstruction_grid,
 )
 from vaelab.plots.policy import draw_unless_missing, picture_plan
+from vaelab.schema import PositiveInt, checked_arguments
 
 RECONSTRUCTIONS = "images/reconstructions"
 PRIOR_SAMPLES = "images/prior_samples"
@@ -24,6 +25,7 @@ LATENT_MANIFOLD = "images/latent_manifold"
 CLASS_SAMPLES = "images/class_conditional_samples"
 
 
+@checked_arguments("callbacks.image_logger")
 class ImageLogger(L.Callback):
     """Every ``every_n_epochs`` validation epochs and after the last one (rank 0 only), the
     grids of :func:`~vaelab.plots.policy.picture_plan`: validation inputs above their
@@ -37,7 +39,7 @@ class ImageLogger(L.Callback):
 
     def __init__(
         self,
-        every_n_epochs: int = 1,
+        every_n_epochs: PositiveInt = 1,
         num_reconstructions: int = 16,
         num_samples: int = 64,
         manifold_points: int = 20,
@@ -45,8 +47,6 @@ class ImageLogger(L.Callback):
         png_dir: str | None = None,
         samples_per_class: int = 10,
     ) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         self.every_n_epochs = every_n_epochs
         self.num_reconstructions = num_reconstructions
         self.num_samples = num_samples

@@ -11,13 +11,20 @@ from torch import Tensor, nn
 from torch.distributions import Transform
 
 from vaelab.flows.base import LATENT_VECTORS, as_dtype_of
+from vaelab.schema import NonNegativeInt, PositiveInt, checked_arguments
 
 
+@checked_arguments("model.posterior")
 class CouplingNetwork(nn.Module):
     """(s, t) = NN(b ⊙ z, h): an MLP with ELU activations on the kept half of z (and the
     context h, when there is one); its output layer starts at zero (s = t = 0)."""
 
-    def __init__(self, latent_dim: int, hidden_dims: Sequence[int], context_dim: int) -> None:
+    def __init__(
+        self,
+        latent_dim: PositiveInt,
+        hidden_dims: Sequence[PositiveInt],
+        context_dim: NonNegativeInt,
+    ) -> None:
         super().__init__()
         sizes = [latent_dim + context_dim, *(int(w) for w in hidden_dims)]
         layers: list[nn.Module] = []
@@ -88,12 +95,17 @@ def alternating_masks(latent_dim: int, num_flows: int) -> Tensor:
     return torch.stack([((index + k) % 2 == 0).float() for k in range(num_flows)])
 
 
+@checked_arguments("model.posterior")
 class AffineCouplingStack(nn.Module):
     """K affine coupling layers with alternating masks, optionally conditioned on a context
     vector (the flow of ``posterior=affine_coupling`` and ``prior=flow``)."""
 
     def __init__(
-        self, latent_dim: int, num_flows: int, hidden_dims: Sequence[int], context_dim: int
+        self,
+        latent_dim: PositiveInt,
+        num_flows: PositiveInt,
+        hidden_dims: Sequence[PositiveInt],
+        context_dim: NonNegativeInt,
     ) -> None:
         super().__init__()
         self.register_buffer("masks", alternating_masks(latent_dim, num_flows), persistent=False)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from vaelab.errors import VaelabError
 from vaelab.flows.base import as_dtype_of
+from vaelab.schema import NonNegativeInt, PositiveInt, checked_arguments
 
 
 class MaskedLinear(nn.Linear):
@@ -24,6 +25,7 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.weight * self.mask, self.bias)
 
 
+@checked_arguments("model.posterior")
 class MADE(nn.Module):
     """An autoregressive network (MADE, Germain et al. 2015, §4): outputs (shift m, raw scale
     s) ∈ R^D × R^D where m_i and s_i depend only on the inputs before i in the order.
@@ -38,7 +40,11 @@ class MADE(nn.Module):
     """
 
     def __init__(
-        self, latent_dim: int, hidden_dims: Sequence[int], context_dim: int, reverse: bool
+        self,
+        latent_dim: PositiveInt,
+        hidden_dims: Sequence[PositiveInt],
+        context_dim: NonNegativeInt,
+        reverse: bool,
     ) -> None:
         super().__init__()
         if not hidden_dims:

@@ -9,7 +9,7 @@ The label enters both networks as a one-hot vector.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,13 +26,14 @@ from vaelab.posteriors.base import Posterior
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.priors.base import Prior
 from vaelab.priors.standard_normal import StandardNormalPrior
-from vaelab.schema import Range
+from vaelab.schema import PositiveInt, checked_arguments
 
 #: how the one-hot label reaches the encoder: appended to the flattened image (an MLP's
 #: concatenation) or as K constant image planes next to the channels (a conv net's)
-LABEL_INPUTS = ("vector", "planes")
+LabelInput = Literal["vector", "planes"]
 
 
+@checked_arguments("model")
 class ConditionalVAE(LatentVariableModel):
     """A VAE whose encoder reads (x, one-hot y) and whose decoder reads (z, one-hot y).
 
@@ -49,10 +50,10 @@ class ConditionalVAE(LatentVariableModel):
     def __init__(
         self,
         net: NetworkBuilder,
-        latent_dim: Annotated[int, Range(ge=1)],
+        latent_dim: PositiveInt,
         input_shape: Sequence[int],
         num_classes: int | None,
-        label_input: Literal["vector", "planes"] = "vector",
+        label_input: LabelInput = "vector",
         posterior: Posterior | None = None,
         likelihood: Likelihood | None = None,
         prior: Prior | None = None,
@@ -65,12 +66,6 @@ class ConditionalVAE(LatentVariableModel):
                 "(mnist, binarized_mnist, fashion_mnist, cifar10, digits) or an unconditional "
                 "model="
             )
-        if label_input not in LABEL_INPUTS:
-            raise VaelabError(
-                f"model.label_input must be one of {', '.join(LABEL_INPUTS)}, got {label_input!r}"
-            )
-        if int(latent_dim) < 1:
-            raise VaelabError(f"model.latent_dim must be >= 1, got {latent_dim}")
         self.latent_dim = int(latent_dim)
         self.num_classes = int(num_classes)
         self.label_input = label_input

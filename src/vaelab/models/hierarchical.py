@@ -30,11 +30,12 @@ from vaelab.models.interface import (
     input_shape_of,
 )
 from vaelab.models.vae import in_dtype_of
-from vaelab.nets.activations import make_activation
+from vaelab.nets.activations import Activation, make_activation
 from vaelab.nets.mlp import MLPDecoder
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.priors.base import drawing_with
 from vaelab.priors.standard_normal import StandardNormalPrior
+from vaelab.schema import PositiveInt, checked_arguments
 
 
 @dataclass
@@ -87,6 +88,7 @@ class GaussianLayer(nn.Module):
         return self.gaussian.distribution(self.parameters_of(inputs))
 
 
+@checked_arguments("model")
 class HierarchicalVAE(LatentVariableModel):
     """A VAE with ``len(latent_dims)`` stochastic layers (Burda et al. 2015, §5: two layers,
     784–200–200–100 then 100–100–50, tanh).
@@ -106,20 +108,19 @@ class HierarchicalVAE(LatentVariableModel):
 
     def __init__(
         self,
-        latent_dims: Sequence[int],
-        hidden_dims: Sequence[Sequence[int]],
+        latent_dims: Sequence[PositiveInt],
+        hidden_dims: Sequence[Sequence[PositiveInt]],
         input_shape: Sequence[int],
-        activation: str = "tanh",
+        activation: Activation = "tanh",
         negative_slope: float = 0.2,
         likelihood: Likelihood | None = None,
     ) -> None:
         super().__init__()
         self.latent_dims = tuple(int(d) for d in latent_dims)
         hidden = [tuple(int(h) for h in widths) for widths in hidden_dims]
-        if not self.latent_dims or min(self.latent_dims) < 1:
+        if not self.latent_dims:
             raise VaelabError(
-                f"model.latent_dims must list one size >= 1 per stochastic layer, got "
-                f"{list(self.latent_dims)}"
+                "model.latent_dims must list one size >= 1 per stochastic layer, got []"
             )
         if len(hidden) != len(self.latent_dims):
             raise VaelabError(
@@ -127,8 +128,6 @@ class HierarchicalVAE(LatentVariableModel):
                 f"({len(self.latent_dims)} for latent_dims={list(self.latent_dims)}), got "
                 f"{len(hidden)}"
             )
-        if any(width < 1 for widths in hidden for width in widths):
-            raise VaelabError(f"model.hidden_dims must hold widths >= 1, got {hidden}")
         self.hidden_dims = hidden
         self.latent_dim = self.latent_dims[0]
         self.input_shape = input_shape_of(input_shape)

@@ -4,7 +4,6 @@ likelihood for p(x|z), and a prior p(z) (Kingma & Welling 2014)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated
 
 import torch
 from torch import Tensor, nn
@@ -20,7 +19,7 @@ from vaelab.posteriors.base import Posterior
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.priors.base import Prior
 from vaelab.priors.standard_normal import StandardNormalPrior
-from vaelab.schema import Range
+from vaelab.schema import PositiveInt, checked_arguments
 
 #: builds the two networks from the data's shape and the sizes the parts need
 NetworkBuilder = Callable[..., EncoderDecoder]
@@ -35,6 +34,7 @@ def in_dtype_of(network: nn.Module, x: Tensor) -> Tensor:
     return x.to(weight.dtype)
 
 
+@checked_arguments("model")
 class VAE(LatentVariableModel):
     """p_θ(x, z) = p(z) p_θ(x|z) with amortised q_φ(z|x) (Kingma & Welling 2014, §2.4).
 
@@ -48,15 +48,13 @@ class VAE(LatentVariableModel):
     def __init__(
         self,
         net: NetworkBuilder,
-        latent_dim: Annotated[int, Range(ge=1)],
+        latent_dim: PositiveInt,
         input_shape: Sequence[int],
         posterior: Posterior | None = None,
         likelihood: Likelihood | None = None,
         prior: Prior | None = None,
     ) -> None:
         super().__init__()
-        if int(latent_dim) < 1:
-            raise VaelabError(f"model.latent_dim must be >= 1, got {latent_dim}")
         self.latent_dim = int(latent_dim)
         self.input_shape = input_shape_of(input_shape)
         self.posterior = posterior if posterior is not None else DiagonalGaussianPosterior()

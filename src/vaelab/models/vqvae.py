@@ -43,7 +43,7 @@ from vaelab.nets.pixelcnn import GatedPixelCNN
 from vaelab.nets.residual_conv import code_grid_shape
 from vaelab.posteriors.codebook import EMACodebook, QuantizedPosterior
 from vaelab.priors.code_grid import CodeGridPrior, PixelCNNCodePrior, UniformCodePrior
-from vaelab.schema import Range
+from vaelab.schema import NonNegativeFloat, PositiveInt, Range, checked_arguments
 
 #: builds the encoder (x → z_e map of ``embedding_dim`` channels) and the decoder
 CodeMapNetworkBuilder = Callable[..., EncoderDecoder]
@@ -60,6 +60,7 @@ STAGE2_COMMAND = (
 )
 
 
+@checked_arguments("model")
 class VQVAE(LatentVariableModel):
     """``vaelab-train model=vqvae``: x → z_e(x) (encoder) → nearest codes z_q (an
     :class:`EMACodebook` of ``num_codes`` vectors of ``embedding_dim``) → p(x|z_q) (decoder and
@@ -90,21 +91,15 @@ class VQVAE(LatentVariableModel):
         net: CodeMapNetworkBuilder,
         input_shape: Sequence[int],
         num_codes: Annotated[int, Range(ge=2)] = 512,
-        embedding_dim: Annotated[int, Range(ge=1)] = 64,
-        commitment_cost: Annotated[float, Range(ge=0)] = 0.25,
+        embedding_dim: PositiveInt = 64,
+        commitment_cost: NonNegativeFloat = 0.25,
         ema_decay: Annotated[float, Range(ge=0, lt=1)] = 0.99,
-        restart_below: Annotated[float, Range(ge=0)] = 1.0,
+        restart_below: NonNegativeFloat = 1.0,
         likelihood: Likelihood | None = None,
         prior_net: PriorNetworkBuilder | None = None,
         stage1_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
-        if int(num_codes) < 2:
-            raise VaelabError(f"model.num_codes must be >= 2, got {num_codes}")
-        if int(embedding_dim) < 1:
-            raise VaelabError(f"model.embedding_dim must be >= 1, got {embedding_dim}")
-        if float(commitment_cost) < 0:
-            raise VaelabError(f"model.commitment_cost must be >= 0, got {commitment_cost}")
         if (prior_net is None) != (stage1_checkpoint is None):
             raise VaelabError(
                 "the VQ-VAE's PixelCNN prior (stage 2) trains on the codes of a trained stage-1 "

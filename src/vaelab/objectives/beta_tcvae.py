@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -22,10 +22,9 @@ from vaelab.objectives.regularised import (
 )
 from vaelab.posteriors.structure import dimension_marginals, factorised_marginals
 from vaelab.schedules.base import Weighting
-from vaelab.schema import Range
+from vaelab.schema import NonNegativeFloat, checked_arguments
 
 AggregateEstimator = Literal["stratified", "weighted"]
-AGGREGATE_ESTIMATORS = ("stratified", "weighted")
 
 
 def log_aggregate_density(
@@ -101,6 +100,7 @@ def decompose_kl(
     )
 
 
+@checked_arguments("objective")
 class BetaTCVAE(RegularisedELBO):
     """β-TCVAE (Chen et al. 2018, eq. 4): E_q[log p(x|z)] − α·I_q(z; n) − β·TC(q(z)) −
     γ·Σ_d KL(q(z_d) || p(z_d)), the average KL split by their eq. 2 into the index-code
@@ -124,21 +124,12 @@ class BetaTCVAE(RegularisedELBO):
 
     def __init__(
         self,
-        alpha: Annotated[float, Range(ge=0)] = 1.0,
-        gamma: Annotated[float, Range(ge=0)] = 1.0,
+        alpha: NonNegativeFloat = 1.0,
+        gamma: NonNegativeFloat = 1.0,
         estimator: AggregateEstimator = "stratified",
         kl: KLEstimator = "auto",
     ) -> None:
         super().__init__(kl)
-        if estimator not in AGGREGATE_ESTIMATORS:
-            raise VaelabError(
-                f"objective.estimator must be one of {', '.join(AGGREGATE_ESTIMATORS)} "
-                f"(minibatch-stratified or -weighted sampling), got {estimator!r}"
-            )
-        if alpha < 0 or gamma < 0:
-            raise VaelabError(
-                f"objective.alpha and objective.gamma must be >= 0, got {alpha} and {gamma}"
-            )
         self.alpha = float(alpha)
         self.gamma = float(gamma)
         self.estimator = estimator

@@ -7,12 +7,12 @@ from typing import Annotated
 import torch
 from torch import Tensor
 
-from vaelab.errors import VaelabError
 from vaelab.objectives.gradients import GradientEstimator, log_mean_exp
 from vaelab.objectives.importance_weighted import ImportanceWeightedObjective
-from vaelab.schema import Range
+from vaelab.schema import PositiveInt, Range, checked_arguments
 
 
+@checked_arguments("objective")
 class CIWAE(ImportanceWeightedObjective):
     """CIWAE_β(x) = β ELBO_k(x) + (1 − β) IWAE_k(x) on the same k draws: β (1/k) Σ log w_i +
     (1 − β) log (1/k) Σ w_i (Rainforth et al. 2018, "Tighter variational bounds are not
@@ -30,15 +30,11 @@ class CIWAE(ImportanceWeightedObjective):
 
     def __init__(
         self,
-        num_samples: Annotated[int, Range(ge=1)] = 5,
+        num_samples: PositiveInt = 5,
         elbo_weight: Annotated[float, Range(ge=0, le=1)] = 0.5,
         gradient: GradientEstimator = "reparam",
     ) -> None:
         super().__init__(gradient)
-        if int(num_samples) < 1:
-            raise VaelabError(f"objective.num_samples must be >= 1, got {num_samples}")
-        if not 0.0 <= float(elbo_weight) <= 1.0:
-            raise VaelabError(f"objective.elbo_weight must be in [0, 1], got {elbo_weight}")
         self.num_samples = int(num_samples)
         self.elbo_weight = float(elbo_weight)
 

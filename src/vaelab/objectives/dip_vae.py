@@ -4,7 +4,7 @@ Disentangled Latent Concepts from Unlabeled Observations", ICLR)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -22,10 +22,9 @@ from vaelab.objectives.regularised import (
 )
 from vaelab.posteriors.structure import gaussian_moments, is_standard_normal
 from vaelab.schedules.base import Weighting
-from vaelab.schema import Range
+from vaelab.schema import NonNegativeFloat, checked_arguments
 
 Variant = Literal["i", "ii"]
-VARIANTS = ("i", "ii")
 
 
 def code_covariance(posterior: Distribution, variant: Variant) -> Tensor:
@@ -63,6 +62,7 @@ def covariance_penalty(covariance: Tensor) -> CovariancePenalty:
     )
 
 
+@checked_arguments("objective")
 class DIPVAE(RegularisedELBO):
     """DIP-VAE: ELBO − λ_od Σ_{i≠j} [C]_ij² − λ_d Σ_i ([C]_ii − 1)² (Kumar et al. 2018,
     eqs. 6-7), C the covariance of the encoder means (``variant: i``) or of the aggregate
@@ -79,21 +79,11 @@ class DIPVAE(RegularisedELBO):
     def __init__(
         self,
         variant: Variant = "i",
-        lambda_off_diagonal: Annotated[float, Range(ge=0)] = 10.0,
-        lambda_diagonal: Annotated[float, Range(ge=0)] = 100.0,
+        lambda_off_diagonal: NonNegativeFloat = 10.0,
+        lambda_diagonal: NonNegativeFloat = 100.0,
         kl: KLEstimator = "auto",
     ) -> None:
         super().__init__(kl)
-        if variant not in VARIANTS:
-            raise VaelabError(
-                f"objective.variant must be i (covariance of the encoder means) or ii "
-                f"(covariance of the aggregate posterior), got {variant!r}"
-            )
-        if lambda_off_diagonal < 0 or lambda_diagonal < 0:
-            raise VaelabError(
-                "objective.lambda_off_diagonal and objective.lambda_diagonal must be >= 0, got "
-                f"{lambda_off_diagonal} and {lambda_diagonal}"
-            )
         self.variant = variant
         self.option_name = f"dip_vae_{variant}"
         self.lambda_off_diagonal = float(lambda_off_diagonal)

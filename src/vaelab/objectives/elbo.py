@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from torch import Tensor
 from typing_extensions import override
@@ -10,12 +10,13 @@ from typing_extensions import override
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
 from vaelab.objectives.base import Objective, ObjectiveOutput
-from vaelab.objectives.evidence import EvidenceEstimator, KLEstimator, check_kl_estimator
-from vaelab.objectives.gradients import GradientEstimator, check_gradient_estimator
+from vaelab.objectives.evidence import EvidenceEstimator, KLEstimator
+from vaelab.objectives.gradients import GradientEstimator
 from vaelab.schedules.base import Weighting
-from vaelab.schema import Range
+from vaelab.schema import PositiveInt, checked_arguments
 
 
+@checked_arguments("objective")
 class ELBO(Objective):
     """ELBO(x) = E_q[log p(x|z)] − KL(q(z|x) || p(z)); loss = recon + penalty(KL), i.e. −ELBO
     at β = 1 and the β-VAE (Higgins et al. 2017) otherwise.
@@ -43,14 +44,11 @@ class ELBO(Objective):
     def __init__(
         self,
         kl: KLEstimator = "auto",
-        num_samples: Annotated[int, Range(ge=1)] = 1,
+        num_samples: PositiveInt = 1,
         gradient: GradientEstimator = "reparam",
     ) -> None:
         super().__init__()
-        check_kl_estimator(kl)
-        if int(num_samples) < 1:
-            raise VaelabError(f"objective.num_samples must be >= 1, got {num_samples}")
-        self.gradient = check_gradient_estimator(gradient)
+        self.gradient = gradient
         if self.gradient == "dreg":
             raise VaelabError(
                 "objective=elbo objective.gradient=dreg: the doubly reparameterised gradient of "

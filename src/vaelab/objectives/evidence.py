@@ -32,15 +32,9 @@ from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentSamples, LatentVariableModel, with_stopped_parameters
 from vaelab.objectives.gradients import GradientEstimator, check_stopped_posterior
 from vaelab.posteriors.structure import factorised_marginals
+from vaelab.schema import PositiveInt, checked_arguments
 
 KLEstimator = Literal["auto", "analytic", "monte_carlo"]
-KL_ESTIMATORS = ("auto", "analytic", "monte_carlo")
-
-
-def check_kl_estimator(kl: str) -> str:
-    if kl not in KL_ESTIMATORS:
-        raise VaelabError(f"objective.kl must be one of {', '.join(KL_ESTIMATORS)}, got {kl!r}")
-    return kl
 
 
 def has_analytic_kl(posterior: Distribution, prior: Distribution) -> bool:
@@ -104,6 +98,7 @@ class EvidenceTerms:
         return {"kl": self.kl_per_dim} if self.kl_per_dim is not None else {}
 
 
+@checked_arguments("objective")
 class EvidenceEstimator:
     """The ELBO's reconstruction and KL terms of ``num_samples`` draws of q(z|x) (module
     doc). :meth:`setup` resolves ``kl=auto`` and refuses what cannot apply to the model, in
@@ -112,10 +107,10 @@ class EvidenceEstimator:
     def __init__(
         self,
         kl: KLEstimator = "auto",
-        num_samples: int = 1,
+        num_samples: PositiveInt = 1,
         gradient: GradientEstimator = "reparam",
     ) -> None:
-        self.kl = check_kl_estimator(kl)
+        self.kl = kl
         self.num_samples = int(num_samples)
         self.gradient = gradient
         if gradient == "stl" and kl == "analytic":

@@ -17,7 +17,7 @@ from vaelab.objectives.base import AdversaryStep, ObjectiveOutput
 from vaelab.objectives.evidence import EvidenceTerms, KLEstimator
 from vaelab.objectives.regularised import Regularised, RegularisedELBO
 from vaelab.schedules.base import Weighting
-from vaelab.schema import Range
+from vaelab.schema import Range, checked_arguments
 
 
 def permute_dims(z: Tensor) -> Tensor:
@@ -46,6 +46,7 @@ def discriminator_loss(joint_logits: Tensor, product_logits: Tensor) -> Tensor:
     return nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
 
+@checked_arguments("objective")
 class FactorVAE(RegularisedELBO):
     """FactorVAE (Kim & Mnih 2018, eq. 2): ELBO − γ·TC(q(z)), TC = KL(q(z) || ∏_d q(z_d))
     estimated by the density-ratio trick (their eq. 3): a discriminator D tells codes
@@ -73,13 +74,6 @@ class FactorVAE(RegularisedELBO):
         kl: KLEstimator = "auto",
     ) -> None:
         super().__init__(kl)
-        if gamma < 0:
-            raise VaelabError(f"objective.gamma must be >= 0, got {gamma}")
-        if discriminator_width < 1 or discriminator_depth < 0:
-            raise VaelabError(
-                "objective.discriminator_width must be >= 1 and objective.discriminator_depth "
-                f">= 0, got {discriminator_width} and {discriminator_depth}"
-            )
         self.gamma = float(gamma)
         self.discriminator_width = int(discriminator_width)
         self.discriminator_depth = int(discriminator_depth)

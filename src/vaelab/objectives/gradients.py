@@ -41,18 +41,9 @@ from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentSamples, LatentVariableModel, MissingCapability
 
 GradientEstimator = Literal["reparam", "stl", "dreg"]
-GRADIENT_ESTIMATORS = ("reparam", "stl", "dreg")
 #: cap of the path rescaling c_j/a_j: a sample whose generative weight a_j has underflowed in
 #: float32 has no gradient left to rescale, and inf·0 must not turn into NaN
 MAX_PATH_FACTOR = 1e30
-
-
-def check_gradient_estimator(gradient: str) -> str:
-    if gradient not in GRADIENT_ESTIMATORS:
-        raise VaelabError(
-            f"objective.gradient must be one of {', '.join(GRADIENT_ESTIMATORS)}, got {gradient!r}"
-        )
-    return gradient
 
 
 def log_mean_exp(log_values: Tensor, dim: int = 0) -> Tensor:

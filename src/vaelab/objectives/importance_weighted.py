@@ -16,13 +16,14 @@ from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.objectives.gradients import (
     GradientCoefficients,
     GradientEstimator,
-    check_gradient_estimator,
     check_stopped_posterior,
     surrogate_bound,
 )
 from vaelab.schedules.base import Weighting
+from vaelab.schema import checked_arguments
 
 
+@checked_arguments("objective")
 class ImportanceWeightedObjective(Objective):
     """A bound on log p(x) computed from log weights of ``total_samples`` draws of the model's
     one estimator (:meth:`~vaelab.models.interface.LatentVariableModel.sample_latents`), with
@@ -43,7 +44,7 @@ class ImportanceWeightedObjective(Objective):
 
     def __init__(self, gradient: GradientEstimator = "reparam") -> None:
         super().__init__()
-        self.gradient = check_gradient_estimator(gradient)
+        self.gradient = gradient
 
     @property
     def total_samples(self) -> int:

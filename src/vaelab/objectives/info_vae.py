@@ -13,9 +13,10 @@ from vaelab.objectives.evidence import EvidenceTerms, KLEstimator
 from vaelab.objectives.mmd import CodeMMD, KernelName
 from vaelab.objectives.regularised import Regularised, RegularisedELBO, batch_constant
 from vaelab.schedules.base import Weighting
-from vaelab.schema import Range
+from vaelab.schema import PositiveFloat, Range, checked_arguments
 
 
+@checked_arguments("objective")
 class InfoVAE(RegularisedELBO):
     """InfoVAE with the MMD divergence (Zhao et al. 2017, eq. 6 with D = MMD, their §3.3
     "MMD-VAE"): maximise E_q[log p(x|z)] − (1 − α)·KL(q(z|x) || p(z)) −
@@ -36,14 +37,10 @@ class InfoVAE(RegularisedELBO):
         alpha: Annotated[float, Range(le=1)] = 0.0,
         lambda_: float = 1000.0,
         kernel: KernelName = "imq",
-        kernel_scale: float | None = None,
+        kernel_scale: PositiveFloat | None = None,
         kl: KLEstimator = "auto",
     ) -> None:
         super().__init__(kl)
-        if alpha > 1:
-            raise VaelabError(
-                f"objective.alpha must be <= 1 (the KL's weight is 1 − α), got {alpha}"
-            )
         if alpha + lambda_ - 1 < 0:
             raise VaelabError(
                 "objective.alpha + objective.lambda_ − 1 weights the MMD and must be >= 0, got "

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import torch
 from torch import Tensor
 
-from vaelab.errors import VaelabError
 from vaelab.objectives.gradients import GradientEstimator, log_mean_exp
 from vaelab.objectives.importance_weighted import ImportanceWeightedObjective
-from vaelab.schema import Range
+from vaelab.schema import PositiveInt, checked_arguments
 
 
+@checked_arguments("objective")
 class IWAE(ImportanceWeightedObjective):
     """L_k(x) = E[log (1/k) Σ_i w_i], w_i = p(x, z_i)/q(z_i|x), z_1..z_k ~ q(z|x) i.i.d.
 
@@ -34,11 +32,9 @@ class IWAE(ImportanceWeightedObjective):
     config_name = "iwae"
 
     def __init__(
-        self, num_samples: Annotated[int, Range(ge=1)] = 5, gradient: GradientEstimator = "reparam"
+        self, num_samples: PositiveInt = 5, gradient: GradientEstimator = "reparam"
     ) -> None:
         super().__init__(gradient)
-        if int(num_samples) < 1:
-            raise VaelabError(f"objective.num_samples must be >= 1, got {num_samples}")
         self.num_samples = int(num_samples)
 
     @property

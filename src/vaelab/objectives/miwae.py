@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import torch
 from torch import Tensor
 
-from vaelab.errors import VaelabError
 from vaelab.objectives.gradients import GradientEstimator, log_mean_exp
 from vaelab.objectives.importance_weighted import ImportanceWeightedObjective
-from vaelab.schema import Range
+from vaelab.schema import PositiveInt, checked_arguments
 
 
 def grouped(log_weights: Tensor, num_groups: int) -> Tensor:
@@ -23,6 +20,7 @@ def group_weights(log_weights: Tensor, num_groups: int) -> Tensor:
     return torch.softmax(grouped(log_weights, num_groups), dim=1).reshape(log_weights.shape)
 
 
+@checked_arguments("objective")
 class MIWAE(ImportanceWeightedObjective):
     """MIWAE_{M,k}(x) = (1/M) Σ_m log (1/k) Σ_i w_{m,i}: the mean of M independent IWAE_k
     estimates (Rainforth, Kosiorek, Le, Maddison, Igl, Wood & Teh 2018, "Tighter variational
@@ -41,14 +39,11 @@ class MIWAE(ImportanceWeightedObjective):
 
     def __init__(
         self,
-        num_groups: Annotated[int, Range(ge=1)] = 4,
-        num_samples: Annotated[int, Range(ge=1)] = 4,
+        num_groups: PositiveInt = 4,
+        num_samples: PositiveInt = 4,
         gradient: GradientEstimator = "reparam",
     ) -> None:
         super().__init__(gradient)
-        for name, value in (("num_groups", num_groups), ("num_samples", num_samples)):
-            if int(value) < 1:
-                raise VaelabError(f"objective.{name} must be >= 1, got {value}")
         self.num_groups = int(num_groups)
         self.num_samples = int(num_samples)
 

@@ -11,10 +11,10 @@ from torch import Tensor
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
+from vaelab.schema import PositiveFloat, checked_arguments
 
 Kernel = Callable[[Tensor, Tensor], Tensor]
 KernelName = Literal["imq", "rbf"]
-KERNEL_NAMES = ("imq", "rbf")
 
 
 def squared_distances(a: Tensor, b: Tensor) -> Tensor:
@@ -58,17 +58,12 @@ def default_kernel_scale(latent_dim: int, prior_variance: float = 1.0) -> float:
     return 2.0 * latent_dim * prior_variance
 
 
+@checked_arguments("objective")
 class CodeMMD:
     """The MMD²_u between a batch's codes z ~ q(z) and as many prior draws, with the kernel
     ``kernel`` (imq | rbf) at scale ``kernel_scale`` (None: 2·D, Tolstikhin et al. §4)."""
 
-    def __init__(self, kernel: KernelName, kernel_scale: float | None) -> None:
-        if kernel not in KERNEL_NAMES:
-            raise VaelabError(
-                f"objective.kernel must be one of {', '.join(KERNEL_NAMES)}, got {kernel!r}"
-            )
-        if kernel_scale is not None and kernel_scale <= 0:
-            raise VaelabError(f"objective.kernel_scale must be > 0 (or null), got {kernel_scale}")
+    def __init__(self, kernel: KernelName, kernel_scale: PositiveFloat | None) -> None:
         self.kernel_name = kernel
         self.kernel_scale = kernel_scale
 

@@ -10,13 +10,12 @@ from torch import Tensor
 from torch.distributions import Distribution
 from typing_extensions import override
 
-from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
 from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.schedules.base import Weighting
+from vaelab.schema import checked_arguments
 
 ReconstructionLossKind = Literal["bce", "mse"]
-RECONSTRUCTION_LOSSES = ("bce", "mse")
 #: the term every reconstruction objective logs: the loss on clean inputs
 RECON = "recon"
 
@@ -37,6 +36,7 @@ def reconstruction_loss(
     return ((observation.mean.float() - x.float()) ** 2).sum(dim=event_dims)
 
 
+@checked_arguments("model")
 class Reconstruction(Objective):
     """loss = :func:`reconstruction_loss` of x from the code of the input: the objective of a
     deterministic autoencoder (``encode`` a point mass, ``decode`` a Bernoulli over pixels).
@@ -52,16 +52,11 @@ class Reconstruction(Objective):
 
     def __init__(
         self,
-        loss: ReconstructionLossKind = "bce",
+        reconstruction_loss: ReconstructionLossKind = "bce",
         corruption: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         super().__init__()
-        if loss not in RECONSTRUCTION_LOSSES:
-            raise VaelabError(
-                f"model.reconstruction_loss must be one of {', '.join(RECONSTRUCTION_LOSSES)}, "
-                f"got {loss!r}"
-            )
-        self.loss_kind: ReconstructionLossKind = loss
+        self.loss_kind: ReconstructionLossKind = reconstruction_loss
         self.corruption = corruption
 
     def loss_of(

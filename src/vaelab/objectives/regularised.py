@@ -23,6 +23,7 @@ from vaelab.objectives.evidence import (
     probe_latent,
 )
 from vaelab.schedules.base import Weighting
+from vaelab.schema import checked_arguments
 
 
 @dataclass
@@ -49,6 +50,7 @@ def distribution_name(distribution: Distribution) -> str:
     return type(distribution).__name__
 
 
+@checked_arguments("objective")
 class RegularisedELBO(Objective):
     """The ELBO's terms of one sample per data point and a family's regulariser on the batch's
     codes (:meth:`regularise`). ``<stage>/elbo`` stays the ELBO of that sample; ``recon``,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from torch import Tensor
 from torch.distributions import Distribution
@@ -15,9 +15,10 @@ from vaelab.objectives.evidence import KLEstimator, LatentProbe
 from vaelab.objectives.mmd import CodeMMD, KernelName
 from vaelab.objectives.regularised import RegularisedELBO, batch_constant, distribution_name
 from vaelab.schedules.base import Weighting
-from vaelab.schema import Range
+from vaelab.schema import NonNegativeFloat, PositiveFloat, checked_arguments
 
 
+@checked_arguments("objective")
 class WAEMMD(RegularisedELBO):
     """WAE-MMD (Tolstikhin et al. 2018, eq. 4 and Algorithm 2): minimise
     E[c(x, G(z))] + λ·MMD²(q(z), p(z)), the cost c = −log p(x|z) of the model's likelihood
@@ -35,15 +36,13 @@ class WAEMMD(RegularisedELBO):
 
     def __init__(
         self,
-        lambda_: Annotated[float, Range(ge=0)] = 10.0,
+        lambda_: NonNegativeFloat = 10.0,
         kernel: KernelName = "imq",
-        kernel_scale: float | None = None,
+        kernel_scale: PositiveFloat | None = None,
         deterministic_encoder: bool = True,
         kl: KLEstimator = "auto",
     ) -> None:
         super().__init__(kl)
-        if lambda_ < 0:
-            raise VaelabError(f"objective.lambda_ must be >= 0, got {lambda_}")
         self.lambda_ = float(lambda_)
         self.mmd = CodeMMD(kernel, kernel_scale)
         self.deterministic_encoder = bool(deterministic_encoder)

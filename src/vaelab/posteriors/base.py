@@ -9,9 +9,6 @@ from torch.distributions import Distribution
 class Posterior(nn.Module):
     """Turns the encoder's flat output vector into a distribution over z ∈ R^D."""
 
-    #: True when q factorises over latent dimensions, so KL can be reported per dimension
-    factorizes: bool = True
-
     def num_params(self, latent_dim: int) -> int:
         """How many numbers the encoder must output per data point."""
         raise NotImplementedError

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 import torch.distributed as dist
@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
-from vaelab.errors import VaelabError
 from vaelab.posteriors.structure import vector_quantised
+from vaelab.schema import NonNegativeFloat, PositiveInt, Range, checked_arguments
 
 
 def perplexity(counts: Tensor) -> Tensor:
@@ -37,6 +37,7 @@ class Quantized:
     straight_through: Tensor
 
 
+@checked_arguments("model")
 class EMACodebook(nn.Module):
     """K codebook vectors e_k ∈ R^D learned by exponential moving averages (van den Oord et
     al. 2017, Appendix A.1): with n_k the number of encoder outputs z_j assigned to code k in
@@ -52,15 +53,15 @@ class EMACodebook(nn.Module):
     objective calls in training steps."""
 
     def __init__(
-        self, num_codes: int, embedding_dim: int, decay: float, restart_below: float
+        self,
+        num_codes: PositiveInt,
+        embedding_dim: PositiveInt,
+        ema_decay: Annotated[float, Range(ge=0, lt=1)],
+        restart_below: NonNegativeFloat,
     ) -> None:
         super().__init__()
-        if not 0.0 <= float(decay) < 1.0:
-            raise VaelabError(f"model.ema_decay must be in [0, 1), got {decay}")
-        if float(restart_below) < 0:
-            raise VaelabError(f"model.restart_below must be >= 0, got {restart_below}")
         self.num_codes, self.embedding_dim = int(num_codes), int(embedding_dim)
-        self.decay, self.restart_below = float(decay), float(restart_below)
+        self.decay, self.restart_below = float(ema_decay), float(restart_below)
         # the paper's codebook initialisation is unspecified; a small uniform one as in Sonnet
         bound = 1.0 / self.num_codes
         vectors = torch.empty(self.num_codes, self.embedding_dim).uniform_(-bound, bound)

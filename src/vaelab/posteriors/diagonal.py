@@ -21,8 +21,6 @@ class DiagonalGaussianPosterior(Posterior):
     """The encoder outputs (μ, s); σ = exp(s/2) for ``log_var``, exp(s) for ``log_scale``;
     z = μ + σ ⊙ ε with ε ~ N(0, I)."""
 
-    factorizes = True
-
     def __init__(self, parameterization: Parameterization = "log_var") -> None:
         super().__init__()
         self.parameterization = parameterization

@@ -10,8 +10,10 @@ from torch.distributions import Independent, Normal, Transform
 from vaelab.errors import VaelabError
 from vaelab.flows.distribution import FlowDistribution
 from vaelab.posteriors.base import Posterior
+from vaelab.schema import PositiveInt, checked_arguments
 
 
+@checked_arguments("model.posterior")
 class FlowPosterior(Posterior):
     """q(z|x): a diagonal Gaussian q₀ = N(μ, diag σ²) from the encoder (σ = exp(s/2), s the
     encoder's log σ²) pushed through a flow whose transforms may read more encoder outputs
@@ -24,12 +26,8 @@ class FlowPosterior(Posterior):
     once; asking again for another D is an error.
     """
 
-    factorizes = False
-
-    def __init__(self, num_flows: int) -> None:
+    def __init__(self, num_flows: PositiveInt) -> None:
         super().__init__()
-        if int(num_flows) < 1:
-            raise VaelabError(f"model.posterior.num_flows must be >= 1, got {num_flows}")
         self.num_flows = int(num_flows)
         self.latent_dim: int | None = None
 

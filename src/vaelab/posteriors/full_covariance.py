@@ -28,8 +28,6 @@ class FullCovarianceGaussianPosterior(Posterior):
     KL(q || p) to a diagonal Gaussian prior such as N(0, I) is analytic (registered below).
     """
 
-    factorizes = False
-
     def __init__(self, diagonal_transform: DiagonalTransform = "exp") -> None:
         super().__init__()
         self.diagonal_transform = diagonal_transform

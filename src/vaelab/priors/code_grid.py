@@ -15,8 +15,10 @@ from torch.distributions import Categorical, Distribution, Independent, constrai
 from vaelab.errors import VaelabError
 from vaelab.nets.pixelcnn import GatedPixelCNN
 from vaelab.priors.base import Prior
+from vaelab.schema import PositiveInt, checked_arguments
 
 
+@checked_arguments("model")
 class CodeGridPrior(Prior):
     """p(k) over (h, w) grids of code indices, read by the interface as a prior over flat
     code maps z (``log_prob`` maps z to its nearest code indices; every z the model draws is
@@ -26,7 +28,7 @@ class CodeGridPrior(Prior):
 
     samples: ClassVar[bool] = True
 
-    def __init__(self, grid_shape: tuple[int, int], num_codes: int) -> None:
+    def __init__(self, grid_shape: tuple[int, int], num_codes: PositiveInt) -> None:
         super().__init__()
         self.grid_shape = tuple(grid_shape)
         self.num_codes = int(num_codes)
@@ -90,11 +92,14 @@ class UniformCodePrior(CodeGridPrior):
         )
 
 
+@checked_arguments("model")
 class PixelCNNCodePrior(CodeGridPrior):
     """Stage 2: p(k) = Π_i p(k_i | k_<i), a gated PixelCNN over the code grid (van den Oord et
     al. 2016; the VQ-VAE paper's prior, §3.2)."""
 
-    def __init__(self, grid_shape: tuple[int, int], num_codes: int, net: GatedPixelCNN) -> None:
+    def __init__(
+        self, grid_shape: tuple[int, int], num_codes: PositiveInt, net: GatedPixelCNN
+    ) -> None:
         super().__init__(grid_shape, num_codes)
         if net.num_codes != self.num_codes:
             raise VaelabError(

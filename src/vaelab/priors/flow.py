@@ -6,18 +6,17 @@ directions in one pass."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
 
 import torch
 from torch.distributions import Distribution, Independent, Normal
 
-from vaelab.errors import VaelabError
 from vaelab.flows.coupling import AffineCouplingStack
 from vaelab.flows.distribution import FlowDistribution
 from vaelab.priors.base import Encoder, Prior
-from vaelab.schema import Range
+from vaelab.schema import PositiveInt, checked_arguments
 
 
+@checked_arguments("model.prior")
 class FlowPrior(Prior):
     """p(z) = N(0, I) pushed through K affine coupling layers with alternating masks:
     log p(z) = log N(f⁻¹(z); 0, I) + log |det ∂f⁻¹/∂z|; both sampling and the density cost
@@ -27,16 +26,10 @@ class FlowPrior(Prior):
 
     def __init__(
         self,
-        num_flows: Annotated[int, Range(ge=1)] = 4,
-        hidden_dims: Sequence[int] = (128, 128),
+        num_flows: PositiveInt = 4,
+        hidden_dims: Sequence[PositiveInt] = (128, 128),
     ) -> None:
         super().__init__()
-        if int(num_flows) < 1:
-            raise VaelabError(f"model.prior.num_flows must be >= 1, got {num_flows}")
-        if any(int(width) < 1 for width in hidden_dims):
-            raise VaelabError(
-                f"model.prior.hidden_dims must be positive widths, got {list(hidden_dims)}"
-            )
         self.num_flows = int(num_flows)
         self.hidden_dims = tuple(int(width) for width in hidden_dims)
 
