@@ -90,3 +90,36 @@ def make_config(tmp_path) -> Callable[..., DictConfig]:
         return compose_config([*fast, *extra, *overrides], tmp_path / name)
 
     return _make
+
+
+#: a short run whose every step is reproducible (MNIST, dynamic binarization, a β warm-up)
+DETERMINISTIC = [
+    *FAST,
+    "trainer.deterministic=true",
+    "trainer.limit_train_batches=15",
+    "trainer.limit_val_batches=3",
+    "trainer.log_every_n_steps=5",
+    "test=false",
+    "beta=linear_warmup",
+    "beta.warmup_steps=40",
+    "data.binarize=dynamic",
+]
+
+
+def eval_config(ckpt_path: Path, data_dir: Path, *overrides: str):
+    """A small vaelab-eval config for the run whose checkpoint is ``ckpt_path``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(
+            "eval",
+            overrides=[
+                f"ckpt_path={ckpt_path}",
+                f"data_dir={data_dir}",
+                "eval.num_samples=64",
+                "eval.chunk_size=32",
+                "eval.batch_size=250",
+                "eval.limit_batches=2",
+                "print_summary=false",
+                *overrides,
+            ],
+        )

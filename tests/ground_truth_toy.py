@@ -1,5 +1,6 @@
 """A toy :class:`~vaelab.data.ground_truth.GroundTruthData` and representations of it with
-known disentanglement (used by tests/test_disentanglement.py and scripts/metric_timing.py).
+known disentanglement (used by tests/test_evaluation_disentanglement.py and
+scripts/metric_timing.py).
 
 An observation carries its factors: pixel k < F holds factor k's index scaled to [0, 1]; the
 ``noise_pixels`` after them hold uniform noise. A representation is then a fixed function of

@@ -13,8 +13,7 @@ from hydra.utils import instantiate
 from torch import nn
 from torch.distributions import Independent, Normal
 
-from tests.conftest import FAST, compose_config
-from tests.test_resume import DETERMINISTIC
+from tests.conftest import DETERMINISTIC, FAST, compose_config
 from vaelab.builders import build_module
 from vaelab.errors import VaelabError
 from vaelab.evaluation.encodings import prepare_batch

@@ -13,23 +13,12 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import FAST, compose_config
+from tests.conftest import DETERMINISTIC, compose_config
 from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.paths import PROJECT_ROOT
 from vaelab.train import METRICS_FILE, train
 
 TINY = ["trainer.limit_train_batches=15", "trainer.limit_val_batches=3", "trainer.test=false"]
-DETERMINISTIC = [
-    *FAST,
-    "trainer.deterministic=true",
-    "trainer.limit_train_batches=15",
-    "trainer.limit_val_batches=3",
-    "trainer.log_every_n_steps=5",
-    "test=false",
-    "beta=linear_warmup",
-    "beta.warmup_steps=40",
-    "data.binarize=dynamic",
-]
 
 
 def _beta_by_step(run_dir: Path) -> dict[int, float]:

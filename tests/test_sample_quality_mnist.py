@@ -102,7 +102,7 @@ def test_domain_fid_and_precision_recall_on_mnist(log_dir, mnist_data_dir):
 
 
 def test_vaelab_eval_computes_the_fid_of_an_mnist_run(log_dir, mnist_data_dir):
-    from tests.test_eval import eval_config
+    from tests.conftest import eval_config
     from vaelab.eval import evaluate
 
     metrics = evaluate(

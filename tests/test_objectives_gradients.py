@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.distributions import AffineTransform, Independent, Normal, TransformedDistribution
 
-from tests.test_objectives import small_mlp_vae
+from tests.linear_gaussian import small_mlp_vae
 from vaelab.errors import VaelabError
 from vaelab.evaluation.gradient_snr import gradient_snr, inference_parameters, snr_of_draws
 from vaelab.models.hierarchical import HierarchicalVAE

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import Tensor
 
-from tests.test_objectives import copies, linear_gaussian_vae, log_evidence, run, small_mlp_vae
+from tests.linear_gaussian import copies, linear_gaussian_vae, log_evidence, run, small_mlp_vae
 from vaelab.errors import VaelabError
 from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.models.vae import VAE

@@ -14,82 +14,21 @@ from itertools import pairwise
 import pytest
 import torch
 from hydra.utils import instantiate
-from torch import Tensor, nn
+from torch import Tensor
 
 from tests.conftest import compose_config
+from tests.linear_gaussian import (
+    X,
+    copies,
+    linear_gaussian_vae,
+    log_evidence,
+    run,
+    small_mlp_vae,
+)
 from vaelab.errors import VaelabError
-from vaelab.likelihoods import BernoulliLikelihood, GaussianLikelihood
-from vaelab.models.vae import VAE
-from vaelab.nets.mlp import mlp
-from vaelab.nets.networks import EncoderDecoder
-from vaelab.objectives import ELBO, IWAE, Objective, ObjectiveOutput
+from vaelab.objectives import ELBO, IWAE
 from vaelab.posteriors import DiagonalGaussianPosterior, FullCovarianceGaussianPosterior
 from vaelab.schedules import ConstantBeta, LinearWarmup
-from vaelab.schedules.base import Weighting
-
-X = 1.5
-NUM_COPIES = 40_000  # independent estimates, one per copy of x
-
-
-class FixedGaussianEncoder(nn.Module):
-    """q(z|x) = N(μ, σ²) for every x, with learnable (μ, log σ²)."""
-
-    def __init__(self, mu: float, log_var: float) -> None:
-        super().__init__()
-        self.params = nn.Parameter(torch.tensor([mu, log_var]))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.params.expand(x.shape[0], 2)
-
-
-class AffineDecoder(nn.Module):
-    """z ↦ a·z + b as a 1×1×1 image; records the codes it was called with."""
-
-    def __init__(self, a: float = 1.0, b: float = 0.0) -> None:
-        super().__init__()
-        self.a = nn.Parameter(torch.tensor(a))
-        self.b = nn.Parameter(torch.tensor(b))
-        self.inputs: list[Tensor] = []
-
-    def forward(self, z: Tensor) -> Tensor:
-        self.inputs.append(z.detach())
-        return (self.a * z + self.b).reshape(-1, 1, 1, 1)
-
-
-def given_networks(encoder: nn.Module, decoder: nn.Module):
-    """A ``model.net`` builder that hands back networks built by the test."""
-
-    def build(**sizes) -> EncoderDecoder:
-        return EncoderDecoder(encoder, decoder)
-
-    return build
-
-
-def linear_gaussian_vae(
-    mu: float = 0.3, log_var: float = -0.5, a: float = 1.0, b: float = 0.0
-) -> VAE:
-    vae = VAE(
-        given_networks(FixedGaussianEncoder(mu, log_var), AffineDecoder(a, b)),
-        latent_dim=1,
-        input_shape=(1, 1, 1),
-        posterior=DiagonalGaussianPosterior("log_var"),
-        likelihood=GaussianLikelihood("fixed", scale=1.0),
-    )
-    vae.decoder.inputs.clear()  # forget the shape check's call
-    return vae
-
-
-def run(
-    objective: Objective, vae: VAE, x: Tensor, weighting: Weighting | None = None
-) -> ObjectiveOutput:
-    """Set the objective up for ``vae`` and evaluate it on ``x`` at step 0."""
-    weighting = weighting or ConstantBeta(1.0)
-    objective.setup(vae, weighting, {})
-    return objective(vae, x, None, weighting, 0)
-
-
-def copies(value: float = X, num: int = NUM_COPIES) -> Tensor:
-    return torch.full((num, 1, 1, 1), value)
 
 
 def closed_form_elbo(x: float, mu: float, log_var: float) -> float:
@@ -97,11 +36,6 @@ def closed_form_elbo(x: float, mu: float, log_var: float) -> float:
     expected_log_lik = -0.5 * ((x - mu) ** 2 + var) - 0.5 * math.log(2 * math.pi)
     kl = 0.5 * (mu**2 + var - 1 - log_var)
     return expected_log_lik - kl
-
-
-def log_evidence(x: float) -> float:
-    """log N(x; 0, 2)."""
-    return -0.25 * x**2 - 0.5 * math.log(4 * math.pi)
 
 
 def mean_and_se(values: Tensor) -> tuple[float, float]:
@@ -163,21 +97,6 @@ def test_samples_go_through_the_decoder_in_one_batched_call(objective):
     assert len(vae.decoder.inputs) == 1
     assert vae.decoder.inputs[0].shape == (5 * 7, 1)
     assert out.bound.shape == out.terms["recon"].shape == out.terms["kl"].shape == (7,)
-
-
-def small_mlp_vae(posterior=None) -> tuple[VAE, Tensor]:
-    torch.manual_seed(3)
-    shape, latent = (1, 4, 4), 3
-    posterior = posterior or DiagonalGaussianPosterior()
-    vae = VAE(
-        lambda **sizes: mlp(hidden_dims=(8,), **sizes),
-        latent,
-        shape,
-        posterior=posterior,
-        likelihood=BernoulliLikelihood(),
-    )
-    x = torch.bernoulli(torch.full((6, *shape), 0.4))
-    return vae, x
 
 
 @pytest.mark.parametrize(
