@@ -1,5 +1,6 @@
-"""vaelab-train end to end: Hydra entry point, a short real MNIST run, TensorBoard output,
-multirun, and the offline missing-data error."""
+"""vaelab.train, vaelab-train end to end: Hydra entry point, a short real MNIST run,
+TensorBoard output, multirun, the offline missing-data error, and a finished run dir skipped only
+for the run that made it."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.conftest import FAST, compose_config
 from vaelab.callbacks.image_logger import LATENT_MANIFOLD, PRIOR_SAMPLES, RECONSTRUCTIONS
 from vaelab.errors import VaelabError
 from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.paths import PROJECT_ROOT
-from vaelab.train import METRICS_FILE, RESOLVED_CONFIG_FILE, train
+from vaelab.run_files import CONFIG_FILE
+from vaelab.train import METRICS_FILE, RESOLVED_CONFIG_FILE, _finished_metrics, train
 
 CLI_FAST = [
     "print_config=false",
@@ -178,3 +182,24 @@ def test_download_failure_is_reported_without_reaching_the_network(tmp_path, mon
         datamodule.setup()
     assert "connect to the network" in str(err.value)
     assert not any(Path(tmp_path).rglob("*.gz"))
+
+
+def _finished_run(tmp_path, *overrides: str):
+    cfg = compose_config([*FAST, "data=digits", *overrides], tmp_path / "run")
+    run_dir = tmp_path / "run"
+    (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run_dir / METRICS_FILE).write_text(json.dumps({"val/elbo": -30.0}))
+    return run_dir
+
+
+def test_the_same_run_is_skipped_with_its_metrics(tmp_path):
+    _finished_run(tmp_path, "model.latent_dim=3")
+    again = compose_config([*FAST, "data=digits", "model.latent_dim=3"], tmp_path / "run")
+    assert _finished_metrics(again) == {"val/elbo": -30.0}
+
+
+def test_another_run_in_a_finished_run_dir_is_refused_not_given_its_metrics(tmp_path):
+    _finished_run(tmp_path, "model.latent_dim=3")
+    other = compose_config([*FAST, "data=digits", "model.latent_dim=5"], tmp_path / "run")
+    with pytest.raises(VaelabError, match=r"other settings \(model differ"):
+        _finished_metrics(other)

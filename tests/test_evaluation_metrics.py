@@ -1,6 +1,6 @@
-"""vaelab-eval's metrics and pictures for models built from every likelihood and posterior
-group (untrained weights: what matters is that every family goes through, with numbers that
-obey the estimator's inequalities)."""
+"""vaelab.evaluation.metrics: vaelab-eval's metrics and pictures for models built from every
+likelihood and posterior group (untrained weights: what matters is that every family goes
+through, with numbers that obey the estimator's inequalities)."""
 
 from __future__ import annotations
 
