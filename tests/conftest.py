@@ -6,11 +6,14 @@ Tests never download: data fixtures copy the read-only reference files from
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -123,3 +126,40 @@ def eval_config(ckpt_path: Path, data_dir: Path, *overrides: str):
                 *overrides,
             ],
         )
+
+
+#: the short digits run of :func:`digits_run`: its epochs, and its training batches per epoch
+SHORT_RUN_EPOCHS = 2
+SHORT_RUN_TRAIN_BATCHES = 15  # 1437 training images, batch 100
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A 2-epoch digits run with images due every 10 epochs and line progress every 5 steps:
+    ``(run_dir, metrics, stdout)``, read by the tests of the callbacks that wrote them."""
+    from vaelab.train import train
+
+    run_dir = tmp_path_factory.mktemp("short_output") / "run"
+    overrides = [o for o in FAST if not o.startswith("callbacks.progress_bar")]
+    cfg = compose_config(
+        [
+            *overrides,
+            "data=digits",
+            f"trainer.max_epochs={SHORT_RUN_EPOCHS}",
+            "trainer.log_every_n_steps=50",
+            "callbacks.image_logger.every_n_epochs=10",
+            "callbacks.progress_bar.force=lines",
+            "callbacks.progress_bar.every_n_steps=5",
+            "test=false",
+        ],
+        run_dir,
+    )
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        metrics = train(cfg)
+    return run_dir, metrics, output.getvalue()
+
+
+def random_images(count: int, *shape: int, seed: int = 0) -> np.ndarray:
+    """``count`` seeded random uint8 images of ``shape`` (for data files written by tests)."""
+    return np.random.default_rng(seed).integers(0, 256, (count, *shape), dtype=np.uint8)
