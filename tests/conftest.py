@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from vaelab.paths import CONFIG_DIR, PROJECT_ROOT, export_project_root
+from vaelab.train import train
 
 export_project_root()
 
@@ -137,7 +138,6 @@ SHORT_RUN_TRAIN_BATCHES = 15  # 1437 training images, batch 100
 def digits_run(tmp_path_factory):
     """A 2-epoch digits run with images due every 10 epochs and line progress every 5 steps:
     ``(run_dir, metrics, stdout)``, read by the tests of the callbacks that wrote them."""
-    from vaelab.train import train
 
     run_dir = tmp_path_factory.mktemp("short_output") / "run"
     overrides = [o for o in FAST if not o.startswith("callbacks.progress_bar")]
@@ -163,3 +163,32 @@ def digits_run(tmp_path_factory):
 def random_images(count: int, *shape: int, seed: int = 0) -> np.ndarray:
     """``count`` seeded random uint8 images of ``shape`` (for data files written by tests)."""
     return np.random.default_rng(seed).integers(0, 256, (count, *shape), dtype=np.uint8)
+
+
+# -- full disks and torn checkpoints ---------------------------------------------------------
+class _FileThatFails:
+    """A file object whose write writes the first ``limit`` bytes, then raises ``error``."""
+
+    def __init__(self, handle, limit: int, error: BaseException) -> None:
+        self.handle, self.limit, self.error = handle, limit, error
+
+    def write(self, data) -> int:
+        self.handle.write(bytes(data)[: self.limit])
+        raise self.error
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+
+def failing_writes(monkeypatch, limit: int, error: BaseException) -> None:
+    """Make the next ``os.fdopen`` files (atomic_io's temp files) fail mid-write."""
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(
+        os, "fdopen", lambda fd, *a, **k: _FileThatFails(real_fdopen(fd, *a, **k), limit, error)
+    )

@@ -391,7 +391,7 @@ def test_short_mnist_run_improves_and_iw_nll_is_below_the_negative_elbo(
 @pytest.mark.slow
 @pytest.mark.parametrize("option", FLOW_OPTIONS, ids=FLOW_IDS)
 def test_resume_after_two_epochs_reproduces_four_straight_epochs(option, mnist_data_dir, tmp_path):
-    """As tests/test_resume.py for the default model: 2 + 2 epochs from last.ckpt end where 4
+    """As tests/test_train.py for the default model: 2 + 2 epochs from last.ckpt end where 4
     straight epochs do (the flow's parameters and their optimiser state are checkpointed)."""
     common = [
         *DETERMINISTIC,

@@ -20,7 +20,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from tests.conftest import FAST, compose_config
+from tests.conftest import FAST, compose_config, failing_writes
 from vaelab import atomic_io
 from vaelab.atomic_io import DiskFullError
 from vaelab.checkpoints import AtomicCheckpointIO
@@ -174,35 +174,6 @@ def test_a_monitored_metric_the_model_never_logs_is_refused_before_training(tmp_
     assert not (tmp_path / "run" / CHECKPOINT_DIR).exists()  # no training started
     message = _refused(_config(tmp_path, "optimized_metric=val/elb", name="other"))
     assert "optimized_metric=val/elb is not a metric this model logs" in message
-
-
-# -- full disks and torn checkpoints ---------------------------------------------------------
-class _FileThatFails:
-    """A file object whose write writes the first ``limit`` bytes, then raises ``error``."""
-
-    def __init__(self, handle, limit: int, error: BaseException) -> None:
-        self.handle, self.limit, self.error = handle, limit, error
-
-    def write(self, data) -> int:
-        self.handle.write(bytes(data)[: self.limit])
-        raise self.error
-
-    def __getattr__(self, name):
-        return getattr(self.handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.handle.close()
-
-
-def failing_writes(monkeypatch, limit: int, error: BaseException) -> None:
-    """Make the next ``os.fdopen`` files (atomic_io's temp files) fail mid-write."""
-    real_fdopen = os.fdopen
-    monkeypatch.setattr(
-        os, "fdopen", lambda fd, *a, **k: _FileThatFails(real_fdopen(fd, *a, **k), limit, error)
-    )
 
 
 def _checkpoint(step: int, size: int = 1000) -> dict:

@@ -1,8 +1,9 @@
 """vaelab.train, vaelab-train end to end: Hydra entry point, a short real MNIST run,
 TensorBoard output, multirun, the offline missing-data error, a finished run dir skipped only
-for the run that made it; and the hierarchical VAE, the Ladder VAE and the conditional VAE
-trained by it (a fast_dev_run on digits, a short real-MNIST run that improves, an exact
-2 + 2 = 4-epoch resume)."""
+for the run that made it; runs survive interruption (an exact 2 + 2 = 4-epoch resume, sweeps
+that skip finished jobs, resume interrupted ones and isolate failures); and the hierarchical
+VAE, the Ladder VAE and the conditional VAE trained by it (a fast_dev_run on digits, a short
+real-MNIST run that improves, an exact 2 + 2 = 4-epoch resume)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import FAST, compose_config
+from tests.conftest import DETERMINISTIC, FAST, compose_config
+from tests.signal_at_step import SIGNAL_CALLBACK, SIGNALLED_RUN_FAST, signalled_run_env
 from vaelab.callbacks.image_logger import LATENT_MANIFOLD, PRIOR_SAMPLES, RECONSTRUCTIONS
 from vaelab.errors import VaelabError
 from vaelab.evaluation.learning_curves import tensorboard_dir
@@ -281,7 +283,8 @@ def test_short_mnist_run_improves(option, mnist_data_dir, tmp_path):
     assert -250 < metrics["test/elbo"] < -100  # MNIST's ELBO range early in training
 
 
-DETERMINISTIC = [
+#: DETERMINISTIC on the digits: six steps an epoch
+DIGITS_DETERMINISTIC = [
     *FAST,
     "data=digits",
     "data.binarize=dynamic",
@@ -296,7 +299,7 @@ DETERMINISTIC = [
 @pytest.mark.slow
 @pytest.mark.parametrize("option", IDS)
 def test_resume_after_two_epochs_reproduces_four(option, tmp_path):
-    overrides = [*DETERMINISTIC, *OPTIONS[option]]
+    overrides = [*DIGITS_DETERMINISTIC, *OPTIONS[option]]
     straight = train(compose_config([*overrides, "trainer.max_epochs=4"], tmp_path / "straight"))
     train(compose_config([*overrides, "trainer.max_epochs=2"], tmp_path / "first"))
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
@@ -311,3 +314,95 @@ def test_resume_after_two_epochs_reproduces_four(option, tmp_path):
         for run in (tmp_path / "straight", tmp_path / "first")  # the resumed run continues here
     ]
     assert ends == [4 * 6, 4 * 6]  # four epochs of six steps, both ways
+
+
+TINY = ["trainer.limit_train_batches=15", "trainer.limit_val_batches=3", "trainer.test=false"]
+
+
+def _beta_by_step(run_dir: Path) -> dict[int, float]:
+    events = EventAccumulator(str(tensorboard_dir(run_dir)))
+    events.Reload()
+    return {e.step: e.value for e in events.Scalars("beta")}
+
+
+def test_resume_after_two_epochs_reproduces_four_straight_epochs(mnist_data_dir, tmp_path):
+    data = f"paths.data_dir={mnist_data_dir}"
+    straight = train(
+        compose_config([*DETERMINISTIC, data, "trainer.max_epochs=4"], tmp_path / "straight")
+    )
+    train(compose_config([*DETERMINISTIC, data, "trainer.max_epochs=2"], tmp_path / "first"))
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    # a new Hydra run dir; the checkpoint brings the run back to its own folder
+    resumed = train(
+        compose_config(
+            [*DETERMINISTIC, data, "trainer.max_epochs=4", f"ckpt_path={last}"], tmp_path / "second"
+        )
+    )
+    assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
+    assert straight["val/elbo"] > -400  # it did learn something
+    assert not list((tmp_path / "second").glob("events.out.tfevents.*"))
+    betas_straight = _beta_by_step(tmp_path / "straight")
+    betas_resumed = _beta_by_step(tmp_path / "first")  # the same TensorBoard folder, continued
+    assert len(betas_straight) == 12  # 60 steps, one point every 5
+    assert betas_resumed == pytest.approx(betas_straight)
+
+
+@pytest.mark.slow
+def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failure(
+    mnist_data_dir, tmp_path
+):
+    sweep = tmp_path / "sweep"
+    args = [
+        sys.executable,
+        "-m",
+        "vaelab.train",
+        "--multirun",
+        *SIGNALLED_RUN_FAST,
+        f"paths.data_dir={mnist_data_dir}",
+        f"hydra.sweep.dir={sweep}",
+        "optimizer.lr=1e-3,-1.0,2e-3",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=40",
+        "trainer.limit_val_batches=2",
+        "trainer.limit_test_batches=2",
+    ]
+    # the whole sweep dies (SIGKILL to its process group) at step 45 of job 2, which has
+    # saved last.ckpt at the end of epoch 0 (step 40)
+    killer = [
+        SIGNAL_CALLBACK,
+        "+callbacks.signal_at_step.step=45",
+        "+callbacks.signal_at_step.signal_name=SIGKILL",
+        "+callbacks.signal_at_step.to=group",
+        "+callbacks.signal_at_step.only_in='2'",
+    ]
+    killed = subprocess.run(
+        [*args, *killer],
+        capture_output=True,
+        text=True,
+        env=signalled_run_env(),
+        cwd=PROJECT_ROOT,
+        start_new_session=True,
+        timeout=400,
+    )
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    interrupted_ckpt = sweep / "2" / "checkpoints" / "last.ckpt"
+    assert torch.load(interrupted_ckpt, weights_only=True)["global_step"] == 40
+    assert (sweep / "0" / METRICS_FILE).is_file()
+    assert (sweep / "1" / "error.txt").is_file()
+    assert interrupted_ckpt.is_file()
+    assert not (sweep / "2" / METRICS_FILE).exists()
+    finished_before = (sweep / "0" / METRICS_FILE).stat().st_mtime_ns
+
+    again = subprocess.run(
+        args, capture_output=True, text=True, env=signalled_run_env(), cwd=PROJECT_ROOT, timeout=400
+    )
+    assert again.returncode == 1, again.stderr[-3000:]
+    assert (sweep / "0" / METRICS_FILE).stat().st_mtime_ns == finished_before  # skipped
+    assert "already finished" in again.stdout
+    assert f"Resuming from {interrupted_ckpt}" in again.stdout
+    assert "test/elbo" in json.loads((sweep / "2" / METRICS_FILE).read_text())
+    error = (sweep / "1" / "error.txt").read_text()
+    assert "optimizer.lr=-1.0 must be a number > 0" in error
+    assert "1 job(s) of the sweep" in again.stderr
+    assert "job 1: invalid config" in again.stderr
