@@ -1,17 +1,23 @@
-"""Active units (Burda et al. 2015): dimensions forced to the prior are counted inactive."""
+"""vaelab.evaluation.active_units (Burda et al. 2015): dimensions forced to the prior are counted
+inactive; the threshold δ lives here only (the pictures' default, vaelab-eval's default and the
+report's glossary follow it)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from vaelab.evaluation.active_units import active_units
+from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD, active_units
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
 from vaelab.likelihoods.bernoulli import BernoulliLikelihood
 from vaelab.models.vae import VAE
 from vaelab.nets.networks import EncoderDecoder
+from vaelab.paths import CONFIG_DIR
+from vaelab.plots.pictures import PictureSettings
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
+from vaelab.report import GLOSSARY
 
 IMAGE_SHAPE = (1, 4, 4)
 LATENT_DIM = 6
@@ -86,3 +92,10 @@ def test_threshold_is_on_the_variance_of_the_posterior_mean():
 def test_too_few_points_is_a_clear_error():
     with pytest.raises(ValueError, match="at least 2"):
         active_units(torch.zeros(1, 3))
+
+
+def test_defaults_are_the_one_threshold():
+    assert PictureSettings().activity_threshold == ACTIVITY_THRESHOLD
+    # vaelab-eval: null means ACTIVITY_THRESHOLD (no second copy of the number in conf/)
+    assert OmegaConf.load(CONFIG_DIR / "eval.yaml").eval.active_unit_threshold is None
+    assert f"> {ACTIVITY_THRESHOLD:g} " in GLOSSARY["eval/active_units"]

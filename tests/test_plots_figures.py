@@ -1,12 +1,19 @@
 """vaelab.plots.figures: report plots ready for a talk, slide-sized, with log axes for scale
-parameters and the spread over seeds."""
+parameters and the spread over seeds; the traversal figure states the active-units threshold it
+was given."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from vaelab.plots.figures import SLIDE_DPI, SLIDE_PANEL, save_figure, sweep_figure
+from vaelab.plots.figures import (
+    SLIDE_DPI,
+    SLIDE_PANEL,
+    latent_traversal_figure,
+    save_figure,
+    sweep_figure,
+)
 
 
 def _rows(beta_seed_score):
@@ -38,3 +45,12 @@ def test_report_plot_shows_the_spread_over_seeds():
     # the error bar at β = 2 spans ± the sample standard deviation of its two seeds
     bottom, top = sorted(bars.lines[2][0].get_segments()[1][:, 1])
     assert top - bottom == pytest.approx(2 * torch.tensor([-94.0, -90.0]).std().item())
+
+
+def test_traversal_title_states_the_threshold_it_was_given():
+    dims, values = [0, 1], [-1.0, 0.0, 1.0]
+    grid = torch.rand(3, 2 * 10, 3 * 10)
+    figure = latent_traversal_figure(grid, dims, values, [0.3, 0.001], 2, activity_threshold=0.05)
+    title = figure.axes[0].get_title()
+    assert "active if > 0.05" in title
+    assert "0.01" not in title
