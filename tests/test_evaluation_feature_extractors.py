@@ -1,6 +1,7 @@
-"""The domain FID on real MNIST: a briefly trained feature classifier (experiment=
-feature_classifier_mnist), its FID and precision/recall between real, blurred and noise
-images, and vaelab-eval finding the stored classifier for an MNIST run."""
+"""vaelab.evaluation.feature_extractors, the domain FID on real MNIST: a briefly trained feature
+classifier (experiment=feature_classifier_mnist), its features' FID and precision/recall between
+real, blurred and noise images, and vaelab-eval finding the stored classifier for an MNIST
+run."""
 
 from __future__ import annotations
 
