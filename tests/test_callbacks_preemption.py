@@ -1,9 +1,11 @@
 """vaelab.callbacks.preemption: SIGUSR1 (SLURM's pre-emption warning) saves a checkpoint and exits
-cleanly; the requeued run resumes from it."""
+cleanly, the requeued run resumes from it, and a signal that arrives before fitting is kept for
+the first step."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -58,3 +60,22 @@ def test_sigusr1_saves_a_checkpoint_and_exits_cleanly_then_resumes(mnist_data_di
     assert "test/elbo" in json.loads((run_dir / METRICS_FILE).read_text())
     # it continued from step 41 (a run started over would end at 3 × 30 = 90 steps)
     assert 41 < torch.load(last, weights_only=True)["global_step"] < 90
+
+
+def test_a_sigusr1_before_fitting_is_kept_for_the_first_step(tmp_path):
+    """What a SLURM task does between start-up and fit: the signal is noted, not fatal."""
+    import signal
+
+    from vaelab.callbacks import preemption
+
+    before = signal.getsignal(signal.SIGUSR1)
+    try:
+        preemption.hold_early_signal()
+        os.kill(os.getpid(), signal.SIGUSR1)  # arrives while the task still imports and loads
+        callback = preemption.PreemptionCheckpoint(str(tmp_path))
+        callback.setup(trainer=None, pl_module=None, stage="fit")
+        assert callback._requested  # the first step's end saves last.ckpt and stops
+        callback.teardown(trainer=None, pl_module=None, stage="fit")
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+        preemption._early_signal["received"] = False

@@ -1,5 +1,6 @@
-"""model=pca under trainer=ddp_cpu (two gloo processes, each with half of the training split)
-fits the same components as one process and as numpy/scikit-learn on the whole split."""
+"""vaelab.baselines.closed_form: model=pca under trainer=ddp_cpu (two gloo processes, each with
+half of the training split) fits the same components as one process and as numpy/scikit-learn on
+the whole split."""
 
 from __future__ import annotations
 

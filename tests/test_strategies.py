@@ -1,4 +1,5 @@
-"""trainer=ddp_cpu: two gloo processes train like one process with the same global batch."""
+"""vaelab.strategies, trainer=ddp_cpu: two gloo processes train like one process with the same
+global batch."""
 
 from __future__ import annotations
 
