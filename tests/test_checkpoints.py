@@ -1,6 +1,7 @@
 """vaelab.checkpoints: any bytes in a checkpoint's place are refused with one message; an
-interrupted write leaves the previous checkpoint intact; resume=auto picks the newest of last.ckpt
-and SLURM's hpc checkpoints."""
+interrupted write leaves the previous checkpoint intact; resume=auto picks the newest of
+last.ckpt and SLURM's hpc checkpoints; a torn last.ckpt is reported and the last good checkpoint
+used, and with no good one left it is one clear error."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import os
 import pytest
 import torch
 
-from vaelab.checkpoints import load_checkpoint
+from tests.conftest import failing_writes
+from tests.tiny_digits_run import digits_config, refused
+from vaelab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from vaelab.errors import VaelabError
+from vaelab.run_files import CHECKPOINT_DIR, LAST_CHECKPOINT, METRICS_FILE
+from vaelab.train import train
 
 
 @pytest.mark.parametrize("content", [b"a" * 64, b"\x80\x02}q\x00.", b"PK\x03\x04 torn"])
@@ -23,8 +28,6 @@ def test_any_bytes_in_a_checkpoints_place_are_refused(tmp_path, content):
 
 def test_interrupted_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monkeypatch):
     """vaelab's checkpoint IO writes a temp file beside the target and renames it over."""
-    from tests.conftest import failing_writes
-    from vaelab.checkpoints import AtomicCheckpointIO
 
     path = tmp_path / "last.ckpt"
     checkpoint_io = AtomicCheckpointIO()
@@ -54,3 +57,35 @@ def test_resume_auto_picks_the_newest_of_last_and_slurm_hpc_checkpoints(tmp_path
     hpc.write_bytes(b"requeue")
     os.utime(hpc, ns=(last.stat().st_mtime_ns + 10**9,) * 2)
     assert last_checkpoint(tmp_path) == hpc
+
+
+def test_a_torn_last_ckpt_is_reported_and_the_last_good_checkpoint_used(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    train(digits_config(tmp_path, "trainer.max_epochs=2", "test=false"))
+    checkpoints = run_dir / CHECKPOINT_DIR
+    good = checkpoints / "epoch_001.ckpt"  # the best (val/elbo) of the two epochs
+    if not good.exists():
+        good = checkpoints / "epoch_000.ckpt"
+    good_step = torch.load(good, weights_only=True)["global_step"]
+    last = checkpoints / LAST_CHECKPOINT
+    last.write_bytes(last.read_bytes()[:5000])  # what a copy cut short by a full disk leaves
+    (run_dir / METRICS_FILE).unlink()
+    capsys.readouterr()
+    train(digits_config(tmp_path, "trainer.max_epochs=3", "test=false"))
+    captured = capsys.readouterr()
+    assert f"{last} is torn or unreadable" in captured.err
+    assert f"resuming from the last good checkpoint {good}" in captured.err
+    assert f"Resuming from {good}" in captured.out
+    assert (checkpoints / "last.ckpt.torn").stat().st_size == 5000  # kept, out of the way
+    assert good_step in (2, 4)
+    assert torch.load(last, weights_only=True)["global_step"] == 6  # 3 epochs in the end
+
+
+def test_a_torn_checkpoint_with_no_good_one_left_is_one_clear_error(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
+    (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).write_bytes(b"PK\x03\x04 torn")
+    message = refused(digits_config(tmp_path))
+    assert "is torn or unreadable" in message
+    assert "no good checkpoint is left" in message
+    assert "resume=never" in message

@@ -1,5 +1,6 @@
 """vaelab.report (vaelab-report) on a real 3-job Hydra multirun (one job fails) and on hand-made
-sweep dirs; on a sweep whose jobs have disentanglement metrics, its section and the
+sweep dirs (readable jobs ranked, unreadable ones listed with why, an unwritable output folder
+in one line); on a sweep whose jobs have disentanglement metrics, its section and the
 Locatello-style figures (metric against β per family over seeds; rank correlation between
 metrics)."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from PIL import Image
 
 from tests.conftest import FAST
 from tests.disentanglement_sweep import BETAS, FAMILIES, SEEDS, sweep_metrics
+from tests.sweep_job import sweep_job
 from vaelab.errors import VaelabError
 from vaelab.evaluation.conditional import DISENTANGLEMENT_SETTINGS_KEY
 from vaelab.evaluation.disentanglement import METRIC_NAMES
@@ -24,6 +27,7 @@ from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
 from vaelab.evaluation.sweep import parse_override, read_sweep
 from vaelab.report import DISENTANGLEMENT_PNG, RANK_CORRELATION_PNG, render_markdown
 from vaelab.report import main as report_main
+from vaelab.run_files import CONFIG_FILE
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +273,34 @@ def test_a_sweep_without_disentanglement_metrics_has_no_such_section(tmp_path):
     report_main([str(sweep)])
     assert "Disentanglement" not in (sweep / "report.md").read_text()
     assert not (sweep / DISENTANGLEMENT_PNG).exists()
+
+
+def test_report_ranks_the_readable_jobs_and_lists_the_unreadable_ones_with_why(tmp_path, capsys):
+    sweep_job(tmp_path, "0", 0.01, json.dumps({"val/elbo": -150.0}))
+    sweep_job(tmp_path, "1", 0.001, json.dumps({"val/elbo": -140.0}))
+    sweep_job(tmp_path, "2", 0.1, '{"val/elbo": -1')  # cut short
+    bad_config = sweep_job(tmp_path, "3", 0.2, json.dumps({"val/elbo": -130.0}))
+    (bad_config / CONFIG_FILE).write_text("optimized_metric: [unclosed\n")
+    bad_overrides = sweep_job(tmp_path, "4", 0.3, json.dumps({"val/elbo": -120.0}))
+    (bad_overrides / ".hydra" / "overrides.yaml").write_text("- optimizer.lr=[0.3\n")
+    report_main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "job 2 is unreadable: metrics.json:" in out
+    markdown = (tmp_path / "report.md").read_text()
+    assert "5 jobs: 2 finished, 0 failed, 3 unreadable" in markdown
+    assert "**Best: job 1**" in markdown
+    unreadable = markdown.split("## Unreadable jobs (3)", 1)[1]
+    assert "[2](2/) | metrics.json: Expecting" in unreadable
+    assert "[3](3/) | config.yaml:" in unreadable
+    assert "[4](4/) | .hydra/overrides.yaml:" in unreadable
+
+
+def test_report_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
+    sweep_job(tmp_path, "0", 0.01, json.dumps({"val/elbo": -150.0}))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    with pytest.raises(SystemExit):
+        report_main([str(tmp_path), "--output-dir", str(blocker / f"out-{uuid.uuid4().hex}")])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith("vaelab: error:")

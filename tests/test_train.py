@@ -1,9 +1,9 @@
-"""vaelab.train, vaelab-train end to end: Hydra entry point, a short real MNIST run,
-TensorBoard output, multirun, the offline missing-data error, a finished run dir skipped only
-for the run that made it; runs survive interruption (an exact 2 + 2 = 4-epoch resume, sweeps
-that skip finished jobs, resume interrupted ones and isolate failures); and the hierarchical
-VAE, the Ladder VAE and the conditional VAE trained by it (a fast_dev_run on digits, a short
-real-MNIST run that improves, an exact 2 + 2 = 4-epoch resume)."""
+"""vaelab.train, vaelab-train end to end: Hydra entry point, a short real MNIST run, TensorBoard
+output, multirun, the offline missing-data error, a finished run dir skipped only for the run
+that made it, a corrupt metrics.json set aside; runs survive interruption (an exact 2 + 2 =
+4-epoch resume, sweeps that skip finished jobs, resume interrupted ones and isolate failures);
+and the hierarchical VAE, the Ladder VAE and the conditional VAE trained by it (a fast_dev_run
+on digits, a short real-MNIST run that improves, an exact 2 + 2 = 4-epoch resume)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import DETERMINISTIC, FAST, compose_config
 from tests.signal_at_step import SIGNAL_CALLBACK, SIGNALLED_RUN_FAST, signalled_run_env
+from tests.tiny_digits_run import digits_config
 from vaelab.callbacks.image_logger import LATENT_MANIFOLD, PRIOR_SAMPLES, RECONSTRUCTIONS
 from vaelab.errors import VaelabError
 from vaelab.evaluation.learning_curves import tensorboard_dir
-from vaelab.paths import PROJECT_ROOT
+from vaelab.paths import CONFIG_DIR, PROJECT_ROOT
 from vaelab.run_files import CONFIG_FILE
 from vaelab.train import METRICS_FILE, RESOLVED_CONFIG_FILE, _finished_metrics, train
 
@@ -147,11 +150,7 @@ def test_multirun_creates_one_run_dir_per_job(mnist_data_dir, tmp_path):
 
 def test_default_run_dir_layout_is_under_logs(monkeypatch):
     monkeypatch.setenv("VAELAB_ROOT", str(PROJECT_ROOT))
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
-
-    from vaelab.paths import CONFIG_DIR
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -406,3 +405,14 @@ def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failur
     assert "optimizer.lr=-1.0 must be a number > 0" in error
     assert "1 job(s) of the sweep" in again.stderr
     assert "job 1: invalid config" in again.stderr
+
+
+# -- corrupt files vaelab wrote earlier ------------------------------------------------------
+def test_a_corrupt_metrics_json_is_set_aside_and_the_run_finishes_again(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    train(digits_config(tmp_path))
+    (run_dir / METRICS_FILE).write_text('{"val/elbo": -12')  # cut short
+    metrics = train(digits_config(tmp_path))
+    assert "metrics.json is unreadable" in capsys.readouterr().err
+    assert json.loads((run_dir / METRICS_FILE).read_text())["test/elbo"] == metrics["test/elbo"]
+    assert (run_dir / "metrics.json.torn").read_text() == '{"val/elbo": -12'
