@@ -1,5 +1,6 @@
-"""vaelab-eval end to end on checkpoints of short real MNIST runs, checkpoint safety, the
-epoch-0 encoding snapshot and the TensorBoard HPARAMS record."""
+"""vaelab.eval (vaelab-eval) end to end on checkpoints of short real MNIST runs: its metrics,
+pictures and TensorBoard output, checkpoint safety, and, read from the same runs, the epoch-0
+encoding snapshot and the TensorBoard HPARAMS record."""
 
 from __future__ import annotations
 
