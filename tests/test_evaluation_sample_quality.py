@@ -1,21 +1,18 @@
-"""FID and precision/recall: closed forms, hand cases, and their behaviour on real digits
-(pixels here; the MNIST feature classifier in the slow test)."""
+"""vaelab.evaluation's sample-quality metrics (fid, precision_recall, and the Inception features
+behind them): closed forms, hand cases, and their behaviour on real digits (pixels here; the
+MNIST feature classifier in tests/test_evaluation_feature_extractors.py)."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 from sklearn.datasets import load_digits
 from torchvision.transforms.functional import gaussian_blur
 
-from vaelab.baselines.feature_classifier import FeatureClassifier
 from vaelab.errors import VaelabError
 from vaelab.evaluation.feature_extractors import InceptionFeatures
 from vaelab.evaluation.fid import frechet_distance, gaussian_frechet_distance
 from vaelab.evaluation.precision_recall import precision_recall
-from vaelab.objectives.classification import Classification
 
 BLUR_SIGMAS = (0.5, 1.0, 2.0)
 
@@ -100,23 +97,6 @@ def test_inception_weights_must_be_a_local_state_dict(tmp_path):
     torch.save({"conv.weight": torch.zeros(1)}, damaged)
     with pytest.raises(VaelabError, match="not a torchvision Inception-v3 state dict"):
         InceptionFeatures(damaged)
-
-
-def test_classification_objective_and_its_checks():
-    model = FeatureClassifier((1, 8, 8), num_classes=3, feature_dim=4)
-    objective = Classification()
-    with pytest.raises(VaelabError, match="num_classes=3 but the data set has 10"):
-        objective.check_data(model, {"num_classes": 10})
-    with pytest.raises(VaelabError, match="has none"):
-        objective.check_data(model, {"num_classes": None})
-    with torch.no_grad():  # logits that favour class 0 whatever the image
-        model.head.weight.zero_()
-        model.head.bias.copy_(torch.tensor([math.log(2.0), 0.0, 0.0]))
-    out = objective(model, torch.rand(2, 1, 8, 8), torch.tensor([0, 2]))
-    # softmax = (1/2, 1/4, 1/4): −log(1/2) for label 0, −log(1/4) for label 2 (misclassified)
-    torch.testing.assert_close(out.terms["cross_entropy"], torch.tensor([math.log(2), math.log(4)]))
-    assert out.terms["error"].tolist() == [0.0, 1.0]
-    assert model.features(torch.rand(5, 1, 8, 8)).shape == (5, 4)
 
 
 @pytest.mark.slow
