@@ -13,10 +13,9 @@ from sklearn.metrics import mutual_info_score
 
 from tests.ground_truth_toy import (
     FactorPixels,
-    duplicated,
     factors_and_noise,
     noise_only,
-    rotated,
+    synthetic_table,
 )
 from vaelab.data.ground_truth import GroundTruthData
 from vaelab.errors import VaelabError
@@ -200,29 +199,9 @@ def test_settings_refuse_sizes_that_cannot_work():
         DisentanglementSettings(group_size=1)
 
 
-#: the synthetic table of docs/experiments.md ("What papers report: metrics"); the slow test
-#: uses half of it (the gradient-boosted trees of DCI take most of the time)
-TABLE_SETTINGS = DisentanglementSettings(
-    num_train=2000, num_eval=1000, group_size=64, num_variance_estimate=2000
-)
 TEST_SETTINGS = DisentanglementSettings(
     num_train=1000, num_eval=500, group_size=64, num_variance_estimate=1000
 )
-TABLE_FACTORS = (3, 6, 10, 8)
-
-
-def synthetic_table(settings: DisentanglementSettings = TABLE_SETTINGS) -> dict[str, dict]:
-    data = FactorPixels(TABLE_FACTORS, noise_pixels=2)
-    cases = {
-        "factors+noise": factors_and_noise(data),
-        "rotation": rotated(data),
-        "duplicated": duplicated(data),
-        "noise": noise_only(data),
-    }
-    return {
-        name: compute_disentanglement(data, representation, settings)
-        for name, representation in cases.items()
-    }
 
 
 @pytest.mark.slow
