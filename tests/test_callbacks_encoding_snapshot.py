@@ -1,5 +1,6 @@
-"""The epoch-0 encoding snapshot callback: what it stores, and that it leaves training's random
-stream alone (dynamic binarization draws bits while encoding)."""
+"""vaelab.callbacks.encoding_snapshot, the epoch-0 encoding snapshot callback: what it stores,
+and that it leaves training's random stream alone (dynamic binarization draws bits while
+encoding)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The HPARAMS tab of a sweep, read back with TensorBoard's own reader: every run declares the
-swept parameter, and no run's experiment summary hides the other runs' parameters."""
+"""vaelab.callbacks.hparams_logger, the HPARAMS tab of a sweep, read back with TensorBoard's own
+reader: every run declares the swept parameter, and no run's experiment summary hides the other
+runs' parameters."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""vaelab removes the per-batch hooks its callbacks inherit as no-ops (Lightning calls every hook
-of every callback at every step); what a callback overrides must still run, every batch."""
+"""vaelab.callbacks.step_hooks: vaelab removes the per-batch hooks its callbacks inherit as
+no-ops (Lightning calls every hook of every callback at every step); what a callback overrides
+must still run, every batch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``data.on_device=true``: index batches drawn on the device give the DataLoader path's data."""
+"""vaelab.data.device_loader (``data.on_device=true``): index batches drawn on the device give
+the DataLoader path's data."""
 
 from __future__ import annotations
 

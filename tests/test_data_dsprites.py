@@ -1,6 +1,6 @@
-"""dSprites as generated here: the grid and its order, each shape's area and centroid against
-closed forms, rotations, determinism, Locatello et al.'s variants, the original file's
-reader (on a tiny grid written here), and the (x, factors) batches."""
+"""vaelab.data.dsprites: dSprites as generated here: the grid and its order, each shape's area
+and centroid against closed forms, rotations, determinism, Locatello et al.'s variants, the
+original file's reader (on a tiny grid written here), and the (x, factors) batches."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The DataLoader path's batched fetch gives exactly the batches of per-example fetching."""
+"""vaelab.data.tensor_batches: the DataLoader path's batched fetch gives exactly the batches of
+per-example fetching."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""vaelab-eval's conditional metrics: disentanglement where the data have factors, sample
-quality where they have labels and a feature space; ``enabled`` auto / true / false."""
+"""vaelab.evaluation.conditional, vaelab-eval's conditional metrics: disentanglement where the
+data have factors, sample quality where they have labels and a feature space; ``enabled`` auto /
+true / false."""
 
 from __future__ import annotations
 

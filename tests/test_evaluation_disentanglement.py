@@ -1,5 +1,5 @@
-"""Disentanglement metrics against hand-computed values and synthetic representations whose
-disentanglement is known (tests/ground_truth_toy.py)."""
+"""vaelab.evaluation.disentanglement: the metrics against hand-computed values and synthetic
+representations whose disentanglement is known (tests/ground_truth_toy.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The importance-weighted log-likelihood estimator against an exact log p(x).
+"""vaelab.evaluation.iw_nll: the importance-weighted log-likelihood estimator against an exact
+log p(x).
 
 A linear-Gaussian model (probabilistic PCA: z ~ N(0, I), x | z ~ N(Wz + μ, σ²I)) has the exact
 marginal log p(x) = log N(x; μ, WWᵀ + σ²I). The VAE below is that model with a deliberately

@@ -1,5 +1,6 @@
-"""Hierarchical VAE and Ladder VAE on a linear-Gaussian two-layer model whose marginal log p(x)
-is Gaussian, so every bound is checked against the exact value.
+"""vaelab.models.hierarchical and vaelab.models.ladder: Hierarchical VAE and Ladder VAE on a
+linear-Gaussian two-layer model whose marginal log p(x) is Gaussian, so every bound is checked
+against the exact value.
 
 Model (per coordinate, D = 3 coordinates of a 1×1×3 "image"): z₂ ~ N(0, 1),
 z₁ | z₂ ~ N(a z₂ + c, s₁²), x | z₁ ~ N(b z₁ + e, σ₀²). Its marginal is

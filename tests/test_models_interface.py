@@ -1,4 +1,4 @@
-"""The model interface: a second model family, written only against
+"""vaelab.models.interface, the model interface: a second model family, written only against
 :class:`~vaelab.models.interface.LatentVariableModel`, trains with the generic module, gets an
 IW-NLL from ``vaelab-eval``'s estimator and its pictures; an objective with an adversary trains
 with two optimisers, clipping and exact resume; unusable groups are refused by name."""

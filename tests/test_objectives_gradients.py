@@ -1,4 +1,5 @@
-"""objective.gradient = reparam | stl | dreg on models where the answers are known.
+"""vaelab.objectives.gradients: objective.gradient = reparam | stl | dreg on models where the
+answers are known.
 
 Linear-Gaussian model (scripts/gradient_snr.py): p(z) = N(0, 1), p(x|z) = N(a z + b, 1),
 q(z|x) = N(μ, σ²) shared by all x; for a = 1, b = 0 the exact posterior is N(x/2, 1/2). Each

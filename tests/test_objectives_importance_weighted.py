@@ -1,7 +1,7 @@
-"""MIWAE, CIWAE and PIWAE (Rainforth et al. 2018): their special cases are the ELBO and IWAE on
-the same draws, their order on the same draws is Jensen's, and PIWAE's one surrogate has the
-IWAE gradient for the decoder and the MIWAE gradient for the encoder (checked against autograd
-of each bound separately)."""
+"""vaelab.objectives.importance_weighted and its bounds: MIWAE, CIWAE and PIWAE (Rainforth et
+al. 2018): their special cases are the ELBO and IWAE on the same draws, their order on the same
+draws is Jensen's, and PIWAE's one surrogate has the IWAE gradient for the decoder and the MIWAE
+gradient for the encoder (checked against autograd of each bound separately)."""
 
 from __future__ import annotations
 
