@@ -10,8 +10,8 @@ the metrics themselves, not of an encoder. Run from the repository root:
     PYTHONPATH=src python scripts/metric_timing.py --synthetic    # the table of known cases
 
 Prints a Markdown table (seconds) and the scores. ``--synthetic`` prints instead the metrics of
-the synthetic representations of tests/test_disentanglement.py (factors + noise, a rotation,
-a duplicated factor, noise) at 2 000 / 1 000 points.
+the synthetic representations of tests/ground_truth_toy.py (factors + noise, a
+rotation, a duplicated factor, noise) at 2 000 / 1 000 points.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ GROUPS = {
 
 
 def print_synthetic_table() -> None:
-    from tests.test_disentanglement import synthetic_table
+    from tests.ground_truth_toy import synthetic_table
     from vaelab.evaluation.disentanglement import METRIC_NAMES
 
     table = synthetic_table()

@@ -6,11 +6,14 @@ Tests never download: data fixtures copy the read-only reference files from
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -18,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from vaelab.paths import CONFIG_DIR, PROJECT_ROOT, export_project_root
+from vaelab.train import train
 
 export_project_root()
 
@@ -90,3 +94,101 @@ def make_config(tmp_path) -> Callable[..., DictConfig]:
         return compose_config([*fast, *extra, *overrides], tmp_path / name)
 
     return _make
+
+
+#: a short run whose every step is reproducible (MNIST, dynamic binarization, a β warm-up)
+DETERMINISTIC = [
+    *FAST,
+    "trainer.deterministic=true",
+    "trainer.limit_train_batches=15",
+    "trainer.limit_val_batches=3",
+    "trainer.log_every_n_steps=5",
+    "test=false",
+    "beta=linear_warmup",
+    "beta.warmup_steps=40",
+    "data.binarize=dynamic",
+]
+
+
+def eval_config(ckpt_path: Path, data_dir: Path, *overrides: str):
+    """A small vaelab-eval config for the run whose checkpoint is ``ckpt_path``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(
+            "eval",
+            overrides=[
+                f"ckpt_path={ckpt_path}",
+                f"data_dir={data_dir}",
+                "eval.num_samples=64",
+                "eval.chunk_size=32",
+                "eval.batch_size=250",
+                "eval.limit_batches=2",
+                "print_summary=false",
+                *overrides,
+            ],
+        )
+
+
+#: the short digits run of :func:`digits_run`: its epochs, and its training batches per epoch
+SHORT_RUN_EPOCHS = 2
+SHORT_RUN_TRAIN_BATCHES = 15  # 1437 training images, batch 100
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A 2-epoch digits run with images due every 10 epochs and line progress every 5 steps:
+    ``(run_dir, metrics, stdout)``, read by the tests of the callbacks that wrote them."""
+
+    run_dir = tmp_path_factory.mktemp("short_output") / "run"
+    overrides = [o for o in FAST if not o.startswith("callbacks.progress_bar")]
+    cfg = compose_config(
+        [
+            *overrides,
+            "data=digits",
+            f"trainer.max_epochs={SHORT_RUN_EPOCHS}",
+            "trainer.log_every_n_steps=50",
+            "callbacks.image_logger.every_n_epochs=10",
+            "callbacks.progress_bar.force=lines",
+            "callbacks.progress_bar.every_n_steps=5",
+            "test=false",
+        ],
+        run_dir,
+    )
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        metrics = train(cfg)
+    return run_dir, metrics, output.getvalue()
+
+
+def random_images(count: int, *shape: int, seed: int = 0) -> np.ndarray:
+    """``count`` seeded random uint8 images of ``shape`` (for data files written by tests)."""
+    return np.random.default_rng(seed).integers(0, 256, (count, *shape), dtype=np.uint8)
+
+
+# -- full disks and torn checkpoints ---------------------------------------------------------
+class _FileThatFails:
+    """A file object whose write writes the first ``limit`` bytes, then raises ``error``."""
+
+    def __init__(self, handle, limit: int, error: BaseException) -> None:
+        self.handle, self.limit, self.error = handle, limit, error
+
+    def write(self, data) -> int:
+        self.handle.write(bytes(data)[: self.limit])
+        raise self.error
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+
+def failing_writes(monkeypatch, limit: int, error: BaseException) -> None:
+    """Make the next ``os.fdopen`` files (atomic_io's temp files) fail mid-write."""
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(
+        os, "fdopen", lambda fd, *a, **k: _FileThatFails(real_fdopen(fd, *a, **k), limit, error)
+    )

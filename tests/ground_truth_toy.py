@@ -1,5 +1,6 @@
 """A toy :class:`~vaelab.data.ground_truth.GroundTruthData` and representations of it with
-known disentanglement (used by tests/test_disentanglement.py and scripts/metric_timing.py).
+known disentanglement, and the table of metrics on them (used by
+tests/test_evaluation_disentanglement.py and scripts/metric_timing.py).
 
 An observation carries its factors: pixel k < F holds factor k's index scaled to [0, 1]; the
 ``noise_pixels`` after them hold uniform noise. A representation is then a fixed function of
@@ -12,6 +13,11 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from vaelab.evaluation.disentanglement import (
+    DisentanglementSettings,
+    compute_disentanglement,
+)
 
 #: scales a uniform [0, 1] pixel to unit variance, the scale of a VAE's codes
 UNIT_VARIANCE = 12**0.5
@@ -71,3 +77,27 @@ def duplicated(data: FactorPixels, copy_scale: float = 0.5):
 def noise_only(data: FactorPixels):
     """Codes that carry no information about the factors."""
     return lambda x: (x.flatten(1)[:, data.num_factors :] - 0.5) * UNIT_VARIANCE
+
+
+#: the synthetic table of docs/experiments.md ("What papers report: metrics"); the slow test
+#: uses half of it (the gradient-boosted trees of DCI take most of the time)
+TABLE_SETTINGS = DisentanglementSettings(
+    num_train=2000, num_eval=1000, group_size=64, num_variance_estimate=2000
+)
+
+
+TABLE_FACTORS = (3, 6, 10, 8)
+
+
+def synthetic_table(settings: DisentanglementSettings = TABLE_SETTINGS) -> dict[str, dict]:
+    data = FactorPixels(TABLE_FACTORS, noise_pixels=2)
+    cases = {
+        "factors+noise": factors_and_noise(data),
+        "rotation": rotated(data),
+        "duplicated": duplicated(data),
+        "noise": noise_only(data),
+    }
+    return {
+        name: compute_disentanglement(data, representation, settings)
+        for name, representation in cases.items()
+    }

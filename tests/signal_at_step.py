@@ -86,3 +86,16 @@ class HoldAtStepUntilSignal(L.Callback):
         Path(trainer.default_root_dir, self.marker).write_text(str(os.getpid()))
         # the signal's handler runs in this (main) thread and sets the event: the wait ends
         self.arrived.wait(self.timeout_s)
+
+
+# -- for the tests that run ``python -m vaelab.train`` with this callback --------------------------
+def signalled_run_env() -> dict:
+    """The environment of a signalled subprocess run: unbuffered, Hydra's short errors."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+#: the overrides of a quiet subprocess run, and the one that adds this callback
+SIGNALLED_RUN_FAST = ["print_config=false", "callbacks.progress_bar=null", "data.download=false"]
+SIGNAL_CALLBACK = "+callbacks.signal_at_step._target_=tests.signal_at_step.SignalAtStep"

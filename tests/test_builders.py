@@ -108,7 +108,7 @@ def test_the_feature_classifier_is_trained_by_its_own_module(make_config):
 
 
 def test_the_classifier_module_logs_the_classifier_metrics(make_config, tmp_path):
-    from tests.test_model_interface import quiet_trainer
+    from tests.linear_factor_model import quiet_trainer
 
     cfg = make_config("data=digits", "experiment=feature_classifier_mnist")
     torch.manual_seed(0)

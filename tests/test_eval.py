@@ -1,5 +1,6 @@
-"""vaelab-eval end to end on checkpoints of short real MNIST runs, checkpoint safety, the
-epoch-0 encoding snapshot and the TensorBoard HPARAMS record."""
+"""vaelab.eval (vaelab-eval) end to end on checkpoints of short real MNIST runs: its metrics,
+pictures and TensorBoard output, checkpoint safety, and, read from the same runs, the epoch-0
+encoding snapshot and the TensorBoard HPARAMS record."""
 
 from __future__ import annotations
 
@@ -13,14 +14,12 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from tests.conftest import FAST, compose_config
+from tests.conftest import FAST, compose_config, eval_config
 from vaelab.builders import build_module
 from vaelab.cli import run_reporting_errors
 from vaelab.errors import VaelabError
@@ -29,7 +28,6 @@ from vaelab.evaluation.checkpoint import load_run, locate_checkpoint
 from vaelab.evaluation.encodings import encode_split, load_encodings
 from vaelab.evaluation.iw_nll import importance_weighted_log_likelihood
 from vaelab.evaluation.learning_curves import tensorboard_dir
-from vaelab.paths import CONFIG_DIR
 from vaelab.train import train
 
 # every test here evaluates MNIST runs trained once per module (tens of seconds)
@@ -106,24 +104,6 @@ def run_5d(mnist_data_dir, tmp_path_factory) -> Path:
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=40",
     )
-
-
-def eval_config(ckpt_path: Path, data_dir: Path, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            "eval",
-            overrides=[
-                f"ckpt_path={ckpt_path}",
-                f"data_dir={data_dir}",
-                "eval.num_samples=64",
-                "eval.chunk_size=32",
-                "eval.batch_size=250",
-                "eval.limit_batches=2",
-                "print_summary=false",
-                *overrides,
-            ],
-        )
 
 
 def _png_size(path: str | Path) -> tuple[int, int]:

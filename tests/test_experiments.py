@@ -86,7 +86,7 @@ LITERATURE_AUTHORS = ("Burda", "van den Oord", "Locatello")
 
 def _needs_a_first_stage(name: str) -> bool:
     """A second-stage experiment (the VQ-VAE's prior) trains on a first stage's checkpoint;
-    tests/test_vqvae_runs.py runs both stages."""
+    tests/test_models_vqvae.py runs both stages."""
     model = OmegaConf.load(EXPERIMENT_DIR / f"{name}.yaml").get("model") or {}
     return "stage1_checkpoint" in model
 

@@ -13,8 +13,7 @@ from hydra.utils import instantiate
 from torch import nn
 from torch.distributions import Independent, Normal
 
-from tests.conftest import FAST, compose_config
-from tests.test_resume import DETERMINISTIC
+from tests.conftest import DETERMINISTIC, FAST, compose_config
 from vaelab.builders import build_module
 from vaelab.errors import VaelabError
 from vaelab.evaluation.encodings import prepare_batch
@@ -393,7 +392,7 @@ def test_short_mnist_run_improves_and_iw_nll_is_below_the_negative_elbo(
 @pytest.mark.slow
 @pytest.mark.parametrize("option", FLOW_OPTIONS, ids=FLOW_IDS)
 def test_resume_after_two_epochs_reproduces_four_straight_epochs(option, mnist_data_dir, tmp_path):
-    """As tests/test_resume.py for the default model: 2 + 2 epochs from last.ckpt end where 4
+    """As tests/test_train.py for the default model: 2 + 2 epochs from last.ckpt end where 4
     straight epochs do (the flow's parameters and their optimiser state are checkpointed)."""
     common = [
         *DETERMINISTIC,

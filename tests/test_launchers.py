@@ -1,4 +1,5 @@
-"""Sweeps off the main process: submitit's local launcher, Optuna, and the SLURM job script."""
+"""The sweep launchers (conf/hydra/launcher, hydra_plugins.vaelab_slurm_launcher): sweeps off the
+main process with submitit's local launcher and Optuna, and the SLURM job script."""
 
 from __future__ import annotations
 
@@ -15,16 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from vaelab.cluster.slurm_request import (
-    Partition,
-    _gpu_count,
-    check_request,
-    explain_refusal,
-    gpus_per_node_for,
-)
-from vaelab.errors import VaelabError
 from vaelab.paths import CONFIG_DIR, PROJECT_ROOT
 from vaelab.train import METRICS_FILE, RESOLVED_CONFIG_FILE
 
@@ -193,69 +185,3 @@ def test_slurm_asks_no_gpus_for_a_cpu_trainer(tmp_path, monkeypatch):
     assert "#SBATCH --ntasks-per-node=1" in lines
     assert "#SBATCH --cpus-per-task=1" in lines
     assert "#SBATCH --job-name=train" in lines  # the task name, as squeue shows it
-
-
-SMALL_NODE = {"debug": Partition("debug", is_default=True, cpus=2, memory_mb=4096, nodes=1)}
-FITS = {"partition": None, "nodes": 1, "tasks_per_node": 1, "cpus_per_task": 2, "mem_gb": 4}
-
-
-@pytest.mark.parametrize(
-    ("change", "named"),
-    [
-        ({"gpus_per_node": 1}, "hydra.launcher.gpus_per_node=1"),
-        ({"cpus_per_task": 3}, "hydra.launcher.cpus_per_task=3"),
-        ({"tasks_per_node": 2}, "hydra.launcher.cpus_per_task=2 × 2 task(s)"),
-        ({"mem_gb": 5}, "hydra.launcher.mem_gb=5"),
-        ({"nodes": 2}, "hydra.launcher.nodes=2"),
-        ({"partition": "gpu"}, "hydra.launcher.partition=gpu"),
-    ],
-)
-def test_a_request_no_node_can_hold_names_the_launcher_key(change, named):
-    check_request(FITS, SMALL_NODE)  # what fits passes
-    with pytest.raises(VaelabError) as refused:
-        check_request({**FITS, **change}, SMALL_NODE)
-    assert str(refused.value).startswith(named)
-    if "gpus_per_node" in change:
-        assert "use trainer=cpu" in str(refused.value)
-
-
-def test_gpus_follow_the_trainer_and_gres_strings_count_gpus():
-    assert gpus_per_node_for(OmegaConf.create({"accelerator": "cpu", "devices": 2})) is None
-    assert gpus_per_node_for(OmegaConf.create({"accelerator": "gpu", "devices": 4})) == 4
-    assert [_gpu_count(g) for g in ("(null)", "gpu:4", "gpu:a100:8(S:0-1)", "gpu:2,mps:100")] == [
-        0,
-        4,
-        8,
-        2,
-    ]
-
-
-def test_a_sigusr1_before_fitting_is_kept_for_the_first_step(tmp_path):
-    """What a SLURM task does between start-up and fit: the signal is noted, not fatal."""
-    import signal
-
-    from vaelab.callbacks import preemption
-
-    before = signal.getsignal(signal.SIGUSR1)
-    try:
-        preemption.hold_early_signal()
-        os.kill(os.getpid(), signal.SIGUSR1)  # arrives while the task still imports and loads
-        callback = preemption.PreemptionCheckpoint(str(tmp_path))
-        callback.setup(trainer=None, pl_module=None, stage="fit")
-        assert callback._requested  # the first step's end saves last.ckpt and stops
-        callback.teardown(trainer=None, pl_module=None, stage="fit")
-    finally:
-        signal.signal(signal.SIGUSR1, before)
-        preemption._early_signal["received"] = False
-
-
-def test_an_sbatch_refusal_becomes_one_error_naming_its_reason():
-    stderr = (
-        "sbatch: error: Batch job submission failed: Invalid account or account/partition "
-        "combination specified"
-    )
-    error = explain_refusal(f"Command failed\n{stderr}")
-    assert isinstance(error, VaelabError)
-    assert "Invalid account" in str(error)
-    assert "hydra.launcher key" in str(error)
-    assert explain_refusal("Traceback ... ValueError: a job's own failure") is None

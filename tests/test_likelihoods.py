@@ -291,3 +291,23 @@ def test_gaussian_variance_key_selects_from_the_command_line(tmp_path):
     likelihood = instantiate(cfg.model.likelihood)
     assert likelihood.params_per_channel == 2
     assert likelihood.min_scale == 0.001
+
+
+def test_bernoulli_log_prob_equals_torch_distributions_and_bce():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 1, 7, 6) * 3
+    x_binary = torch.bernoulli(torch.rand(5, 1, 7, 6))
+    x_grey = torch.rand(5, 1, 7, 6)
+    lik = BernoulliLikelihood()
+    expected = Bernoulli(logits=logits).log_prob(x_binary).sum(dim=(1, 2, 3))
+    torch.testing.assert_close(lik.log_prob(logits, x_binary), expected, atol=1e-5, rtol=0)
+    bce = F.binary_cross_entropy_with_logits(logits, x_grey, reduction="none").sum(dim=(1, 2, 3))
+    torch.testing.assert_close(lik.log_prob(logits, x_grey), -bce, atol=1e-5, rtol=0)
+    torch.testing.assert_close(lik.mean(logits), torch.sigmoid(logits))
+
+
+def test_bernoulli_log_prob_is_stable_for_extreme_logits():
+    logits = torch.tensor([[-200.0, 200.0]]).reshape(1, 1, 1, 2)
+    x = torch.tensor([[1.0, 0.0]]).reshape(1, 1, 1, 2)
+    # log σ(−200) + log(1 − σ(200)) = −400 exactly, no inf/nan
+    torch.testing.assert_close(BernoulliLikelihood().log_prob(logits, x), torch.tensor([-400.0]))

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tests.test_objectives_tc import TableModel, indices, table
+from tests.table_model import TableModel, indices, table
 from vaelab.errors import VaelabError
 from vaelab.objectives.info_vae import InfoVAE
 from vaelab.objectives.mmd import (

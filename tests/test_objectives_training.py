@@ -8,8 +8,7 @@ import math
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import FAST, compose_config
-from tests.test_resume import DETERMINISTIC
+from tests.conftest import DETERMINISTIC, FAST, compose_config
 from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.train import train
 

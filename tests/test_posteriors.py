@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -171,3 +173,24 @@ def test_posterior_configs_instantiate(tmp_path, overrides, cls, factorised):
     assert type(posterior) is cls
     q = posterior.distribution(torch.zeros(1, posterior.num_params(2)))
     assert (factorised_marginals(q) is not None) is factorised
+
+
+def _diag_q(mu, log_var):
+    return DiagonalGaussianPosterior().distribution(torch.cat([mu, log_var], dim=-1))
+
+
+def test_analytic_kl_matches_closed_form_and_monte_carlo():
+    torch.manual_seed(1)
+    mu, log_var = torch.randn(4, 3), torch.randn(4, 3)
+    q = _diag_q(mu, log_var)
+    prior = StandardNormalPrior()
+    prior.setup(3, (1, 1, 1), encode=None)
+    prior = prior.distribution()
+    analytic = kl_divergence(q, prior)
+    # seed 000's closed form: −½ Σ (1 + log σ² − μ² − σ²)
+    closed = -0.5 * (1 + log_var - mu**2 - log_var.exp()).sum(-1)
+    torch.testing.assert_close(analytic, closed, atol=1e-5, rtol=1e-5)
+    samples = q.sample((100_000,))
+    log_ratio = q.log_prob(samples) - prior.log_prob(samples)
+    mc, stderr = log_ratio.mean(0), log_ratio.std(0) / math.sqrt(len(samples))
+    assert torch.all((mc - analytic).abs() < 4 * stderr), (mc, analytic, stderr)

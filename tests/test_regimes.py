@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from tests.test_model_interface import LinearFactorModel, binary_patterns, loader, quiet_trainer
+from tests.linear_factor_model import LinearFactorModel, binary_patterns, loader, quiet_trainer
 from vaelab.builders import build_module
 from vaelab.models.interface import LatentVariableModel
 from vaelab.module import LatentVariableModule

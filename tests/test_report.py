@@ -1,10 +1,15 @@
-"""vaelab-report on a real 3-job Hydra multirun (one job fails) and on hand-made sweep dirs."""
+"""vaelab.report (vaelab-report) on a real 3-job Hydra multirun (one job fails) and on hand-made
+sweep dirs (readable jobs ranked, unreadable ones listed with why, an unwritable output folder
+in one line); on a sweep whose jobs have disentanglement metrics, its section and the
+Locatello-style figures (metric against β per family over seeds; rank correlation between
+metrics)."""
 
 from __future__ import annotations
 
 import json
 import re
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,9 +18,16 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from tests.conftest import FAST
+from tests.disentanglement_sweep import BETAS, FAMILIES, SEEDS, sweep_metrics
+from tests.sweep_job import sweep_job
 from vaelab.errors import VaelabError
+from vaelab.evaluation.conditional import DISENTANGLEMENT_SETTINGS_KEY
+from vaelab.evaluation.disentanglement import METRIC_NAMES
+from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
 from vaelab.evaluation.sweep import parse_override, read_sweep
+from vaelab.report import DISENTANGLEMENT_PNG, RANK_CORRELATION_PNG, render_markdown
 from vaelab.report import main as report_main
+from vaelab.run_files import CONFIG_FILE
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +185,122 @@ def test_override_parsing_keeps_types():
     assert parse_override("+trainer.deterministic=true") == ("trainer.deterministic", True)
     assert parse_override("likelihood=gaussian") == ("likelihood", "gaussian")
     assert parse_override("~callbacks.progress_bar") is None
+
+
+def _sweep(root: Path, settings: dict | None = None) -> Path:
+    """``settings``: the disentanglement sample sizes each job's eval/metrics.json records."""
+    for index, (family, beta, seed) in enumerate(
+        (f, b, s) for f in FAMILIES for b in BETAS for s in SEEDS
+    ):
+        folder = root / str(index)
+        (folder / ".hydra").mkdir(parents=True)
+        overrides = [f"model={family}", f"beta.value={beta}", f"seed={seed}"]
+        (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        (folder / "metrics.json").write_text(json.dumps({"val/elbo": -100.0 + beta}))
+        (folder / "eval").mkdir()
+        scores = {**sweep_metrics(beta, seed, family)}
+        if settings is not None:
+            scores[DISENTANGLEMENT_SETTINGS_KEY] = {**settings, "seed": seed}
+        (folder / "eval" / "metrics.json").write_text(json.dumps(scores))
+    return root
+
+
+def test_report_section_lists_every_job_with_its_metrics(tmp_path):
+    sweep = read_sweep(_sweep(tmp_path / "sweep"))
+    markdown = render_markdown(sweep, "report.png", [DISENTANGLEMENT_PNG])
+    section = markdown.split("## Disentanglement metrics", 1)[1]
+    assert f"]({DISENTANGLEMENT_PNG})" in section
+    assert "Against beta.value" in section
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "job" not in line]
+    assert len(rows) == len(FAMILIES) * len(BETAS) * len(SEEDS)
+    header = next(line for line in section.splitlines() if line.startswith("| job"))
+    assert all(name in header for name in METRIC_NAMES)
+
+
+def _sizes_sentence(tmp_path: Path, settings: dict | None) -> str:
+    sweep = read_sweep(_sweep(tmp_path / "sweep", settings))
+    section = render_markdown(sweep, None).split("## Disentanglement metrics", 1)[1]
+    return next(line for line in section.splitlines() if "jobs evaluated" in line)
+
+
+def test_report_says_at_which_sample_sizes_the_scores_were_computed(tmp_path):
+    literature = vars(DisentanglementSettings()) | {"encode_batch_size": 256}
+    assert "definitions and sample sizes." in _sizes_sentence(tmp_path / "a", literature)
+    smaller = literature | {"num_train": 1000, "num_eval": 500}
+    sentence = _sizes_sentence(tmp_path / "b", smaller)
+    assert "num_train=1000 (10000), num_eval=500 (5000); smaller samples" in sentence
+    assert "num_variance_estimate" not in sentence  # unchanged sizes are not listed
+    assert "definitions." in _sizes_sentence(tmp_path / "c", None)
+
+
+def test_report_warns_when_jobs_were_scored_at_different_sizes(tmp_path):
+    root = _sweep(tmp_path / "sweep", vars(DisentanglementSettings()))
+    eval_file = root / "0" / "eval" / "metrics.json"
+    scores = json.loads(eval_file.read_text())
+    scores[DISENTANGLEMENT_SETTINGS_KEY]["num_train"] = 500
+    eval_file.write_text(json.dumps(scores))
+    section = render_markdown(read_sweep(root), None).split("## Disentanglement metrics", 1)[1]
+    assert "sample sizes differ" in section
+
+
+def test_report_prints_whole_numbers_as_integers(tmp_path):
+    """val/elbo = −100 + β is a whole float (−84.0 at β = 16): printed −84, not −84.00."""
+    markdown = render_markdown(read_sweep(_sweep(tmp_path / "sweep")), None)
+    assert "| -84 |" in markdown
+    assert "-84.00" not in markdown
+
+
+@pytest.mark.slow
+def test_report_draws_the_disentanglement_figures(tmp_path):
+    sweep = _sweep(tmp_path / "sweep")
+    report_main([str(sweep)])
+    markdown = (sweep / "report.md").read_text()
+    assert "## Disentanglement metrics" in markdown
+    for name in (DISENTANGLEMENT_PNG, RANK_CORRELATION_PNG):
+        assert f"]({name})" in markdown
+        with Image.open(sweep / name) as image:
+            assert image.format == "PNG"
+    section = markdown.split("## Disentanglement metrics", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "job" not in line]
+    assert len(rows) == len(FAMILIES) * len(BETAS) * len(SEEDS)
+
+
+@pytest.mark.slow
+def test_a_sweep_without_disentanglement_metrics_has_no_such_section(tmp_path):
+    sweep = _sweep(tmp_path / "sweep")
+    for folder in sweep.iterdir():
+        (folder / "eval" / "metrics.json").write_text(json.dumps({"iw_nll": 90.0}))
+    report_main([str(sweep)])
+    assert "Disentanglement" not in (sweep / "report.md").read_text()
+    assert not (sweep / DISENTANGLEMENT_PNG).exists()
+
+
+def test_report_ranks_the_readable_jobs_and_lists_the_unreadable_ones_with_why(tmp_path, capsys):
+    sweep_job(tmp_path, "0", 0.01, json.dumps({"val/elbo": -150.0}))
+    sweep_job(tmp_path, "1", 0.001, json.dumps({"val/elbo": -140.0}))
+    sweep_job(tmp_path, "2", 0.1, '{"val/elbo": -1')  # cut short
+    bad_config = sweep_job(tmp_path, "3", 0.2, json.dumps({"val/elbo": -130.0}))
+    (bad_config / CONFIG_FILE).write_text("optimized_metric: [unclosed\n")
+    bad_overrides = sweep_job(tmp_path, "4", 0.3, json.dumps({"val/elbo": -120.0}))
+    (bad_overrides / ".hydra" / "overrides.yaml").write_text("- optimizer.lr=[0.3\n")
+    report_main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "job 2 is unreadable: metrics.json:" in out
+    markdown = (tmp_path / "report.md").read_text()
+    assert "5 jobs: 2 finished, 0 failed, 3 unreadable" in markdown
+    assert "**Best: job 1**" in markdown
+    unreadable = markdown.split("## Unreadable jobs (3)", 1)[1]
+    assert "[2](2/) | metrics.json: Expecting" in unreadable
+    assert "[3](3/) | config.yaml:" in unreadable
+    assert "[4](4/) | .hydra/overrides.yaml:" in unreadable
+
+
+def test_report_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
+    sweep_job(tmp_path, "0", 0.01, json.dumps({"val/elbo": -150.0}))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    with pytest.raises(SystemExit):
+        report_main([str(tmp_path), "--output-dir", str(blocker / f"out-{uuid.uuid4().hex}")])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith("vaelab: error:")

@@ -4,6 +4,7 @@ refused with exactly the message the config check gives for the same value."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import pytest
@@ -29,6 +30,8 @@ from vaelab.priors.mixture import MixturePrior
 from vaelab.schedules import ConstantBeta, CyclicalBeta
 from vaelab.schema import (
     InvalidArguments,
+    Range,
+    check_targets,
     checked_arguments,
     checked_at,
     spec_of,
@@ -200,3 +203,39 @@ def test_eval_settings_are_checked_by_the_dataclasses_vaelab_eval_builds():
                 build()
             assert str(from_python.value) == str(from_config.value)
     GlobalHydra.instance().clear()
+
+
+class _Marked:
+    """A target with ranges and a closed set declared next to its parameters."""
+
+    def __init__(
+        self, size: Annotated[int, Range(ge=1)], mode: Literal["fast", "exact"] = "fast"
+    ) -> None:
+        self.size, self.mode = size, mode
+
+
+class _Forwarding(_Marked):
+    def __init__(self, scale: float = 1.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+
+
+def test_the_schema_follows_the_target_wherever_a_config_puts_it():
+    target = f"{__name__}._Marked"
+    for where in ("model", "model.prior", "callbacks.extra"):
+        tree: dict = {}
+        node = tree
+        for part in where.split("."):
+            node = node.setdefault(part, {})
+        node.update({"_target_": target, "size": 0, "mode": "Fast", "sise": 3})
+        problems = {p.key: p.requirement for p in check_targets(tree).problems}
+        assert problems == {
+            f"{where}.size": "must be an integer >= 1",
+            f"{where}.mode": "must be one of fast, exact (did you mean fast?)",
+            f"{where}.sise": "is not a known key (did you mean size?); known: mode, size",
+        }
+    # **kwargs passed on to the base class: the base's parameters are the known keys
+    forwarded = {"_target_": f"{__name__}._Forwarding", "size": 2, "scale": 0.5, "other": 1}
+    assert [str(p) for p in check_targets({"m": forwarded}).problems] == [
+        "m.other=1 is not a known key; known: mode, scale, size"
+    ]

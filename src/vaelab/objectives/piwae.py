@@ -19,10 +19,10 @@ class PIWAE(MIWAE):
     surrogate_bound` takes the generative coefficients from IWAE_{M·k} (w̃ over all M·k draws)
     and the path and score coefficients from MIWAE (w̃ within each group, over M), so
     ∂/∂θ is ∇_θ IWAE_{M·k} and ∂/∂φ is ∇_φ MIWAE_{M,k} exactly (checked against autograd of
-    each bound in tests/test_iwae_variants.py). ``gradient=stl|dreg`` changes the encoder's
-    estimator of the MIWAE gradient. Limit: in float32, a group whose weights are all below
-    ~e^-87 of the best draw's has an underflowed generative weight and loses its encoder
-    gradient.
+    each bound in tests/test_objectives_importance_weighted.py). ``gradient=stl|dreg`` changes
+    the encoder's estimator of the MIWAE gradient. Limit: in float32, a group whose weights are
+    all below ~e^-87 of the best draw's has an underflowed generative weight and loses its
+    encoder gradient.
 
     Logged: ``<stage>/piwae_bound`` = IWAE_{M·k} (the decoder's bound; the loss is its
     negative), ``<stage>/miwae_bound`` (the encoder's), ``<stage>/elbo``; β is refused.
