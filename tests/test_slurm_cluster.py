@@ -60,6 +60,8 @@ TINY = [
 #: the digits training split (1797 images less 180 val and 180 test)
 DIGITS_TRAIN_SIZE = 1437
 JOB_DEADLINE_S = 300
+#: SLURM states of a task that has not ended yet
+ACTIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING"})
 
 
 def _poll(condition: Callable[[], object], what: str, deadline_s: float = JOB_DEADLINE_S):
@@ -170,7 +172,16 @@ def test_a_sweep_becomes_one_job_array_named_after_the_task(tmp_path):
     assert len(tasks) == 4
     assert len(array_job) == 1
     (job,) = array_job
-    states = _job_states(job)
+    # the results arrive when each task's Python returns; SLURM calls the task COMPLETED a
+    # moment later, once the process has exited: wait for every task to leave RUNNING
+    states = _poll(
+        lambda: (
+            (found := _job_states(job))
+            and all(state not in ACTIVE_STATES for _, _, state in found)
+            and found
+        ),
+        f"every task of job {job} to end",
+    )
     print("squeue -t all:", *states, sep="\n  ")
     assert [(task, name, state) for task, name, state in states] == [
         (task, "digits_array", "COMPLETED") for task in tasks
