@@ -91,7 +91,7 @@ class GaussianLayer(nn.Module):
 @checked_arguments("model")
 class HierarchicalVAE(LatentVariableModel):
     """A VAE with ``len(latent_dims)`` stochastic layers (Burda et al. 2015, §5: two layers,
-    784–200–200–100 then 100–100–50, tanh).
+    pixels–200–200–100 then 100–100–50 on MNIST, tanh).
 
     ``latent_dims`` are the layer sizes from the bottom z_1 to the top z_L; ``hidden_dims[l]``
     the deterministic widths between layer l−1 (the data for l = 0) and layer l in q, mirrored
