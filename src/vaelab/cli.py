@@ -20,11 +20,12 @@ import math
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hydra.errors import HydraException, InstantiationException
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from vaelab.atomic_io import NO_SPACE_ERRNOS, atomic_write_text
@@ -38,7 +39,14 @@ USER_OS_ERRNOS = NO_SPACE_ERRNOS | {errno.EACCES, errno.EPERM, errno.EROFS, errn
 #: set while an entry point has asked Hydra to raise its set-up errors (see hydra_entry_point)
 _entry_point_set_full_error = False
 
-__all__ = ["ERROR_FILE", "hydra_entry_point", "run_reporting_errors", "user_error_message"]
+__all__ = [
+    "ERROR_FILE",
+    "hydra_entry_point",
+    "launch",
+    "raise_user_error",
+    "run_reporting_errors",
+    "user_error_message",
+]
 
 
 def one_line(text: str) -> str:
@@ -103,7 +111,7 @@ def user_error_message(err: BaseException) -> str | None:
     return None
 
 
-def _setup_error_message(err: BaseException) -> str:
+def setup_error_message(err: BaseException) -> str:
     """Errors that reach an entry point from Hydra itself (composing the config, creating the
     run dir, configuring logging) are the user's to fix: one line each."""
     if isinstance(err, HydraException | OmegaConfBaseException):
@@ -138,30 +146,84 @@ def _user_environment() -> Iterator[None]:
         _entry_point_set_full_error = True
 
 
+@contextlib.contextmanager
+def hydra_raising() -> Iterator[None]:
+    """While Hydra runs, make it raise its set-up errors (composing the config, creating the
+    run dir) instead of printing a traceback and exiting: Hydra does so under
+    ``HYDRA_FULL_ERROR=1``, which is set meanwhile unless the user set it already."""
+    global _entry_point_set_full_error
+    if os.environ.get(FULL_ERROR) == "1":  # the user asked for tracebacks, or already set
+        yield
+        return
+    os.environ[FULL_ERROR] = "1"
+    _entry_point_set_full_error = True
+    try:
+        yield
+    finally:
+        if _entry_point_set_full_error:
+            os.environ.pop(FULL_ERROR, None)
+        _entry_point_set_full_error = False
+
+
 def hydra_entry_point(hydra_main: Callable[[], T]) -> Callable[[], T]:
     """Wrap a ``@hydra.main`` function so that errors in Hydra's own set-up (composing the
-    config, creating the run dir) end in one ``vaelab: error:`` line too. Hydra prints its own
-    traceback for them unless ``HYDRA_FULL_ERROR=1``, so the wrapper sets it while Hydra runs
-    and reports what Hydra raises."""
+    config, creating the run dir) end in one ``vaelab: error:`` line too (see
+    :func:`hydra_raising`)."""
 
     @functools.wraps(hydra_main)
     def entry() -> T:
-        global _entry_point_set_full_error
         if os.environ.get(FULL_ERROR) == "1":  # the user asked for tracebacks
             return hydra_main()
-        os.environ[FULL_ERROR] = "1"
-        _entry_point_set_full_error = True
-        try:
-            return hydra_main()
-        except Exception as err:
-            print(f"vaelab: error: {_setup_error_message(err)}", file=sys.stderr)
-            raise SystemExit(1) from None
-        finally:
-            if _entry_point_set_full_error:
-                os.environ.pop(FULL_ERROR, None)
-            _entry_point_set_full_error = False
+        with hydra_raising():
+            try:
+                return hydra_main()
+            except Exception as err:
+                print(f"vaelab: error: {setup_error_message(err)}", file=sys.stderr)
+                raise SystemExit(1) from None
 
     return entry
+
+
+def launch(
+    task_function: Callable[[DictConfig], Any], config_name: str, args: Sequence[str]
+) -> None:
+    """What ``@hydra.main`` does for a command line, for ``args`` given from Python: Hydra
+    composes ``conf/<config_name>.yaml`` with the overrides, creates the run dir and its
+    ``.hydra/`` files, configures logging and calls ``task_function`` there. Hydra's set-up
+    errors (an unknown option, a key that does not compose, an unwritable folder) are raised as
+    :class:`VaelabError` with the command line's one-line message; ``task_function`` must
+    return its own errors, not raise them. The job's name (its log file's) is the module of
+    ``task_function``, as for ``@hydra.main``."""
+    from hydra import version
+    from hydra._internal.utils import _run_hydra, get_args_parser
+
+    from vaelab.paths import CONFIG_DIR
+
+    version.setbase("1.3")
+    parser = get_args_parser()
+    parsed = parser.parse_args(list(args))
+    with hydra_raising():
+        try:
+            _run_hydra(
+                args=parsed,
+                args_parser=parser,
+                task_function=task_function,
+                config_path=str(CONFIG_DIR),
+                config_name=config_name,
+            )
+        except Exception as err:  # the task function raises nothing: this is Hydra's set-up
+            raise VaelabError(setup_error_message(err)) from err
+
+
+def raise_user_error(err: BaseException) -> None:
+    """Raise ``err`` as the command line would report it: a user error as a
+    :class:`VaelabError` holding its one-line message (chained to ``err``), a bug as itself."""
+    message = user_error_message(err)
+    if message is None:
+        raise err
+    if isinstance(err, VaelabError) and str(err) == one_line(message):
+        raise err
+    raise VaelabError(one_line(message)) from err
 
 
 def _record_error(error_file: Path, summary: str) -> str | None:
@@ -174,11 +236,16 @@ def _record_error(error_file: Path, summary: str) -> str | None:
 
 
 def run_reporting_errors(
-    task: Callable[[], T], output_dir: str | Path | None = None, in_sweep: bool = False
+    task: Callable[[], T],
+    output_dir: str | Path | None = None,
+    in_sweep: bool = False,
+    raise_errors: bool = False,
 ) -> T | float:
     """Run ``task``. A user error becomes one line on stderr and exit status 1
     (``HYDRA_FULL_ERROR=1`` re-raises it with the full traceback). In a sweep (``in_sweep``)
-    any error is recorded in ``<output_dir>/error.txt`` and NaN is returned instead."""
+    any error is recorded in ``<output_dir>/error.txt`` and NaN is returned instead. With
+    ``raise_errors`` (the Python API) the error is recorded, then raised: a user error as a
+    :class:`VaelabError` with the same one-line message (:func:`raise_user_error`)."""
     error_file = Path(output_dir, ERROR_FILE) if output_dir is not None else None
     if error_file is not None:
         with contextlib.suppress(OSError):
@@ -194,6 +261,8 @@ def run_reporting_errors(
             not_recorded = _record_error(error_file, summary)
         if not_recorded:
             print(f"vaelab: {not_recorded}", file=sys.stderr)
+        if raise_errors:
+            raise_user_error(err)
         if in_sweep:
             print(
                 f"vaelab: error in this job (recorded in {error_file}): {one_line(summary)}",

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
@@ -53,7 +54,8 @@ TENSORBOARD_SCALARS = (
 )
 
 
-def _device(name: str) -> torch.device:
+def choose_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda``, ``cuda:1`` … as a device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -62,6 +64,19 @@ def _device(name: str) -> torch.device:
             f"eval.device={name} but no CUDA device is available; use eval.device=cpu (or auto)"
         )
     return device
+
+
+def data_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """How an evaluated run's data are read (also by ``vaelab.load``): from ``data_dir`` if
+    given (``$VAELAB_DATA_DIR``), else where training found them; never downloaded; in the
+    main process, batches of ``eval.batch_size``."""
+    return {
+        "data_dir": cfg.get("data_dir"),
+        "download": False,
+        "eval_batch_size": OmegaConf.select(cfg, "eval.batch_size", default=None),
+        "num_workers": 0,
+        "on_device": False,
+    }
 
 
 def _test_batches(
@@ -193,19 +208,9 @@ def evaluate(cfg: DictConfig) -> dict:
     settings = cfg.eval
     limit = settings.get("limit_batches")
     started = time.perf_counter()
-    device = _device(str(settings.device))
+    device = choose_device(str(settings.device))
     location = locate_checkpoint(cfg.ckpt_path)
-    run = load_run(
-        location,
-        device,
-        data_overrides={
-            "data_dir": cfg.get("data_dir"),
-            "download": False,
-            "eval_batch_size": settings.get("batch_size"),
-            "num_workers": 0,
-            "on_device": False,
-        },
-    )
+    run = load_run(location, device, data_overrides=data_overrides(cfg))
     model = run.module.model
     torch.manual_seed(int(settings.seed))
     try:

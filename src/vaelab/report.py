@@ -109,6 +109,22 @@ def _metric_columns(sweep: Sweep) -> list[tuple[str, str]]:
     return [(sweep.metric, f"**{sweep.metric}**"), *columns]
 
 
+def finished_table(sweep: Sweep) -> list[dict[str, object]]:
+    """The report's table of finished jobs, best first, as plain rows: ``rank``, ``job`` (its
+    folder's name), each swept parameter, then the optimised metric and the other metric
+    columns by their logged names (None where a job lacks one)."""
+    columns = _metric_columns(sweep)
+    return [
+        {
+            "rank": i + 1,
+            "job": job.name,
+            **{key: job.params.get(key) for key in sweep.swept},
+            **{key: job.metrics.get(key) for key, _ in columns},
+        }
+        for i, job in enumerate(sweep.ranked())
+    ]
+
+
 def reproduce_command(job: SweepJob) -> str:
     return "vaelab-train " + " ".join(shlex.quote(o) for o in job.overrides)
 
@@ -216,13 +232,8 @@ def render_markdown(
     if ranked:
         header = ["rank", "job", *sweep.swept, *(h for _, h in columns)]
         rows = [
-            [
-                i + 1,
-                _link(sweep, job),
-                *(job.params.get(k) for k in sweep.swept),
-                *(job.metrics.get(k) for k, _ in columns),
-            ]
-            for i, job in enumerate(ranked)
+            [row["rank"], _link(sweep, job), *list(row.values())[2:]]
+            for row, job in zip(finished_table(sweep), ranked, strict=True)
         ]
         lines += _table(header, rows)
     else:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
@@ -34,7 +37,7 @@ from vaelab.checkpoints import (
     load_checkpoint,
     resume_point,
 )
-from vaelab.cli import hydra_entry_point, run_reporting_errors
+from vaelab.cli import hydra_entry_point, launch, run_reporting_errors
 from vaelab.config_checks import check_monitored_metrics, validate_config
 from vaelab.console import in_multirun, silence_known_notices, tensorboard_command
 from vaelab.errors import VaelabError
@@ -254,15 +257,53 @@ def optimized_value(metrics: dict[str, float], name: str | None) -> float | None
 export_project_root()
 
 
+def run_job(cfg: DictConfig, raise_errors: bool = False) -> dict[str, float] | float:
+    """One job of ``vaelab-train`` in the run dir Hydra made: :func:`train` with its errors
+    recorded in ``error.txt`` and reported as one line (or, with ``raise_errors``, raised);
+    a failed job of a sweep returns NaN."""
+    hydra_cfg = HydraConfig.get()
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    return run_reporting_errors(
+        lambda: train(cfg), hydra_cfg.runtime.output_dir, in_sweep, raise_errors
+    )
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``optimized_metric`` for sweepers (Optuna)."""
-    hydra_cfg = HydraConfig.get()
-    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    metrics = run_reporting_errors(lambda: train(cfg), hydra_cfg.runtime.output_dir, in_sweep)
+    metrics = run_job(cfg)
     if isinstance(metrics, float):  # a failed sweep job
         return metrics
     return optimized_value(metrics, cfg.get("optimized_metric"))
+
+
+@dataclass
+class FinishedRun:
+    """What :func:`train_in_process` returns: the run dir and its final metrics."""
+
+    output_dir: Path
+    metrics: dict[str, float]
+
+
+def train_in_process(overrides: Sequence[str]) -> FinishedRun:
+    """``vaelab-train <overrides>`` in this process, for the Python API: Hydra composes the
+    config, makes the run dir with its ``.hydra/`` files and log, and :func:`run_job` trains
+    there, exactly as from the command line; a user error is raised as :class:`VaelabError`
+    (with the command line's one-line message) instead of printed."""
+    outcome: dict[str, Any] = {}
+
+    def python_job(cfg: DictConfig) -> None:  # defined here: Hydra names the job "train"
+        try:
+            metrics = run_job(cfg, raise_errors=True)
+            # read after training: a ckpt_path moves the run back into its own run dir
+            outcome["run"] = FinishedRun(Path(cfg.paths.output_dir), metrics)
+        except Exception as err:  # raised below, once Hydra has restored its state
+            outcome["error"] = err
+
+    launch(python_job, "train", overrides)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["run"]
 
 
 #: ``vaelab-train``: Hydra's own set-up errors (e.g. an unwritable run dir) end in one line too

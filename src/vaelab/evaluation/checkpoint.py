@@ -128,10 +128,13 @@ def locate_checkpoint(path: str | Path) -> CheckpointLocation:
 
 
 def load_run(
-    location: CheckpointLocation, device: torch.device, data_overrides: dict[str, Any] | None = None
+    location: CheckpointLocation,
+    device: torch.device,
+    data_overrides: dict[str, Any] | None = None,
+    setup_data: bool = True,
 ) -> LoadedRun:
-    """Rebuild data (set up for testing) and model from the saved config and load the
-    checkpoint's weights."""
+    """Rebuild data (set up for testing, unless ``setup_data`` is false: then no data file is
+    read yet) and model from the saved config and load the checkpoint's weights."""
     config = load_run_config(location.config)
     with open_dict(config):
         for key, value in (data_overrides or {}).items():
@@ -143,7 +146,8 @@ def load_run(
     check_compatible(checkpoint, module, location.checkpoint)
     module.load_state_dict(checkpoint["state_dict"])
     module.to(device).eval()
-    datamodule.setup("test")
+    if setup_data:
+        datamodule.setup("test")
     return LoadedRun(
         location=location,
         config=config,
