@@ -39,13 +39,13 @@ def _text(output) -> str:
 
 
 @pytest.mark.slow
-def test_explore_a_run_runs_top_to_bottom_on_digits(tmp_path):
+def test_explore_a_run_runs_top_to_bottom_on_digits(tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
     notebook = _read()
     source = str(PROJECT_ROOT / "src")  # the kernel imports this checkout's vaelab
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (source, os.environ.get("PYTHONPATH")) if p
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
     )
     client = NotebookClient(
         notebook,
