@@ -77,6 +77,8 @@ def test_the_run_answers_through_the_models_interface(digits):
     torch.testing.assert_close(codes.mean, q.mean)
     torch.testing.assert_close(codes.stddev, q.stddev)
     assert torch.equal(codes.labels, y)
+    more = run.batch("train", run.datamodule.batch_size + 3)  # beyond one loader batch
+    assert len(more.x) == len(more.y) == run.datamodule.batch_size + 3
     everything = run.latent_codes("val")
     assert len(everything) == len(run.datamodule.splits["val"])
     with pytest.raises(vaelab.VaelabError, match="use one of train, val, test"):

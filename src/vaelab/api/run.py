@@ -145,15 +145,22 @@ class Run:
         return self.model.sample(n, _on(labels, self.device), generator)
 
     def batch(self, split: str = "test", size: int | None = None) -> Batch:
-        """The first ``size`` images of ``split`` (train, val or test) as the model sees them."""
+        """The first ``size`` images of ``split`` (train, val or test; None: one loader
+        batch) in loader order (the training split's is shuffled), as the model sees them."""
         _check_split(split)
-        batch = next(iter(split_loader(self.datamodule, split)))
-        x, y = prepare_batch(self.datamodule, batch, self.device)
-        return Batch(x[:size], y[:size])
+        images, labels = [], []
+        for batch in split_loader(self.datamodule, split):
+            x, y = prepare_batch(self.datamodule, batch, self.device)
+            images.append(x)
+            labels.append(y)
+            if size is None or sum(map(len, images)) >= size:
+                break
+        return Batch(torch.cat(images)[:size], torch.cat(labels)[:size])
 
     def latent_codes(self, split: str = "test", limit: int | None = None) -> Encodings:
         """Mean and marginal σ of q(z|x) and the labels of the first ``limit`` examples of
-        ``split`` (all when None), in loader order, as the latent plots read them."""
+        ``split`` (all when None) in loader order (the training split's is shuffled), as the
+        latent plots read them."""
         _check_split(split)
         num = limit if limit is not None else _split_size(self.datamodule, split)
         return run_reporting_errors(
