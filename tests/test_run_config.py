@@ -173,3 +173,26 @@ def test_a_folder_that_is_not_a_run_is_named_with_what_it_lacks(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(VaelabError, match=r"is a folder with no checkpoint .*no config\.yaml"):
         train(command(tmp_path, f"ckpt_path={tmp_path / 'empty'}"))
+
+
+def test_tensorboard_names_a_run_after_its_task_and_the_overrides_that_change_it(tmp_path):
+    from tests.conftest import FAST
+
+    cfg = compose_config(
+        [
+            *FAST,
+            "data=digits",
+            "model.latent_dim=20",
+            f"paths.data_dir={tmp_path}",  # where the data is: not part of the name
+            "resume=never",
+            f"+model.stage1_checkpoint={tmp_path}/stage1/last.ckpt",
+            "~callbacks.image_logger",
+        ],
+        tmp_path / "run",
+    )
+    assert cfg.logger.tensorboard.version == (
+        "train,data=digits,model.latent_dim=20,model.stage1_checkpoint=last.ckpt,"
+        "~callbacks.image_logger"
+    )
+    plain = compose_config(FAST, tmp_path / "plain")
+    assert plain.logger.tensorboard.version == "train"

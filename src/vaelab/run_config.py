@@ -13,6 +13,9 @@ command sets to another value than the run's is refused (:func:`reconcile` lists
   sooner; nothing it wrote is lost).
 
 ``resume=force`` accepts every difference (the command's values win).
+
+:func:`run_name` names a run after its task and the overrides that change it (the
+``vaelab_run_name`` resolver; TensorBoard shows each run under that name).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from omegaconf import OmegaConf
 
 from vaelab.errors import VaelabError
 
@@ -39,6 +44,7 @@ RUN_MECHANICS = (
     "data.download",
     "data.num_workers",
     "callbacks.progress_bar",
+    "trainer.accelerator",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
     "trainer.limit_test_batches",
@@ -227,3 +233,39 @@ def refusal(run_dir: str, conflicts: list[Difference], checkpoint: str | None) -
         f"weights with init_from={source} (and without ckpt_path=), or continue it with "
         "these values anyway with resume=force"
     )
+
+
+#: the longest run name (a folder name: file systems allow 255 bytes)
+RUN_NAME_LIMIT = 150
+RUN_NAME_RESOLVER = "vaelab_run_name"
+
+
+def run_name(task_name: str) -> str:
+    """``<task>`` and the command-line overrides that change the run, e.g.
+    ``train,model.latent_dim=20,optimizer.lr=3e-4``: the name TensorBoard shows for the run
+    (``logger.tensorboard.version``). Run mechanics (paths, resume, …) are left out; a path
+    value is shortened to its last part."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not HydraConfig.initialized():
+        return task_name
+    parts = [task_name]
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    for override in overrides:
+        key = override.key_or_group
+        if _within(key, RUN_MECHANICS):
+            continue
+        if override.is_delete():
+            parts.append(f"~{key}")
+            continue
+        value = override.input_line.split("=", 1)[1] if "=" in override.input_line else ""
+        value = value.rstrip("/").rsplit("/", 1)[-1]
+        parts.append(f"{key}={value}".replace("/", "_"))
+    return ",".join(parts)[:RUN_NAME_LIMIT]
+
+
+def register_run_name_resolver() -> None:
+    """``${vaelab_run_name:${task_name}}`` in a config (idempotent)."""
+    if not OmegaConf.has_resolver(RUN_NAME_RESOLVER):
+        OmegaConf.register_new_resolver(RUN_NAME_RESOLVER, run_name)

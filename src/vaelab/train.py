@@ -50,7 +50,14 @@ from vaelab.errors import VaelabError, first_line
 from vaelab.interruption import enter_stage
 from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.precision import precision_overrides
-from vaelab.run_config import Reconciled, differing_keys, override_keys, reconcile, refusal
+from vaelab.run_config import (
+    Reconciled,
+    differing_keys,
+    override_keys,
+    reconcile,
+    refusal,
+    register_run_name_resolver,
+)
 from vaelab.run_files import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -343,8 +350,8 @@ def _fit(trainer: L.Trainer, model, datamodule, resume_from: Path | None) -> Non
     reaches the entry point as a KeyboardInterrupt, with Ctrl-C working again."""
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-    except SystemExit:
-        if trainer.interrupted:
+    except SystemExit as stop:
+        if trainer.interrupted and isinstance(stop.__context__, KeyboardInterrupt):
             signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignored it
             raise KeyboardInterrupt from None
         raise
@@ -423,6 +430,7 @@ def optimized_value(metrics: dict[str, float], name: str | None) -> float | None
 
 
 export_project_root()
+register_run_name_resolver()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
