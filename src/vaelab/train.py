@@ -182,7 +182,7 @@ def _take_the_runs_config(cfg: DictConfig, output_dir: Path) -> tuple[DictConfig
     a key it sets to another value is refused (unless it only extends the run, or
     ``resume=force``). See :mod:`vaelab.run_config`."""
     saved_file = output_dir / RESOLVED_CONFIG_FILE
-    nothing = Reconciled(OmegaConf.to_container(cfg, resolve=True))
+    nothing = Reconciled({})  # not continuing a run: the command's config as it is
     if cfg.get("resume", "auto") == "never" or not saved_file.is_file():
         return cfg, nothing
     if not (cfg.get("ckpt_path") or _holds_a_run(output_dir)):
