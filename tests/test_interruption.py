@@ -141,3 +141,20 @@ def test_ctrl_c_in_the_vaelab_train_command_exits_130_without_a_traceback(tmp_pa
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]  # the printed command goes on
     assert (run_dir / "metrics.json").is_file()
+
+
+def test_the_line_asks_what_is_kept_when_the_interrupt_arrives_and_never_fails():
+    from vaelab.interruption import enter_stage, interrupted_line, reset_stage
+
+    on_disk = []
+    reset_stage()
+    enter_stage("training", kept=lambda: ", ".join(on_disk), resume="vaelab-train ckpt_path=run")
+    assert interrupted_line() == (
+        "vaelab: interrupted during training; kept: nothing new; "
+        "resume with: vaelab-train ckpt_path=run"
+    )
+    on_disk.append("run/checkpoints/last.ckpt")
+    assert "kept: run/checkpoints/last.ckpt;" in interrupted_line()
+    enter_stage("testing", kept=lambda: 1 / 0)  # a broken description is left out, not raised
+    assert interrupted_line().startswith("vaelab: interrupted during testing; kept: nothing new")
+    reset_stage()

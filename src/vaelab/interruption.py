@@ -17,19 +17,21 @@ INTERRUPTED_EXIT_STATUS = 130
 
 @dataclass
 class Stage:
-    """The stage an entry point is in; ``kept`` is asked when the interrupt arrives (what is on
-    disk then), ``resume`` is the command that goes on."""
+    """The stage an entry point is in; ``kept`` (what is on disk) and ``resume`` (the command
+    that goes on) are strings, or callables asked when the interrupt arrives."""
 
     name: str = "start-up"
-    kept: Callable[[], str] | None = None
-    resume: str | None = None
+    kept: Callable[[], str] | str | None = None
+    resume: Callable[[], str] | str | None = None
 
 
 _current = Stage()
 
 
 def enter_stage(
-    name: str, kept: Callable[[], str] | None = None, resume: str | None = None
+    name: str,
+    kept: Callable[[], str] | str | None = None,
+    resume: Callable[[], str] | str | None = None,
 ) -> None:
     """Record that the entry point now is in stage ``name``; ``kept``/``resume`` stay as they
     were unless given."""
@@ -50,13 +52,17 @@ def current_stage() -> Stage:
     return _current
 
 
+def _asked(value: Callable[[], str] | str | None) -> str:
+    try:
+        return (value() if callable(value) else value) or ""
+    except Exception:  # never fail while reporting an interrupt
+        return ""
+
+
 def interrupted_line() -> str:
     """The one line Ctrl-C prints."""
-    try:
-        kept = _current.kept() if _current.kept is not None else ""
-    except Exception:  # never fail while reporting an interrupt
-        kept = ""
-    resume = _current.resume or "run the same command again"
+    kept = _asked(_current.kept)
+    resume = _asked(_current.resume) or "run the same command again"
     return (
         f"vaelab: interrupted during {_current.name}; kept: {kept or 'nothing new'}; "
         f"resume with: {resume}"

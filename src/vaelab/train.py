@@ -251,7 +251,9 @@ def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, flo
         training_processes_per_node(cfg.get("trainer")),
         int(OmegaConf.select(cfg, "data.num_workers", default=0) or 0),
     )
-    enter_stage("start-up", kept=lambda: _kept_in(output_dir), resume=_resume_command(output_dir))
+    enter_stage(
+        "start-up", kept=lambda: _kept_in(output_dir), resume=lambda: _resume_command(output_dir)
+    )
     cfg, reconciled = _take_the_runs_config(cfg, output_dir)
     finished = _finished_metrics(cfg)
     changed = bool(reconciled.conflicts or reconciled.extended)
@@ -417,8 +419,11 @@ def _kept_in(output_dir: Path) -> str:
 
 
 def _resume_command(output_dir: Path) -> str:
+    """How an interrupted run goes on: from its checkpoint, or (none yet) from the start."""
     if in_multirun():
         return "the same vaelab-train --multirun command (resume=auto continues each job)"
+    if not (output_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file():
+        return "the same command (nothing was trained yet)"
     return f"vaelab-train ckpt_path={output_dir}"
 
 
