@@ -50,6 +50,10 @@ def test_keys_the_command_does_not_set_take_the_runs_values():
     assert result.config["seed"] == 1
     assert result.config["paths"]["output_dir"] == "/new/run"  # run mechanics: the command's
     assert result.config["callbacks"]["model_checkpoint"]["dirpath"] == "/new/run/checkpoints"
+    newer = reconcile(_command(module={"compile": False}), RUN, explicit=[])
+    assert newer.config["module"] == {"compile": False}  # a key the run's vaelab did not have
+    added = reconcile(_command(), {**RUN, "extra": {"_target_": "Cb"}}, explicit=[])
+    assert added.config["extra"] == {"_target_": "Cb"}  # what the run added with + stays
 
 
 def test_a_key_the_command_sets_otherwise_is_a_conflict_a_larger_limit_an_extension():

@@ -137,10 +137,7 @@ def _set(tree: dict[str, Any], key: str, value: Any) -> None:
     node = tree
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    if value is _MISSING:
-        node.pop(parts[-1], None)
-    else:
-        node[parts[-1]] = value
+    node[parts[-1]] = value
 
 
 def _no_limit(value: Any) -> bool:
@@ -185,7 +182,8 @@ def reconcile(
         run_value = _get(run, key, _MISSING)
         command_value = _get(command, key, _MISSING)
         if not (explicit_everything or _related(key, explicit)):
-            _set(config, key, _deep_copy(run_value))
+            if run_value is not _MISSING:  # a key the run lacks (a newer default) stays
+                _set(config, key, _deep_copy(run_value))
             continue
         difference = Difference(
             key,
