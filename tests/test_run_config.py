@@ -156,6 +156,9 @@ def test_another_config_for_a_run_dir_is_refused_with_the_difference_and_two_way
     assert "model.latent_dim: 2 in the run, 5 now" in message
     assert f"init_from={finished_run}/checkpoints/last.ckpt" in message
     assert "resume=force" in message
+    # a group option that composes under another key (likelihood → model.likelihood)
+    with pytest.raises(VaelabError, match=r"another config .*model\.likelihood"):
+        train(command(tmp_path, f"ckpt_path={finished_run}", "likelihood=continuous_bernoulli"))
     assert file_hashes(finished_run) == before
 
 

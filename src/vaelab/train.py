@@ -68,7 +68,7 @@ from vaelab.run_files import (
 from vaelab.run_history import keep_finished_run
 from vaelab.run_lock import run_dir_lock
 from vaelab.threads import configure_threads, training_processes_per_node
-from vaelab.utils.config_tree import print_run_config
+from vaelab.utils.config_tree import default_config, print_run_config
 
 RESOLVED_CONFIG_FILE = CONFIG_FILE
 
@@ -155,21 +155,11 @@ def _explicit_keys(cfg: DictConfig) -> list[str]:
     hydra_cfg = HydraConfig.get()
     keys = override_keys(hydra_cfg.overrides.task)
     try:
-        defaults = _compose_defaults(hydra_cfg.job.config_name or "train")
+        defaults = default_config(hydra_cfg.job.config_name or "train")
     except Exception:  # the overrides' keys alone still hold every key=value the user set
         return keys
     ours = OmegaConf.to_container(cfg, resolve=False)
     return [*keys, *differing_keys(OmegaConf.to_container(defaults, resolve=False), ours)]
-
-
-def _compose_defaults(config_name: str) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():
-        return compose(config_name)
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name)
 
 
 def _holds_a_run(run_dir: Path) -> bool:
