@@ -203,3 +203,34 @@ def test_tensorboard_names_a_run_after_its_task_and_the_overrides_that_change_it
     )
     plain = compose_config(FAST, tmp_path / "plain")
     assert plain.logger.tensorboard.version == "train"
+
+
+@pytest.mark.slow
+def test_the_issues_command_replayed_through_vaelab_train_changes_nothing(finished_run, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.signal_at_step import signalled_run_env
+    from vaelab.paths import PROJECT_ROOT
+
+    before = file_hashes(finished_run)
+    logs = tmp_path / "logs"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vaelab.train",
+            f"ckpt_path={finished_run}/checkpoints/last.ckpt",
+            f"paths.log_dir={logs}",
+        ],
+        capture_output=True,
+        text=True,
+        env=signalled_run_env(),
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "already finished" in done.stdout
+    assert file_hashes(finished_run) == before
+    # the folder Hydra made for the command is gone: the run went on (here: ended) in its own
+    assert not any((logs / "train" / "runs").iterdir())
