@@ -441,9 +441,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
         and not (hydra_dir / RESOLVED_CONFIG_FILE).exists()
         and holds_only_disposable_files(hydra_dir)
     )
-    metrics = run_reporting_errors(lambda: train(cfg), hydra_dir, in_sweep, created_now)
-    if created_now and Path(cfg.paths.output_dir).resolve() != hydra_dir.resolve():
-        remove_failed_run_dir(hydra_dir)
+    try:
+        metrics = run_reporting_errors(lambda: train(cfg), hydra_dir, in_sweep, created_now)
+    finally:  # also after Ctrl-C
+        if created_now and Path(cfg.paths.output_dir).resolve() != hydra_dir.resolve():
+            remove_failed_run_dir(hydra_dir)
     if isinstance(metrics, float):  # a failed sweep job
         return metrics
     return optimized_value(metrics, cfg.get("optimized_metric"))
