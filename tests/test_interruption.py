@@ -42,6 +42,7 @@ def _the_one_line(capsys) -> str:
     return lines[0]
 
 
+@pytest.mark.slow  # a short training run (~7 s on a busy 2-core machine)
 def test_ctrl_c_while_vaelab_train_trains_says_what_is_kept_and_how_to_resume(
     tmp_path, capsys, monkeypatch
 ):
