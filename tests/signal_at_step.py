@@ -16,11 +16,16 @@ from typing import Literal
 import lightning as L
 from typing_extensions import override
 
+#: written into the run dir when the signal was sent
+SENT_MARKER = ".signal_at_step_sent"
+
 
 class SignalAtStep(L.Callback):
     """After optimizer step ``step``, send ``signal_name`` to this process (``to="process"``)
     or to its whole process group (``to="group"``: a sweep and all its jobs). With ``only_in``,
-    only a run whose directory is named so (a sweep's job number) sends it."""
+    only a run whose directory is named so (a sweep's job number) sends it. It is sent once per
+    run dir (a marker file there says it was): a relaunch that takes the run's config, this
+    callback included, runs on past the step."""
 
     def __init__(
         self,
@@ -38,8 +43,13 @@ class SignalAtStep(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         if self.sent or trainer.global_step != self.step:
             return
-        if self.only_in is not None and Path(trainer.default_root_dir).name != self.only_in:
+        run_dir = Path(trainer.default_root_dir)
+        if self.only_in is not None and run_dir.name != self.only_in:
             return
+        marker = run_dir / SENT_MARKER
+        if marker.exists():
+            return
+        marker.write_text(signal.Signals(self.signum).name)
         self.sent = True
         print(f"signal_at_step: sending {signal.Signals(self.signum).name}", flush=True)
         if self.to == "group":

@@ -260,6 +260,7 @@ def test_checkpoint_of_another_model_is_refused(mnist_data_dir, tmp_path):
             f"hydra.run.dir={tmp_path / 'second'}",
             f"ckpt_path={ckpt}",
             "model.latent_dim=5",
+            "resume=force",  # past the run dir's own refusal (tests/test_run_config.py)
         )
     )
     assert "was written by a different model or config" in line

@@ -6,15 +6,16 @@ used, and with no good one left it is one clear error."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import torch
 
 from tests.conftest import failing_writes
-from tests.tiny_digits_run import digits_config, refused
-from vaelab.checkpoints import AtomicCheckpointIO, load_checkpoint
+from tests.tiny_digits_run import digits_config, refused, small_checkpoint
+from vaelab.checkpoints import AtomicCheckpointIO, checkpoint_to_continue, load_checkpoint
 from vaelab.errors import VaelabError
-from vaelab.run_files import CHECKPOINT_DIR, LAST_CHECKPOINT, METRICS_FILE
+from vaelab.run_files import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE
 from vaelab.train import train
 
 
@@ -89,3 +90,24 @@ def test_a_torn_checkpoint_with_no_good_one_left_is_one_clear_error(tmp_path):
     assert "is torn or unreadable" in message
     assert "no good checkpoint is left" in message
     assert "resume=never" in message
+
+
+def test_a_run_dir_as_ckpt_path_gives_its_newest_checkpoint_or_says_what_is_missing(tmp_path):
+    run_dir = tmp_path / "run"
+    folder = run_dir / CHECKPOINT_DIR
+    folder.mkdir(parents=True)
+    (run_dir / CONFIG_FILE).write_text("seed: 1\n")
+    with pytest.raises(VaelabError, match=r"its checkpoints/ folder holds no \.ckpt file"):
+        checkpoint_to_continue(run_dir)
+    torch.save(small_checkpoint(4), folder / "epoch_001.ckpt")
+    with pytest.raises(VaelabError, match=r"has no last\.ckpt; pass one of .*epoch_001\.ckpt"):
+        checkpoint_to_continue(run_dir)
+    torch.save(small_checkpoint(6), folder / LAST_CHECKPOINT)
+    assert checkpoint_to_continue(run_dir) == folder / LAST_CHECKPOINT
+    assert checkpoint_to_continue(folder) == folder / LAST_CHECKPOINT
+    assert checkpoint_to_continue(folder / "epoch_001.ckpt") == folder / "epoch_001.ckpt"
+    shutil.rmtree(folder)
+    with pytest.raises(VaelabError, match=r"holds config\.yaml but no checkpoints/ folder"):
+        checkpoint_to_continue(run_dir)
+    with pytest.raises(VaelabError, match=r"ckpt_path=.*nowhere does not exist"):
+        checkpoint_to_continue(tmp_path / "nowhere")

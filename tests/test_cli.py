@@ -4,6 +4,7 @@ HYDRA_FULL_ERROR hint), and the error handler never crashes on a full disk."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -101,3 +102,51 @@ def test_an_option_lightning_refuses_after_vaelab_accepted_it_is_one_line(tmp_pa
     lines = [line for line in err.splitlines() if line.startswith("vaelab: error:")]
     assert len(lines) == 1
     assert "dpp" in lines[0]
+
+
+# -- failed runs leave no empty folder behind -------------------------------------------------
+def test_a_run_that_fails_before_it_holds_anything_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    from vaelab.train import main
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    run_dir = tmp_path / "runs" / "failed_run"
+    empty_data = tmp_path / "no_data"
+    empty_data.mkdir()
+    argv = [
+        "vaelab-train",
+        "data.download=false",
+        f"paths.data_dir={empty_data}",  # fails after config.yaml was written
+        f"hydra.run.dir={run_dir}",
+    ]
+    with pytest.raises(SystemExit) as stopped:
+        _entry_point(main, argv, monkeypatch)
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("vaelab: error:") == 1
+    assert "MNIST data not found" in err
+    assert not run_dir.exists()
+    assert (tmp_path / "runs").is_dir()  # only the run's own folder went
+
+
+def test_only_a_folder_with_nothing_but_config_error_and_hydra_files_is_removed(tmp_path):
+    from vaelab.cli import remove_failed_run_dir
+
+    disposable = tmp_path / "disposable"
+    (disposable / ".hydra").mkdir(parents=True)
+    for name in ("config.yaml", "error.txt", "train.log", ".vaelab.lock", ".hydra/config.yaml"):
+        (disposable / name).write_text("x")
+    assert remove_failed_run_dir(disposable)
+    assert not disposable.exists()
+    valuable = tmp_path / "valuable"
+    (valuable / "checkpoints").mkdir(parents=True)
+    (valuable / "config.yaml").write_text("x")
+    assert not remove_failed_run_dir(valuable)
+    assert (valuable / "config.yaml").is_file()
+
+
+def test_a_failed_sweep_job_keeps_its_error_for_the_summary(tmp_path):
+    def fails():
+        raise VaelabError("a bad value")
+
+    assert math.isnan(run_reporting_errors(fails, tmp_path, in_sweep=True))
+    assert "a bad value" in (tmp_path / "error.txt").read_text()

@@ -300,6 +300,7 @@ def test_two_stages_on_mnist_improve_resume_exactly_and_sample(mnist_data_dir, t
         tmp_path / "s1_resumed",
         *stage1,
         "trainer.max_epochs=4",
+        "resume=force",
         f"ckpt_path={_last(tmp_path / 's1_first')}",
     )
     assert all(math.isfinite(v) for v in four.values())
@@ -325,6 +326,7 @@ def test_two_stages_on_mnist_improve_resume_exactly_and_sample(mnist_data_dir, t
         tmp_path / "s2_resumed",
         *stage2,
         "trainer.max_epochs=2",
+        "resume=force",
         f"ckpt_path={_last(tmp_path / 's2_first')}",
     )
     assert prior_resumed["val/elbo"] == pytest.approx(prior_two["val/elbo"], abs=1e-6, rel=0)

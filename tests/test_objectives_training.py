@@ -102,7 +102,10 @@ def test_factor_vae_resumes_exactly_with_both_optimisers(mnist_data_dir, tmp_pat
     train(compose_config([*common, "trainer.max_epochs=2"], tmp_path / "first"))
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     resumed = train(
-        compose_config([*common, "trainer.max_epochs=4", f"ckpt_path={last}"], tmp_path / "second")
+        compose_config(
+            [*common, "trainer.max_epochs=4", "resume=force", f"ckpt_path={last}"],
+            tmp_path / "second",
+        )
     )
     for name in ("val/elbo", "val/total_correlation"):
         assert resumed[name] == pytest.approx(straight[name], abs=1e-6, rel=0), name

@@ -206,8 +206,8 @@ def test_the_same_run_is_skipped_with_its_metrics(tmp_path):
 def test_another_run_in_a_finished_run_dir_is_refused_not_given_its_metrics(tmp_path):
     _finished_run(tmp_path, "model.latent_dim=3")
     other = compose_config([*FAST, "data=digits", "model.latent_dim=5"], tmp_path / "run")
-    with pytest.raises(VaelabError, match=r"other settings \(model differ"):
-        _finished_metrics(other)
+    with pytest.raises(VaelabError, match=r"another config .*model\.latent_dim: 3 in the run, 5"):
+        train(other)
 
 
 # -- the hierarchical VAE, the Ladder VAE and the conditional VAE through vaelab-train ----------
@@ -304,7 +304,8 @@ def test_resume_after_two_epochs_reproduces_four(option, tmp_path):
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     resumed = train(
         compose_config(
-            [*overrides, "trainer.max_epochs=4", f"ckpt_path={last}"], tmp_path / "second"
+            [*overrides, "trainer.max_epochs=4", "resume=force", f"ckpt_path={last}"],
+            tmp_path / "second",
         )
     )
     assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
@@ -335,7 +336,8 @@ def test_resume_after_two_epochs_reproduces_four_straight_epochs(mnist_data_dir,
     # a new Hydra run dir; the checkpoint brings the run back to its own folder
     resumed = train(
         compose_config(
-            [*DETERMINISTIC, data, "trainer.max_epochs=4", f"ckpt_path={last}"], tmp_path / "second"
+            [*DETERMINISTIC, data, "trainer.max_epochs=4", "resume=force", f"ckpt_path={last}"],
+            tmp_path / "second",
         )
     )
     assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
@@ -408,11 +410,35 @@ def test_relaunched_sweep_skips_finished_resumes_interrupted_and_isolates_failur
 
 
 # -- corrupt files vaelab wrote earlier ------------------------------------------------------
-def test_a_corrupt_metrics_json_is_set_aside_and_the_run_finishes_again(tmp_path, capsys):
+def test_a_finished_run_with_torn_metrics_is_completed_without_training(tmp_path, capsys):
+    """A full disk at the very end: the relaunch tests the best checkpoint, writes
+    metrics.json and trains nothing (before: Lightning refused the finished checkpoint, or
+    metrics.json lacked the validation metrics)."""
     run_dir = tmp_path / "run"
-    train(digits_config(tmp_path))
+    first = train(digits_config(tmp_path))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last_bytes = last.read_bytes()
     (run_dir / METRICS_FILE).write_text('{"val/elbo": -12')  # cut short
     metrics = train(digits_config(tmp_path))
-    assert "metrics.json is unreadable" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "metrics.json is unreadable" in err
+    assert "completing it without training" in err
     assert json.loads((run_dir / METRICS_FILE).read_text())["test/elbo"] == metrics["test/elbo"]
     assert (run_dir / "metrics.json.torn").read_text() == '{"val/elbo": -12'
+    assert metrics["test/elbo"] == pytest.approx(first["test/elbo"])  # the same best checkpoint
+    # the last weights validated again: a one-sample Monte Carlo ELBO of one batch, redrawn
+    assert metrics["val/elbo"] == pytest.approx(first["val/elbo"], abs=1.0)
+    assert last.read_bytes() == last_bytes  # nothing was trained
+
+
+@pytest.mark.slow
+def test_a_finished_run_without_metrics_json_is_completed_without_training(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    train(digits_config(tmp_path))
+    last_bytes = (run_dir / "checkpoints" / "last.ckpt").read_bytes()
+    (run_dir / METRICS_FILE).unlink()  # a kill between the test and writing it
+    again = train(digits_config(tmp_path))
+    assert "completing it without training" in capsys.readouterr().err
+    assert json.loads((run_dir / METRICS_FILE).read_text()) == pytest.approx(again)
+    assert {"val/elbo", "test/elbo"} <= again.keys()
+    assert (run_dir / "checkpoints" / "last.ckpt").read_bytes() == last_bytes

@@ -29,7 +29,10 @@ __all__ = [
     "LAST_CHECKPOINT",
     "AtomicCheckpointIO",
     "ResumePoint",
+    "TrainingProgress",
+    "best_checkpoint",
     "check_compatible",
+    "checkpoint_to_continue",
     "last_checkpoint",
     "load_checkpoint",
     "resume_point",
@@ -171,6 +174,75 @@ def resume_point(run_dir: str | Path) -> ResumePoint:
             "ckpt_path=<a good .ckpt>"
         )
     return point
+
+
+def checkpoint_to_continue(path: str | Path, key: str = "ckpt_path") -> Path:
+    """The checkpoint file ``key=<path>`` means: a ``.ckpt`` file as it is; a run dir (or its
+    ``checkpoints/`` folder) gives its newest checkpoint that loads (``last.ckpt``, or a SLURM
+    ``hpc_ckpt_<n>.ckpt``). Says precisely what is missing otherwise."""
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise VaelabError(
+            f"{key}={path} does not exist; pass a run directory (logs/<task>/runs/<time>) or "
+            f"one of its {CHECKPOINT_DIR}/*{CHECKPOINT_SUFFIX} files"
+        )
+    if path.is_file():
+        return path
+    run_dir = path.parent if path.name == CHECKPOINT_DIR else path
+    checkpoint = resume_point(run_dir).checkpoint
+    if checkpoint is not None:
+        return checkpoint
+    folder = run_dir / CHECKPOINT_DIR
+    others = sorted(p.name for p in folder.glob(f"*{CHECKPOINT_SUFFIX}")) if folder.is_dir() else []
+    if others:
+        choices = ", ".join(str(folder / name) for name in others)
+        missing = f"its {CHECKPOINT_DIR}/ folder has no {LAST_CHECKPOINT}; pass one of {choices}"
+    elif folder.is_dir():
+        missing = f"its {CHECKPOINT_DIR}/ folder holds no {CHECKPOINT_SUFFIX} file"
+    elif (run_dir / CONFIG_FILE).is_file():
+        missing = (
+            f"it holds {CONFIG_FILE} but no {CHECKPOINT_DIR}/ folder (the run stopped before its "
+            "first checkpoint); start it again with the same command"
+        )
+    else:
+        missing = (
+            f"it is not a vaelab-train run directory (no {CONFIG_FILE}, no {CHECKPOINT_DIR}/); "
+            "pass a run directory or a .ckpt file"
+        )
+    raise VaelabError(f"{key}={path} is a folder with no checkpoint to continue from: {missing}")
+
+
+def best_checkpoint(checkpoint: dict[str, Any], fallback: Path) -> Path:
+    """The best checkpoint ModelCheckpoint recorded in ``checkpoint`` (looked up beside
+    ``fallback`` if the run dir moved), else ``fallback``."""
+    for name, state in checkpoint.get("callbacks", {}).items():
+        if name.startswith("ModelCheckpoint") and state.get("best_model_path"):
+            recorded = Path(state["best_model_path"])
+            for candidate in (recorded, fallback.parent / recorded.name):
+                if candidate.is_file():
+                    return candidate
+    return fallback
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """How far the training a checkpoint holds went: epochs finished and optimizer steps."""
+
+    epochs: int
+    steps: int
+
+    @classmethod
+    def of(cls, checkpoint: dict[str, Any]) -> TrainingProgress:
+        epoch_progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+        processed = epoch_progress.get("current", {}).get("processed")
+        epochs = int(processed) if processed is not None else int(checkpoint.get("epoch", -1)) + 1
+        return cls(epochs, int(checkpoint.get("global_step", 0)))
+
+    def reached(self, max_epochs: int | None, max_steps: int | None) -> bool:
+        """True if a trainer with these limits has nothing left to train."""
+        if max_steps is not None and max_steps > 0 and self.steps >= max_steps:
+            return True
+        return max_epochs is not None and max_epochs > 0 and self.epochs >= max_epochs
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

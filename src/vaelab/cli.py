@@ -18,6 +18,7 @@ import errno
 import functools
 import math
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +31,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vaelab.atomic_io import NO_SPACE_ERRNOS, atomic_write_text
 from vaelab.errors import VaelabError
-from vaelab.run_files import ERROR_FILE
+from vaelab.interruption import INTERRUPTED_EXIT_STATUS, interrupted_line, reset_stage
+from vaelab.run_files import CONFIG_FILE, ERROR_FILE, HYDRA_DIR, LOCK_FILE
 
 T = TypeVar("T")
 FULL_ERROR = "HYDRA_FULL_ERROR"
@@ -174,9 +176,13 @@ def hydra_entry_point(hydra_main: Callable[[], T]) -> Callable[[], T]:
     def entry() -> T:
         if os.environ.get(FULL_ERROR) == "1":  # the user asked for tracebacks
             return hydra_main()
+        reset_stage()
         with hydra_raising():
             try:
                 return hydra_main()
+            except KeyboardInterrupt:
+                print(interrupted_line(), file=sys.stderr)
+                raise SystemExit(INTERRUPTED_EXIT_STATUS) from None
             except Exception as err:
                 print(f"vaelab: error: {setup_error_message(err)}", file=sys.stderr)
                 raise SystemExit(1) from None
@@ -235,17 +241,55 @@ def _record_error(error_file: Path, summary: str) -> str | None:
     return None
 
 
+#: what a failed run dir may hold and still be removed (and Hydra's ``<task>.log``)
+DISPOSABLE_RUN_FILES = frozenset({CONFIG_FILE, ERROR_FILE, LOCK_FILE, HYDRA_DIR})
+
+
+def _disposable(path: Path) -> bool:
+    return path.name in DISPOSABLE_RUN_FILES or (path.is_file() and path.suffix == ".log")
+
+
+def holds_only_disposable_files(run_dir: str | Path) -> bool:
+    """True if ``run_dir`` holds only its config, the error, the lock, Hydra's ``.hydra/``
+    and Hydra's ``<task>.log``: nothing a user would go back to."""
+    try:
+        return all(_disposable(path) for path in Path(run_dir).iterdir())
+    except OSError:
+        return False
+
+
+def remove_failed_run_dir(run_dir: str | Path) -> bool:
+    """Remove a run dir that failed before it held anything of value (its error was printed);
+    only the files :func:`holds_only_disposable_files` allows are deleted, then the folder.
+    Returns whether it is gone."""
+    run_dir = Path(run_dir)
+    if not holds_only_disposable_files(run_dir):
+        return False
+    with contextlib.suppress(OSError):
+        for path in run_dir.iterdir():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        run_dir.rmdir()
+    return not run_dir.exists()
+
+
 def run_reporting_errors(
     task: Callable[[], T],
     output_dir: str | Path | None = None,
     in_sweep: bool = False,
     raise_errors: bool = False,
+    remove_if_empty: bool = False,
 ) -> T | float:
     """Run ``task``. A user error becomes one line on stderr and exit status 1
     (``HYDRA_FULL_ERROR=1`` re-raises it with the full traceback). In a sweep (``in_sweep``)
     any error is recorded in ``<output_dir>/error.txt`` and NaN is returned instead. With
     ``raise_errors`` (the Python API) the error is recorded, then raised: a user error as a
-    :class:`VaelabError` with the same one-line message (:func:`raise_user_error`)."""
+    :class:`VaelabError` with the same one-line message (:func:`raise_user_error`). With
+    ``remove_if_empty`` (a single run's dir this command created), a run dir that holds
+    nothing but its config and the error is removed. Ctrl-C prints where
+    it stopped, what is kept and how to go on, and exits with status 130."""
     error_file = Path(output_dir, ERROR_FILE) if output_dir is not None else None
     if error_file is not None:
         with contextlib.suppress(OSError):
@@ -253,6 +297,11 @@ def run_reporting_errors(
     try:
         with _user_environment():
             return task()
+    except KeyboardInterrupt:
+        if raise_errors:  # Python (a notebook) handles its own interrupt
+            raise
+        print(interrupted_line(), file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED_EXIT_STATUS) from None
     except Exception as err:
         message = user_error_message(err)
         summary = message or f"{type(err).__name__}: {err}"
@@ -261,6 +310,8 @@ def run_reporting_errors(
             not_recorded = _record_error(error_file, summary)
         if not_recorded:
             print(f"vaelab: {not_recorded}", file=sys.stderr)
+        if remove_if_empty and output_dir is not None:
+            remove_failed_run_dir(output_dir)  # the error is on the terminal; nothing else was
         if raise_errors:
             raise_user_error(err)
         if in_sweep:

@@ -63,8 +63,11 @@ class TrainSettings:
     task_name: str = "train"
     seed: Seed | None = 42
     ckpt_path: str | None = None
-    # auto: continue from the run dir's last.ckpt and skip a finished run; never: start over
-    resume: Literal["auto", "never"] = "auto"
+    # auto: continue from the run dir's last.ckpt and skip a finished run; never: start over;
+    # force: continue even with another config, and extend a finished run (vaelab.run_config)
+    resume: Literal["auto", "never", "force"] = "auto"
+    # a new run starting from another run's weights (a .ckpt or a run dir: its best checkpoint)
+    init_from: str | None = None
     test: bool = True
     print_config: bool = True
     optimized_metric: str | None = "val/elbo"

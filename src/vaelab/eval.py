@@ -33,6 +33,7 @@ from vaelab.evaluation.conditional import (
 from vaelab.evaluation.encodings import prepare_batch
 from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
+from vaelab.interruption import enter_stage
 from vaelab.models.interface import MissingCapability
 from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.plots.figures import figure_to_array, save_figure
@@ -209,10 +210,16 @@ def evaluate(cfg: DictConfig) -> dict:
     limit = settings.get("limit_batches")
     started = time.perf_counter()
     device = choose_device(str(settings.device))
+    enter_stage(
+        "loading the run",
+        kept=lambda: "the run's files, unchanged (vaelab-eval only reads them)",
+        resume=f"vaelab-eval ckpt_path={cfg.ckpt_path} (it starts the evaluation over)",
+    )
     location = locate_checkpoint(cfg.ckpt_path)
     run = load_run(location, device, data_overrides=data_overrides(cfg))
     model = run.module.model
     torch.manual_seed(int(settings.seed))
+    enter_stage("estimating the test-set metrics")
     try:
         result = evaluate_test_set(
             model,
@@ -239,6 +246,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "chunk_size": int(settings.chunk_size),
         **summarize(result, threshold),
     }
+    enter_stage("the conditional metrics (disentanglement, sample quality)")
     conditional = conditional_metrics(
         lambda options: EvaluationContext(
             model=model,
@@ -257,6 +265,10 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics["notes"]["iw_nll"] += "; a class-conditional model: −log p(x|y), given the label"
     output_dir = Path(cfg.output_dir) if cfg.get("output_dir") else location.run_dir / EVAL_DIR
     output_dir.mkdir(parents=True, exist_ok=True)
+    enter_stage(
+        "writing pictures and metrics",
+        kept=lambda: f"the run's files; {output_dir} may hold some of this evaluation's pictures",
+    )
     pictures = Pictures()
     if settings.get("figures", True):
         inputs, labels = next(_test_batches(run, device, 1))

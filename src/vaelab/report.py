@@ -12,6 +12,7 @@ import argparse
 import io
 import math
 import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD
 from vaelab.evaluation.disentanglement import METRIC_NAMES as DISENTANGLEMENT_METRICS
 from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
 from vaelab.evaluation.sweep import Sweep, SweepJob, read_sweep
+from vaelab.interruption import enter_stage, reset_stage
 from vaelab.plots.disentanglement import (
     MetricJob,
     metric_curves_figure,
@@ -351,11 +353,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     maximize = None if args.direction is None else args.direction == "maximize"
 
     def task() -> None:
+        enter_stage(
+            "reading the sweep and writing the report",
+            kept=lambda: (
+                "the sweep's files, unchanged (report.md and report.png are written "
+                "whole or not at all)"
+            ),
+            resume=shlex.join(["vaelab-report", *(sys.argv[1:] if argv is None else argv)]),
+        )
         markdown, png = write_report(args.multirun_dir, args.metric, maximize, args.output_dir)
         print(f"Wrote {markdown}\nWrote {png}")
         for job in read_sweep(args.multirun_dir, args.metric, maximize).unreadable:
             print(f"vaelab: warning: job {job.name} is unreadable: {'; '.join(job.unreadable)}")
 
+    reset_stage()
     run_reporting_errors(task)
 
 

@@ -38,13 +38,16 @@ class LearningCurves:
 
 
 def tensorboard_dir(run_dir: str | Path) -> Path:
-    """The folder holding a run's TensorBoard events: the run dir itself (so TensorBoard names
-    the run after it), or ``<run>/tensorboard`` for a run made before that change."""
+    """The folder holding a run's TensorBoard events: ``<run>/<run name>/`` (the task and the
+    overrides, :func:`vaelab.run_config.run_name`; the newest if there are several), else the
+    run dir itself or ``<run>/tensorboard`` for runs made before; the run dir if it has none."""
     run_dir = Path(run_dir)
-    legacy = run_dir / LEGACY_TENSORBOARD_SUBDIR
-    if legacy.is_dir() and any(legacy.glob(EVENT_FILES)) and not any(run_dir.glob(EVENT_FILES)):
-        return legacy
-    return run_dir
+    if any(run_dir.glob(EVENT_FILES)):
+        return run_dir
+    folders = {path.parent for path in run_dir.glob(f"*/{EVENT_FILES}")}
+    if not folders:
+        return run_dir
+    return max(folders, key=lambda folder: max(p.stat().st_mtime_ns for p in folder.iterdir()))
 
 
 def read_learning_curves(tensorboard_dir: str | Path) -> LearningCurves:
