@@ -319,9 +319,9 @@ def discrete_traversal_figure(grid: Tensor, categories: Sequence[int]) -> Figure
     axes.set_xticks([(j + 0.5) * breadth / cols for j in range(cols)])
     axes.set_xticklabels([str(k + 1) for k in range(cols)], fontsize=7)
     axes.set_title(
-        "Discrete traversals around the first test image's code: each categorical variable "
-        "set to each category,\nthe others at their most probable one",
-        fontsize=9,
+        "Discrete traversals around the first test image's code:\neach categorical variable "
+        "(row) set to each category,\nthe others at their most probable one",
+        fontsize=8,
     )
     figure.tight_layout()
     return figure

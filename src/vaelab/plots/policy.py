@@ -72,9 +72,7 @@ def picture_plan(model: LatentVariableModel) -> PicturePlan:
         skipped[LATENT_MANIFOLD] = "a class-conditional model: see class samples"
     else:
         skipped[LATENT_MANIFOLD] = f"needs latent_dim = 2, got {code_dim}"
-    if not discrete:
-        skipped[DISCRETE_TRAVERSALS] = "the code has no categorical variables"
-    elif not continuous:
+    if discrete and not continuous:
         skipped[LATENT_TRAVERSALS] = "every code dimension is categorical: see discrete_traversals"
     return PicturePlan(
         reconstructions=True,
