@@ -19,6 +19,7 @@ from vaelab.errors import VaelabError
 from vaelab.evaluation.iw_nll import importance_weighted_log_likelihood
 from vaelab.models.discrete import DiscreteVAE
 from vaelab.models.interface import CategoricalBlock, MissingCapability
+from vaelab.module import LatentVariableModule
 from vaelab.nets.mlp import mlp
 from vaelab.objectives.elbo import ELBO
 from vaelab.posteriors.categorical import CategoricalPosterior
@@ -143,27 +144,32 @@ def test_a_learned_prior_trains_and_a_uniform_one_has_nothing_to_learn():
     assert learned.prior.logits.grad.abs().sum() > 0
 
 
-def test_the_module_tells_the_posterior_the_training_step_and_logs_its_temperature(tmp_path):
-    cfg = compose_config(
-        [*FAST, "data=digits", "model=gumbel_vae", "model.posterior.anneal_every=1"],
-        tmp_path / "run",
+def test_the_module_tells_the_posterior_the_training_step_and_logs_its_temperature():
+    torch.manual_seed(0)
+    model = DiscreteVAE(
+        net=functools.partial(mlp, hidden_dims=[16]),
+        num_variables=4,
+        input_shape=SHAPE,
+        posterior=CategoricalPosterior(10, anneal_rate=3e-5, anneal_every=1),
     )
-    module = build_module(cfg, (1, 8, 8))
+    module = LatentVariableModule(model, optimizer=functools.partial(torch.optim.Adam))
     assert "temperature" in module.logged_metric_names()
-    posterior = module.model.posterior
-    assert module.model.at_step(10_000) == {"temperature": pytest.approx(math.exp(-0.3))}
+    posterior = model.posterior
+    assert model.at_step(10_000) == {"temperature": pytest.approx(math.exp(-0.3))}
     assert posterior.temperature == pytest.approx(math.exp(-0.3))
-    module(torch.rand(2, 1, 8, 8))  # the module's step (0, no trainer) reaches the posterior
+    module(torch.rand(2, *SHAPE))  # the module's step (0, no trainer) reaches the posterior
     assert posterior.temperature == 1.0
-    structure = module.model.latent_structure
+    structure = model.latent_structure
     assert structure.categorical_blocks[:2] == (CategoricalBlock(0, 10), CategoricalBlock(10, 10))
-    assert len(structure.categorical_blocks) == 20
+    assert len(structure.categorical_blocks) == 4
     assert structure.continuous_dims == []
 
 
-def test_a_joint_code_lays_out_the_gaussian_block_first(tmp_path):
+def test_model_joint_vae_composes_a_gaussian_block_first_and_the_capacity_objective(tmp_path):
     cfg = compose_config([*FAST, "data=digits", "model=joint_vae"], tmp_path / "run")
-    model = build_module(cfg, (1, 8, 8)).model
+    module = build_module(cfg, (1, 8, 8))
+    model = module.model
+    assert type(module.objective).__name__ == "JointCapacity"
     assert model.latent_dim == 20
     assert model.latent_structure.categorical_blocks == (CategoricalBlock(10, 10),)
     assert model.latent_structure.continuous_dims == list(range(10))
