@@ -6,6 +6,7 @@ one that does not apply (e.g. the 2-D manifold for latent_dim ≠ 2) is listed w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +20,7 @@ from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD, active_units
 from vaelab.evaluation.encodings import Encodings, encode_split, load_encodings
 from vaelab.evaluation.learning_curves import read_learning_curves, tensorboard_dir
 from vaelab.evaluation.metrics import TestSetEvaluation
-from vaelab.models.interface import LatentVariableModel
+from vaelab.models.interface import CategoricalBlock, LatentVariableModel
 from vaelab.plots.figures import (
     before_after_figure,
     discrete_traversal_figure,
@@ -148,6 +149,17 @@ def traversal_dims(
     return [among[i] for i in order.tolist()]
 
 
+def at_most_probable_categories(code: Tensor, blocks: Sequence[CategoricalBlock]) -> Tensor:
+    """``code`` [D] with each categorical variable's probabilities replaced by the one-hot
+    vector of its most probable category (a code of the discrete model)."""
+    code = code.clone()
+    for block in blocks:
+        chosen = code[block.start : block.start + block.size].argmax()
+        code[block.start : block.start + block.size] = 0
+        code[block.start + chosen] = 1
+    return code
+
+
 @torch.no_grad()
 def discrete_traversal_grid(
     model: LatentVariableModel, code: Tensor, label: Tensor | None = None
@@ -157,11 +169,7 @@ def discrete_traversal_grid(
     continuous dimensions kept; one row per variable (``latent_structure.categorical_blocks``),
     as many columns as the largest variable has categories (blank beyond a smaller one's)."""
     blocks = model.latent_structure.categorical_blocks
-    base = code.clone()
-    for block in blocks:  # every variable at its most probable category
-        chosen = base[block.start : block.start + block.size].argmax()
-        base[block.start : block.start + block.size] = 0
-        base[block.start + chosen] = 1
+    base = at_most_probable_categories(code, blocks)
     columns = max(block.size for block in blocks)
     z = base.repeat(len(blocks), columns, 1)  # [rows, cols, D]
     for row, block in enumerate(blocks):
@@ -196,7 +204,9 @@ def _traversal(
         -settings.traversal_span, settings.traversal_span, settings.traversal_steps, device=device
     )
     label = result.encodings.labels[0] if plan.class_rows else None
-    grid = traversal_grid(model, result.encodings.mean[0].to(device), dims, values, label)
+    blocks = model.latent_structure.categorical_blocks
+    code = at_most_probable_categories(result.encodings.mean[0].to(device), blocks)
+    grid = traversal_grid(model, code, dims, values, label)
     return latent_traversal_figure(
         grid.cpu(),
         dims,
