@@ -36,7 +36,14 @@ BUILT_GROUPS = (
 #: trainer options that need hardware this machine lacks are composed and import-checked only
 HARDWARE_TRAINERS = {"gpu", "ddp", "ddp_multinode", "mps"}
 #: options that train one model only, composed with it (objective=vq: a quantised q(z|x))
-MODEL_OF_OPTION = {("objective", "vq"): "model=vqvae"}
+MODEL_OF_OPTION = {
+    ("objective", "vq"): "model=vqvae",
+    # categorical codes: the Gumbel-softmax VAE and JointVAE (a code with discrete blocks)
+    ("posterior", "categorical"): "model=gumbel_vae",
+    ("posterior", "joint"): "model=joint_vae",
+    ("prior", "categorical"): "model=gumbel_vae",
+    ("objective", "joint_capacity"): "model=joint_vae",
+}
 
 
 def _options(group: str) -> list[str]:

@@ -81,7 +81,7 @@ def _sweep(name: str) -> list[str]:
 
 
 #: experiments that reproduce a paper's protocol (not a seed file) name its authors
-LITERATURE_AUTHORS = ("Burda", "van den Oord", "Locatello")
+LITERATURE_AUTHORS = ("Burda", "van den Oord", "Locatello", "Jang", "Dupont")
 
 
 def _needs_a_first_stage(name: str) -> bool:

@@ -38,6 +38,7 @@ REFUSED = {
             "info_vae",
             "wae_mmd",
             "factor_vae",
+            "joint_capacity",
         )
     },
     **{
@@ -59,6 +60,11 @@ REFUSED = {
         (variant, model, "iaf"): r"posterior FlowDistribution is not Gaussian"
         for variant in ("dip_vae_i", "dip_vae_ii")
         for model in ("mlp", "cvae_mlp")
+    },
+    **{
+        ("joint_capacity", model, posterior): r"continuous and discrete blocks.*use model=joint_vae"
+        for model in ("mlp", "cvae_mlp")
+        for posterior in POSTERIORS
     },
 }
 #: a refusal takes milliseconds; the ~50 fast_dev_runs that train take ~2 s each (slow group)

@@ -4,6 +4,7 @@ training callback and vaelab-eval both draw what it lists."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,9 @@ import torch
 import vaelab
 from tests.conftest import FAST, compose_config
 from vaelab.builders import build_module
+from vaelab.models.discrete import DiscreteVAE
 from vaelab.models.interface import LatentStructure
+from vaelab.nets.mlp import mlp
 from vaelab.plots.grids import prior_sample_grid
 from vaelab.plots.policy import (
     CLASS_SAMPLES,
@@ -21,6 +24,8 @@ from vaelab.plots.policy import (
     draw_unless_missing,
     picture_plan,
 )
+from vaelab.posteriors.categorical import CategoricalPosterior
+from vaelab.priors.categorical import CategoricalPrior
 
 SHAPE = (1, 8, 8)
 DATA_INFO = {"input_shape": SHAPE, "num_classes": 10, "num_train": 100}
@@ -102,3 +107,23 @@ def test_pictures_never_ask_what_class_a_model_is(package):
             ):
                 offending.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
     assert not offending, offending
+
+
+def test_categorical_codes_get_discrete_traversals_and_continuous_ones_sweep_the_rest():
+    def discrete(continuous_dim: int) -> DiscreteVAE:
+        return DiscreteVAE(
+            net=functools.partial(mlp, hidden_dims=[8]),
+            num_variables=2,
+            input_shape=SHAPE,
+            posterior=CategoricalPosterior(num_categories=3, continuous_dim=continuous_dim),
+            prior=CategoricalPrior(),
+        )
+
+    gumbel = picture_plan(discrete(continuous_dim=0))
+    assert gumbel.discrete_traversals
+    assert not gumbel.traversals
+    assert "every code dimension is categorical" in gumbel.skipped[LATENT_TRAVERSALS]
+    joint = picture_plan(discrete(continuous_dim=2))
+    assert joint.discrete_traversals
+    assert joint.traversals
+    assert LATENT_TRAVERSALS not in joint.skipped

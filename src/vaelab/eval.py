@@ -263,6 +263,12 @@ def evaluate(cfg: DictConfig) -> dict:
     metrics["notes"] = _notes(metrics, run.config)
     if model.num_classes:
         metrics["notes"]["iw_nll"] += "; a class-conditional model: −log p(x|y), given the label"
+    if model.latent_structure.categorical_blocks:
+        metrics["notes"]["iw_nll"] += (
+            "; categorical latents: one-hot samples scored by the exact categorical densities "
+            "of q and p (not the Concrete relaxation trained on), so it bounds the discrete "
+            "model's −log p(x)"
+        )
     output_dir = Path(cfg.output_dir) if cfg.get("output_dir") else location.run_dir / EVAL_DIR
     output_dir.mkdir(parents=True, exist_ok=True)
     enter_stage(

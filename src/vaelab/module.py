@@ -141,13 +141,15 @@ class LatentVariableModule(L.LightningModule):
         for name, value in self.objective.resolved_choices().items():
             rank_zero_info(f"vaelab: objective {type(self.objective).__name__}: {name} = {value}")
         self.metric_names = (LOSS, *self.objective.logged_names())
+        #: what the model's parts set from the training step (a temperature), logged by name
+        self.step_values = model.at_step(0)
         self.epoch_means = epoch_means(self.metric_names)
 
     def logged_metric_names(self) -> set[str]:
         """Every scalar name this module logs (what ModelCheckpoint/EarlyStopping and
         ``optimized_metric`` may watch; checked before training starts)."""
         names = {f"{stage}/{name}" for stage in STAGES for name in self.metric_names}
-        return names | ({"beta"} if self.logs_beta else set())
+        return names | ({"beta"} if self.logs_beta else set()) | set(self.step_values)
 
     @property
     def has_bound(self) -> bool:
@@ -189,7 +191,9 @@ class LatentVariableModule(L.LightningModule):
 
     # -- steps ----------------------------------------------------------------------------
     def forward(self, x: Tensor, y: Tensor | None = None, split: str = "train") -> ObjectiveOutput:
-        """The objective's outputs for a batch of the split ``split`` ("train", "val", "test")."""
+        """The objective's outputs for a batch of the split ``split`` ("train", "val", "test"),
+        after the model's parts are told the training step (:meth:`LatentVariableModel.at_step`)."""
+        self.step_values = self.model.at_step(self.global_step)
         return self.objective(self.model, x, y, self.weighting, self.global_step, split=split)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
@@ -222,6 +226,8 @@ class LatentVariableModule(L.LightningModule):
         )
         if self.logs_beta:
             self.log("beta", float(self.weighting.beta(self.global_step)), on_step=True)
+        for name, value in self.step_values.items():  # set by the model's parts this step
+            self.log(name, float(value), on_step=True)
 
     def _per_point_values(self, out: ObjectiveOutput) -> dict[str, Tensor]:
         values = dict(out.terms)

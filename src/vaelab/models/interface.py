@@ -100,6 +100,15 @@ class LatentSamples:
 
 
 @dataclass(frozen=True)
+class CategoricalBlock:
+    """``size`` code numbers from ``start`` on that are one categorical variable's one-hot
+    vector (a Gumbel-softmax VAE's, a JointVAE's discrete code)."""
+
+    start: int
+    size: int
+
+
+@dataclass(frozen=True)
 class LatentStructure:
     """How a model's latent is laid out, declared by the model (never guessed by callers).
 
@@ -111,6 +120,15 @@ class LatentStructure:
 
     layers: tuple[int, ...]
     code_dim: int
+    #: the code's categorical variables (one-hot blocks), swept category by category in the
+    #: discrete traversals instead of along a line; () for a continuous code
+    categorical_blocks: tuple[CategoricalBlock, ...] = ()
+
+    @property
+    def continuous_dims(self) -> list[int]:
+        """The code dimensions outside every categorical block (the ones traversals sweep)."""
+        inside = {b.start + i for b in self.categorical_blocks for i in range(b.size)}
+        return [d for d in range(self.code_dim) if d not in inside]
 
     @property
     def is_flat(self) -> bool:
@@ -165,6 +183,24 @@ class LatentVariableModel(nn.Module, ABC):
     def latent_structure(self) -> LatentStructure:
         """The layout of the latent (default: one flat vector of ``latent_dim`` numbers)."""
         return LatentStructure(layers=(int(self.latent_dim),), code_dim=int(self.latent_dim))
+
+    def at_step(self, step: int) -> dict[str, float]:
+        """Tell every part that follows the training step (it has an ``at_step(step)`` method:
+        a categorical posterior's temperature schedule) which step this is; returns the values
+        they set, by name, which the module logs beside ``beta``. Called by the module before
+        each batch's objective, so a resumed run sets what an uninterrupted one does."""
+        followers = self.__dict__.get("_step_followers")
+        if followers is None:  # the parts are fixed once built: found once
+            followers = [
+                part
+                for part in self.modules()
+                if part is not self and callable(getattr(part, "at_step", None))
+            ]
+            self.__dict__["_step_followers"] = followers
+        values: dict[str, float] = {}
+        for part in followers:
+            values.update(part.at_step(step) or {})
+        return values
 
     def labels_for_samples(
         self, num: int, generator: torch.Generator | None = None

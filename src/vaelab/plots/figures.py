@@ -305,6 +305,28 @@ def latent_traversal_figure(
     return figure
 
 
+def discrete_traversal_figure(grid: Tensor, categories: Sequence[int]) -> Figure:
+    """Rows: one categorical variable each, set to each of its ``categories[row]`` categories
+    (columns) around the first test image's code; ``grid`` is the make_grid image."""
+    image = _grid_to_numpy(grid)
+    rows, cols = len(categories), max(categories)
+    figure = new_figure(1.6 + 0.45 * cols, 1.0 + 0.45 * rows)
+    axes = figure.add_subplot()
+    axes.imshow(image, interpolation="nearest")
+    height, breadth = image.shape[:2]
+    axes.set_yticks([(i + 0.5) * height / rows for i in range(rows)])
+    axes.set_yticklabels([f"$c_{{{n + 1}}}$" for n in range(rows)], fontsize=9)
+    axes.set_xticks([(j + 0.5) * breadth / cols for j in range(cols)])
+    axes.set_xticklabels([str(k + 1) for k in range(cols)], fontsize=7)
+    axes.set_title(
+        "Discrete traversals around the first test image's code:\neach categorical variable "
+        "(row) set to each category,\nthe others at their most probable one",
+        fontsize=8,
+    )
+    figure.tight_layout()
+    return figure
+
+
 def _epoch_axis(axes, epoch_ends: Sequence[int]) -> None:
     """Dotted lines at epoch ends and a top axis numbering the epochs."""
     if not epoch_ends:

@@ -6,6 +6,7 @@ one that does not apply (e.g. the 2-D manifold for latent_dim ≠ 2) is listed w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -19,9 +20,10 @@ from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD, active_units
 from vaelab.evaluation.encodings import Encodings, encode_split, load_encodings
 from vaelab.evaluation.learning_curves import read_learning_curves, tensorboard_dir
 from vaelab.evaluation.metrics import TestSetEvaluation
-from vaelab.models.interface import LatentVariableModel
+from vaelab.models.interface import CategoricalBlock, LatentVariableModel
 from vaelab.plots.figures import (
     before_after_figure,
+    discrete_traversal_figure,
     latent_manifold_figure,
     latent_scatter_figure,
     latent_traversal_figure,
@@ -35,6 +37,7 @@ from vaelab.plots.grids import (
 )
 from vaelab.plots.policy import (
     CLASS_SAMPLES,
+    DISCRETE_TRAVERSALS,
     LATENT_MANIFOLD,
     LATENT_TRAVERSALS,
     PRIOR_SAMPLES,
@@ -134,12 +137,51 @@ def traversal_grid(
     return make_grid(images.float().clamp(0, 1), nrow=len(values), pad_value=1.0)
 
 
-def traversal_dims(activity: Tensor | None, latent_dim: int, count: int) -> list[int]:
+def traversal_dims(
+    activity: Tensor | None, latent_dim: int, count: int, among: list[int] | None = None
+) -> list[int]:
     """The ``count`` most active latent dimensions, most active first (the first ``count``
-    without an activity estimate)."""
+    without an activity estimate), ``among`` the given ones (default: all)."""
+    among = list(range(latent_dim)) if among is None else among
     if activity is None:
-        return list(range(min(latent_dim, count)))
-    return torch.argsort(activity, descending=True, stable=True)[:count].tolist()
+        return among[:count]
+    order = torch.argsort(activity[among], descending=True, stable=True)[:count]
+    return [among[i] for i in order.tolist()]
+
+
+def at_most_probable_categories(code: Tensor, blocks: Sequence[CategoricalBlock]) -> Tensor:
+    """``code`` [D] with each categorical variable's probabilities replaced by the one-hot
+    vector of its most probable category (a code of the discrete model)."""
+    code = code.clone()
+    for block in blocks:
+        chosen = code[block.start : block.start + block.size].argmax()
+        code[block.start : block.start + block.size] = 0
+        code[block.start + chosen] = 1
+    return code
+
+
+@torch.no_grad()
+def discrete_traversal_grid(
+    model: LatentVariableModel, code: Tensor, label: Tensor | None = None
+) -> Tensor:
+    """Decoder means with one categorical variable of ``code`` [D] set to each of its
+    categories in turn, the other variables at their most probable category and the
+    continuous dimensions kept; one row per variable (``latent_structure.categorical_blocks``),
+    as many columns as the largest variable has categories (blank beyond a smaller one's)."""
+    blocks = model.latent_structure.categorical_blocks
+    base = at_most_probable_categories(code, blocks)
+    columns = max(block.size for block in blocks)
+    z = base.repeat(len(blocks), columns, 1)  # [rows, cols, D]
+    for row, block in enumerate(blocks):
+        z[row, :, block.start : block.start + block.size] = 0
+        for category in range(block.size):
+            z[row, category, block.start + category] = 1
+    labels = label.expand(len(blocks) * columns) if label is not None else None
+    images = model.decode(z.reshape(-1, code.shape[-1]), labels).mean.float().clamp(0, 1)
+    images = images.reshape(len(blocks), columns, *images.shape[1:])
+    for row, block in enumerate(blocks):
+        images[row, block.size :] = 1.0  # no such category: blank
+    return make_grid(images.flatten(0, 1), nrow=columns, pad_value=1.0)
 
 
 def _traversal(
@@ -154,13 +196,17 @@ def _traversal(
         if result.num_points > 1
         else None
     )
-    dims = traversal_dims(activity, latent_dim, settings.traversal_max_dims)
+    dims = traversal_dims(
+        activity, latent_dim, settings.traversal_max_dims, model.latent_structure.continuous_dims
+    )
     device = model.device
     values = torch.linspace(
         -settings.traversal_span, settings.traversal_span, settings.traversal_steps, device=device
     )
     label = result.encodings.labels[0] if plan.class_rows else None
-    grid = traversal_grid(model, result.encodings.mean[0].to(device), dims, values, label)
+    blocks = model.latent_structure.categorical_blocks
+    code = at_most_probable_categories(result.encodings.mean[0].to(device), blocks)
+    grid = traversal_grid(model, code, dims, values, label)
     return latent_traversal_figure(
         grid.cpu(),
         dims,
@@ -220,7 +266,13 @@ def make_pictures(
         )
     if plan.traversals:
         pictures.figures[LATENT_TRAVERSALS] = _traversal(model, plan, result, settings)
-    for name in (CLASS_SAMPLES, LATENT_MANIFOLD, LATENT_TRAVERSALS):
+    if plan.discrete_traversals:
+        label = result.encodings.labels[0] if plan.class_rows else None
+        grid = discrete_traversal_grid(model, result.encodings.mean[0].to(model.device), label)
+        pictures.figures[DISCRETE_TRAVERSALS] = discrete_traversal_figure(
+            grid.cpu(), [block.size for block in model.latent_structure.categorical_blocks]
+        )
+    for name in (CLASS_SAMPLES, LATENT_MANIFOLD, LATENT_TRAVERSALS, DISCRETE_TRAVERSALS):
         if name in plan.skipped:
             pictures.skipped[name] = plan.skipped[name]
     pictures.figures["latent_scatter"] = latent_scatter_figure(

@@ -4,7 +4,8 @@
 
 The plan reads a model only through :class:`~vaelab.models.interface.LatentVariableModel`:
 ``num_classes`` (one row of samples per class), ``latent_structure.code_dim`` (the codes the
-latent pictures read: a 2-D code gets the decoded manifold, any other the traversals). Whether a
+latent pictures read: a 2-D code gets the decoded manifold, any other the traversals) and its
+``categorical_blocks`` (one-hot variables: swept category by category). Whether a
 model can draw samples is its own to say: one lacking the part (a VQ-VAE before its stage-2
 prior is trained) raises :class:`~vaelab.models.interface.MissingCapability` when asked, and
 :func:`draw_unless_missing` turns that into a skipped picture.
@@ -26,6 +27,7 @@ PRIOR_SAMPLES = "prior_samples"
 CLASS_SAMPLES = "class_conditional_samples"
 LATENT_MANIFOLD = "latent_manifold"
 LATENT_TRAVERSALS = "latent_traversals"
+DISCRETE_TRAVERSALS = "discrete_traversals"
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,18 @@ class PicturePlan:
     #: the size of the code the latent pictures read (``latent_structure.code_dim``)
     code_dim: int
     skipped: Mapping[str, str] = field(default_factory=dict)
+    #: each categorical variable of the code set to each of its categories in turn (models
+    #: whose ``latent_structure`` has ``categorical_blocks``); traversals then sweep the
+    #: other, continuous dimensions only
+    discrete_traversals: bool = False
 
 
 def picture_plan(model: LatentVariableModel) -> PicturePlan:
     """The pictures ``model`` gets (the same for training and vaelab-eval)."""
-    code_dim = int(model.latent_structure.code_dim)
+    structure = model.latent_structure
+    code_dim = int(structure.code_dim)
+    discrete = bool(structure.categorical_blocks)
+    continuous = bool(structure.continuous_dims)
     class_rows = int(model.num_classes) if model.num_classes else None
     two_dimensional = code_dim == 2
     manifold = two_dimensional and class_rows is None
@@ -63,14 +72,17 @@ def picture_plan(model: LatentVariableModel) -> PicturePlan:
         skipped[LATENT_MANIFOLD] = "a class-conditional model: see class samples"
     else:
         skipped[LATENT_MANIFOLD] = f"needs latent_dim = 2, got {code_dim}"
+    if discrete and not continuous:
+        skipped[LATENT_TRAVERSALS] = "every code dimension is categorical: see discrete_traversals"
     return PicturePlan(
         reconstructions=True,
         samples=True,
         class_rows=class_rows,
         latent_manifold=manifold,
-        traversals=not manifold,
+        traversals=not manifold and continuous,
         code_dim=code_dim,
         skipped=skipped,
+        discrete_traversals=discrete,
     )
 
 

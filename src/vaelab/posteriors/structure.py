@@ -10,6 +10,7 @@ them applies to it; one that cannot answer is refused by the objective, naming w
 - :func:`dimension_marginals`: the marginals p(z_d) in closed form, factorised or not (a
   full-covariance Gaussian has them). None when unknown (a flow).
 - :func:`gaussian_moments`: mean and covariance [..., D, D] of a Gaussian. None otherwise.
+- :func:`latent_blocks`: named independent blocks (continuous, discrete) of a product code.
 """
 
 from __future__ import annotations
@@ -86,4 +87,12 @@ def is_standard_normal(distribution: Distribution) -> bool:
 def vector_quantised(distribution: Distribution) -> Distribution | None:  # noqa: ARG001
     """The distribution itself if it is a vector-quantised q(z|x) with a codebook (commitment
     term, code counts, EMA step: :mod:`vaelab.posteriors.codebook` registers it), else None."""
+    return None
+
+
+@singledispatch
+def latent_blocks(distribution: Distribution) -> dict[str, Distribution] | None:  # noqa: ARG001
+    """The independent blocks of a product distribution by name (a JointVAE code's
+    ``continuous`` Gaussian and ``discrete`` categorical parts), each over its own numbers, so
+    a KL splits into one per block; None for a distribution that is not declared a product."""
     return None
