@@ -247,7 +247,10 @@ def test_resume_after_two_epochs_reproduces_four_straight_epochs(option, mnist_d
     train(compose_config([*common, "trainer.max_epochs=2"], tmp_path / "first"))
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     resumed = train(
-        compose_config([*common, "trainer.max_epochs=4", f"ckpt_path={last}"], tmp_path / "second")
+        compose_config(
+            [*common, "trainer.max_epochs=4", "resume=force", f"ckpt_path={last}"],
+            tmp_path / "second",
+        )
     )
     assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
     assert math.isfinite(straight["val/elbo"])
