@@ -101,3 +101,34 @@ def test_an_option_lightning_refuses_after_vaelab_accepted_it_is_one_line(tmp_pa
     lines = [line for line in err.splitlines() if line.startswith("vaelab: error:")]
     assert len(lines) == 1
     assert "dpp" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["vaelab-train", "modle=vqvae"],
+            "vaelab: error: unknown config group 'modle': did you mean model? (model=vqvae)",
+        ),
+        (
+            ["vaelab-train", "data=digits", "+modle=vqvae"],
+            "vaelab: error: unknown config group 'modle': did you mean model? (model=vqvae)",
+        ),
+        (
+            ["vaelab-eval", "evl.num_samples=3"],
+            "vaelab: error: unknown key 'evl': did you mean eval? (eval.num_samples=3)",
+        ),
+    ],
+)
+def test_a_misspelt_group_or_key_is_answered_by_vaelab_before_hydra(
+    argv, expected, capsys, monkeypatch
+):
+    from vaelab import eval as eval_entry
+    from vaelab import train as train_entry
+
+    main = train_entry.main if argv[0] == "vaelab-train" else eval_entry.main
+    with pytest.raises(SystemExit) as stopped:
+        _entry_point(main, argv, monkeypatch)
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip() == expected  # one line; nothing of Hydra's "+modle" advice

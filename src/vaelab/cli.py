@@ -138,15 +138,25 @@ def _user_environment() -> Iterator[None]:
         _entry_point_set_full_error = True
 
 
-def hydra_entry_point(hydra_main: Callable[[], T]) -> Callable[[], T]:
+def hydra_entry_point(
+    hydra_main: Callable[[], T], config_name: str | None = None
+) -> Callable[[], T]:
     """Wrap a ``@hydra.main`` function so that errors in Hydra's own set-up (composing the
     config, creating the run dir) end in one ``vaelab: error:`` line too. Hydra prints its own
     traceback for them unless ``HYDRA_FULL_ERROR=1``, so the wrapper sets it while Hydra runs
-    and reports what Hydra raises."""
+    and reports what Hydra raises. With ``config_name`` (the primary config), an override
+    naming an unknown group or key is answered first, with the closest known name."""
 
     @functools.wraps(hydra_main)
     def entry() -> T:
         global _entry_point_set_full_error
+        if config_name is not None:
+            from vaelab.config_checks import unknown_override_message
+
+            unknown = unknown_override_message(sys.argv[1:], config_name)
+            if unknown is not None:
+                print(f"vaelab: error: {unknown}", file=sys.stderr)
+                raise SystemExit(1)
         if os.environ.get(FULL_ERROR) == "1":  # the user asked for tracebacks
             return hydra_main()
         os.environ[FULL_ERROR] = "1"

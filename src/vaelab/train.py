@@ -266,7 +266,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 #: ``vaelab-train``: Hydra's own set-up errors (e.g. an unwritable run dir) end in one line too
-main = hydra_entry_point(hydra_main)
+main = hydra_entry_point(hydra_main, config_name="train")
 
 if __name__ == "__main__":
     main()
