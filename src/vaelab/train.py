@@ -27,6 +27,7 @@ from vaelab.builders import (
     trainer_overrides,
 )
 from vaelab.callbacks.preemption import PreemptionCheckpoint
+from vaelab.callbacks.silent_settings import SilentSettingsWarning
 from vaelab.callbacks.step_hooks import skip_inherited_batch_hooks
 from vaelab.checkpoints import (
     AtomicCheckpointIO,
@@ -211,7 +212,11 @@ def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, flo
     # the config is printed once the data is loaded (Lightning's prepare_data and setup run
     # first), so a missing or broken data set ends the run before it, in one line
     callbacks = skip_inherited_batch_hooks(
-        [*instantiate_each(cfg.get("callbacks")), PrintConfigAtFitStart(cfg)]
+        [
+            *instantiate_each(cfg.get("callbacks")),
+            PrintConfigAtFitStart(cfg),
+            SilentSettingsWarning(),
+        ]
     )
     trainer: L.Trainer = instantiate(
         cfg.trainer,
