@@ -65,7 +65,7 @@ class RunLength:
     def first_validation_batch(self) -> float:
         """The training batch after which validation first runs."""
         epochs_before = (self.check_val_every_n_epoch or 1) - 1
-        before = epochs_before * self.batches_per_epoch if self.check_val_every_n_epoch else 0
+        before = epochs_before * self.batches_per_epoch if epochs_before else 0.0
         return before + self.val_check_batch
 
     def why_validation_never_runs(self) -> str | None:
