@@ -1,7 +1,8 @@
 """Shared fixtures: real data copied to temp dirs, and configs composed from the real conf/.
 
 Tests never download: data fixtures copy the read-only reference files from
-``../shared/data`` (or ``$VAELAB_SHARED_DATA``) and every datamodule gets ``download=false``.
+``$VAELAB_DATA_DIR`` (the variable vaelab itself reads; default ``../shared/data`` beside the
+checkout) and every datamodule gets ``download=false``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ from vaelab.train import train
 
 export_project_root()
 
-SHARED_DATA = Path(os.environ.get("VAELAB_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+#: the variable that names the reference data, for vaelab and its tests alike
+DATA_DIR_VARIABLE = "VAELAB_DATA_DIR"
+
+
+def reference_data_dir() -> Path:
+    """Where the read-only reference data sets are: ``$VAELAB_DATA_DIR``, else
+    ``../shared/data`` beside the checkout."""
+    configured = os.environ.get(DATA_DIR_VARIABLE)
+    return Path(configured) if configured else PROJECT_ROOT.parent / "shared" / "data"
+
+
+SHARED_DATA = reference_data_dir()
 
 #: overrides that make any training config small and quiet enough for a test
 FAST = [
@@ -40,7 +52,10 @@ FAST = [
 
 def _copy_tree(src: Path, dst: Path) -> Path:
     if not src.exists():
-        pytest.skip(f"reference data {src} is not on this machine")
+        pytest.skip(
+            f"reference data {src} is not on this machine; set {DATA_DIR_VARIABLE} to the "
+            "folder that holds it"
+        )
     shutil.copytree(src, dst, dirs_exist_ok=True)
     for path in dst.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)

@@ -3,6 +3,8 @@ HYDRA_FULL_ERROR hint), and the error handler never crashes on a full disk."""
 
 from __future__ import annotations
 
+import importlib
+
 import logging
 import math
 import os
@@ -150,3 +152,32 @@ def test_a_failed_sweep_job_keeps_its_error_for_the_summary(tmp_path):
 
     assert math.isnan(run_reporting_errors(fails, tmp_path, in_sweep=True))
     assert "a bad value" in (tmp_path / "error.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["vaelab-train", "modle=vqvae"],
+            "vaelab: error: unknown config group 'modle': did you mean model? (model=vqvae)",
+        ),
+        (
+            ["vaelab-train", "data=digits", "+modle=vqvae"],
+            "vaelab: error: unknown config group 'modle': did you mean model? (model=vqvae)",
+        ),
+        (
+            ["vaelab-eval", "evl.num_samples=3"],
+            "vaelab: error: unknown key 'evl': did you mean eval? (eval.num_samples=3)",
+        ),
+    ],
+)
+def test_a_misspelt_group_or_key_is_answered_by_vaelab_before_hydra(
+    argv, expected, capsys, monkeypatch
+):
+    entry_module = "vaelab.train" if argv[0] == "vaelab-train" else "vaelab.eval"
+    main = importlib.import_module(entry_module).main
+    with pytest.raises(SystemExit) as stopped:
+        _entry_point(main, argv, monkeypatch)
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip() == expected  # one line; nothing of Hydra's "+modle" advice

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from vaelab.cluster.slurm_request import (
     Partition,
     _gpu_count,
+    check_controller,
     check_request,
     explain_refusal,
     gpus_per_node_for,
@@ -61,3 +62,55 @@ def test_an_sbatch_refusal_becomes_one_error_naming_its_reason():
     assert "Invalid account" in str(error)
     assert "hydra.launcher key" in str(error)
     assert explain_refusal("Traceback ... ValueError: a job's own failure") is None
+
+
+def _fake_commands(folder, monkeypatch, **scripts: str) -> None:
+    """Make PATH hold only shell scripts named like SLURM's commands (a real SLURM on this
+    machine stays out of reach); ``sbatch`` is always there and leaves a marker if run."""
+    folder.mkdir()
+    scripts.setdefault("sbatch", f": > {folder}/sbatch_ran; echo 'Submitted batch job 1'")
+    for name, body in scripts.items():
+        path = folder / name
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+
+
+DNS_FAILURE = "echo 'scontrol: error: resolve_ctls_from_dns_srv: res_nsearch error' >&2; exit 1"
+
+
+@pytest.mark.parametrize(
+    ("scripts", "said"),
+    [
+        ({"scontrol": DNS_FAILURE}, "scontrol ping: scontrol: error: resolve_ctls_from_dns_srv"),
+        ({"scontrol": "echo 'Slurmctld(primary) at head is DOWN'"}, "is DOWN"),
+        ({"sinfo": "echo 'sinfo: error: Unable to contact slurm controller' >&2; exit 1"}, "sinfo"),
+    ],
+)
+def test_a_cluster_without_a_controller_is_said_before_anything_is_submitted(
+    tmp_path, monkeypatch, scripts, said
+):
+    from hydra_plugins.vaelab_slurm_launcher.slurm_launcher import VaelabSlurmLauncher
+
+    _fake_commands(tmp_path / "bin", monkeypatch, **scripts)
+    launcher = VaelabSlurmLauncher.__new__(VaelabSlurmLauncher)
+    launcher.params = dict(FITS)
+    with pytest.raises(VaelabError) as refused:
+        launcher._checked_launch([["seed=1"]], 0)
+    message = str(refused.value)
+    assert message.startswith("no SLURM controller answers on this machine")
+    assert said in message
+    assert "hydra/launcher=local" in message
+    assert "partition" not in message  # the launcher's keys are not blamed
+    assert not (tmp_path / "bin" / "sbatch_ran").exists()
+
+
+def test_a_controller_that_answers_passes_and_no_slurm_at_all_is_said_as_such(
+    tmp_path, monkeypatch
+):
+    _fake_commands(tmp_path / "up", monkeypatch, scontrol="echo 'Slurmctld(primary) at h is UP'")
+    check_controller()
+    _fake_commands(tmp_path / "none", monkeypatch, sbatch="exit 1")
+    (tmp_path / "none" / "sbatch").unlink()
+    with pytest.raises(VaelabError, match="needs SLURM's srun and sbatch"):
+        check_controller()

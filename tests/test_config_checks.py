@@ -10,7 +10,12 @@ from hydra.core.global_hydra import GlobalHydra
 
 from tests.conftest import FAST, compose_config
 from tests.tiny_digits_run import digits_config, refused
-from vaelab.config_checks import EvalSettings, config_problems, validate_config
+from vaelab.config_checks import (
+    EvalSettings,
+    config_problems,
+    unknown_override_message,
+    validate_config,
+)
 from vaelab.errors import VaelabError
 from vaelab.paths import CONFIG_DIR
 from vaelab.run_files import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT
@@ -95,3 +100,42 @@ def test_a_monitored_metric_the_model_never_logs_is_refused_before_training(tmp_
     assert not (tmp_path / "run" / CHECKPOINT_DIR).exists()  # no training started
     message = refused(digits_config(tmp_path, "optimized_metric=val/elb", name="other"))
     assert "optimized_metric=val/elb is not a metric this model logs" in message
+
+
+@pytest.mark.parametrize(
+    ("arguments", "config_name", "expected"),
+    [
+        (
+            ["modle=vqvae"],
+            "train",
+            "unknown config group 'modle': did you mean model? (model=vqvae)",
+        ),
+        (["modle.latent_dim=3"], "train", "did you mean model? (model.latent_dim=3)"),
+        (["modul.compile=true"], "train", "did you mean module? (module.compile=true)"),
+        (["-m", "optimiser=sgd,adam"], "train", "did you mean optimizer? (optimizer=sgd,adam)"),
+        (["sed=3"], "train", "unknown key 'sed': did you mean seed? (seed=3)"),
+        (["compile=true"], "train", "did you mean module.compile? (module.compile=true)"),
+        (["num_samples=3"], "eval", "did you mean eval.num_samples? (eval.num_samples=3)"),
+        (["zzz=1"], "train", "unknown config group or key 'zzz' in zzz=1; config groups: beta,"),
+    ],
+)
+def test_an_unknown_top_level_name_on_the_command_line_names_the_closest(
+    arguments, config_name, expected
+):
+    assert expected in unknown_override_message(arguments, config_name)
+
+
+def test_known_names_and_appended_keys_pass_to_hydra_and_the_schema():
+    fine = [
+        "model=vqvae",
+        "objective.beta=2",
+        "hydra/launcher=slurm",
+        "hydra.run.dir=/tmp/x",
+        "~logger",
+        "+trainer.max_time=1",
+        "+foo=1",  # nothing close: the schema check names it
+    ]
+    assert unknown_override_message(fine, "train") is None
+    # another primary config: its names are not known here
+    assert unknown_override_message(["--config-name", "other", "zzz=1"], "train") is None
+    assert unknown_override_message(["-m", "seed=1,2", "threads=4"], "train") is None

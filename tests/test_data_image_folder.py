@@ -84,6 +84,21 @@ def test_crop_keeps_the_centre_and_stretch_squeezes_the_whole_image(tmp_path):
     assert tall.load_pool().images.shape == (1, 1, 4, 6)
 
 
+def test_resizing_is_said_once_with_both_sizes_and_how_to_keep_the_native_one(tmp_path, capsys):
+    _write_pngs(tmp_path / "digits", random_images(3, 28, 28))
+    resized = _folder(tmp_path / "digits", image_size=64)
+    assert resized.load_pool().images.shape[1:] == (1, 64, 64)
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == [
+        f"vaelab: note: data=image_folder resized the images of {tmp_path / 'digits'} from "
+        "28×28 to 64×64 (data.image_size=64, resize=crop); data.image_size=null keeps their "
+        "native size"
+    ]
+    for same_size in (_folder(tmp_path / "digits", image_size=28), _folder(tmp_path / "digits")):
+        same_size.load_pool()
+        assert capsys.readouterr().err == ""  # nothing resized, nothing said
+
+
 def test_folder_splits_are_seeded_and_disjoint(tmp_path):
     _write_pngs(tmp_path / "many", random_images(20, 3, 3))
     datamodule = _folder(tmp_path / "many", val_size=4, test_size=0.25)

@@ -109,6 +109,9 @@ def _slurm_script(tmp_path: Path, monkeypatch, *overrides: str) -> str:
     for program in ("srun", "sinfo"):  # a failing sinfo: no cluster to check the request on
         (fake_bin / program).write_text("#!/bin/sh\nexit 1\n")
         (fake_bin / program).chmod(0o755)
+    # a controller that answers (the launcher asks first)
+    (fake_bin / "scontrol").write_text("#!/bin/sh\necho 'Slurmctld(primary) at head is UP'\n")
+    (fake_bin / "scontrol").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
 
     class Submitted(Exception):

@@ -3,6 +3,7 @@ refused with exactly the message the config check gives for the same value."""
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -239,3 +240,49 @@ def test_the_schema_follows_the_target_wherever_a_config_puts_it():
     assert [str(p) for p in check_targets({"m": forwarded}).problems] == [
         "m.other=1 is not a known key; known: mode, scale, size"
     ]
+
+
+def _integers_without_a_range(annotation: object, has_range: bool = False) -> int:
+    """How many ``int`` inside ``annotation`` (a union, list, tuple, dict …) carry no Range."""
+    if typing.get_origin(annotation) is Annotated:
+        base, *markers = typing.get_args(annotation)
+        return _integers_without_a_range(base, any(isinstance(m, Range) for m in markers))
+    if annotation is int:
+        return 0 if has_range else 1
+    return sum(
+        _integers_without_a_range(arg) for arg in typing.get_args(annotation) if arg is not ...
+    )
+
+
+def test_every_integer_parameter_of_every_shipped_target_has_a_range():
+    """Sizes, widths, channels, kernels, counts: an integer a config can set is declared with
+    its range, so `model.net.hidden_dims=[-5]` is named by the schema, never by torch."""
+    assert _integers_without_a_range(list[Annotated[int, Range(ge=1)]]) == 0
+    assert _integers_without_a_range(int | None) == 1
+    unbounded = [
+        f"{name}.{parameter}"
+        for name in sorted(_shipped_targets())
+        for parameter, annotation in spec_of(get_object(name)).annotations.items()
+        if _integers_without_a_range(annotation)
+    ]
+    assert not unbounded, unbounded
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: mlp(**{**NET_SIZES, "input_shape": (1, -28, 28)}),
+            r"model\.net\.input_shape=\[1, -28, 28\] must be a list; its item -28 must be an "
+            r"integer >= 1",
+        ),
+        (lambda: mlp(**NET_SIZES, hidden_dims=[-5]), r"model\.net\.hidden_dims=\[-5\]"),
+        (
+            lambda: ImageLogger(num_samples=-3),
+            r"callbacks\.image_logger\.num_samples=-3 must be an integer >= 1",
+        ),
+    ],
+)
+def test_sizes_filled_from_the_data_or_set_by_hand_are_refused_naming_the_key(build, message):
+    with pytest.raises(InvalidArguments, match=message):
+        build()

@@ -167,13 +167,23 @@ def hydra_raising() -> Iterator[None]:
         _entry_point_set_full_error = False
 
 
-def hydra_entry_point(hydra_main: Callable[[], T]) -> Callable[[], T]:
+def hydra_entry_point(
+    hydra_main: Callable[[], T], config_name: str | None = None
+) -> Callable[[], T]:
     """Wrap a ``@hydra.main`` function so that errors in Hydra's own set-up (composing the
     config, creating the run dir) end in one ``vaelab: error:`` line too (see
-    :func:`hydra_raising`)."""
+    :func:`hydra_raising`). With ``config_name`` (the primary config), an override naming an
+    unknown group or key is answered first, with the closest known name."""
 
     @functools.wraps(hydra_main)
     def entry() -> T:
+        if config_name is not None:
+            from vaelab.config_checks import unknown_override_message
+
+            unknown = unknown_override_message(sys.argv[1:], config_name)
+            if unknown is not None:
+                print(f"vaelab: error: {unknown}", file=sys.stderr)
+                raise SystemExit(1)
         if os.environ.get(FULL_ERROR) == "1":  # the user asked for tracebacks
             return hydra_main()
         reset_stage()

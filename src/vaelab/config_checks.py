@@ -8,8 +8,10 @@ top level, ``paths``, vaelab-eval's ``eval``) are the dataclasses below. Declari
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vaelab.builders import unused_parts
 from vaelab.errors import VaelabError
 from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
+from vaelab.paths import CONFIG_DIR
 from vaelab.plots.pictures import PictureOptions
 from vaelab.schema import (
     Range,
@@ -221,3 +224,106 @@ def check_monitored_metrics(cfg: DictConfig, module: Any) -> None:
             f"invalid config: {bad} is not a metric this model logs; it logs {listed} "
             f"(e.g. {next(iter(unknown))}=val/elbo)"
         )
+
+
+# --------------------------------------------------------------------------------------
+# the command line, before Hydra composes it
+
+#: Hydra's options that take the next argument as their value
+_HYDRA_OPTIONS_WITH_VALUE = frozenset(
+    {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--experimental-rerun"}
+)
+#: options that choose another primary config, whose names are not known here
+_PRIMARY_CONFIG_OPTIONS = frozenset(
+    {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir"}
+)
+
+
+@dataclass(frozen=True)
+class KnownNames:
+    """What a top-level override of one primary config may name."""
+
+    groups: frozenset[str]
+    keys: frozenset[str]
+    #: the keys inside each top-level mapping of the primary config (``module``)
+    subkeys: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+def known_names(config_name: str, config_dir: Path = CONFIG_DIR) -> KnownNames:
+    """The config groups (those in the defaults list of ``conf/<config_name>.yaml``, and
+    ``hydra``) and the top-level keys of that file."""
+    primary = OmegaConf.to_container(OmegaConf.load(config_dir / f"{config_name}.yaml"))
+    groups = {"hydra"}
+    for entry in primary.get("defaults") or []:
+        if isinstance(entry, dict):
+            for key in entry:
+                groups.add(str(key).removeprefix("override ").split("/")[0].split("@")[0])
+    keys = {str(key) for key in primary if key != "defaults"}
+    subkeys = {str(k): frozenset(map(str, v)) for k, v in primary.items() if isinstance(v, dict)}
+    return KnownNames(frozenset(groups), frozenset(keys - groups), subkeys)
+
+
+def _override_keys(arguments: list[str]) -> Iterator[tuple[str, str, str]]:
+    """``(argument, prefix, key)`` of each ``[+|++|~]key[=value]`` override."""
+    skip_next = False
+    for argument in arguments:
+        if skip_next:
+            skip_next = False
+            continue
+        if argument.startswith("-"):
+            skip_next = argument in _HYDRA_OPTIONS_WITH_VALUE
+            continue
+        key = argument.split("=", 1)[0]
+        prefix = key[: len(key) - len(key.lstrip("+~"))]
+        if "=" in argument or prefix == "~":
+            yield argument, prefix, key[len(prefix) :]
+
+
+def _closest_name(name: str, rest: str, value: str | None, names: KnownNames) -> str | None:
+    """The known group or key ``name`` was meant to be, among the close ones: a group that has
+    the option ``value`` (``modle=vqvae``: model, not module) or a key holding the next name
+    ``rest`` (``modul.compile``: module) first, then the closest."""
+    close = difflib.get_close_matches(name, sorted(names.groups | names.keys), n=4)
+    fitting = [
+        candidate
+        for candidate in close
+        if (
+            value is not None and (CONFIG_DIR / candidate / f"{value.split(',')[0]}.yaml").is_file()
+        )
+        or rest in names.subkeys.get(candidate, ())
+    ]
+    dotted_groups = [candidate for candidate in close if rest and candidate in names.groups]
+    return next(iter(fitting + dotted_groups + close), None)
+
+
+def unknown_override_message(arguments: list[str], config_name: str) -> str | None:
+    """vaelab's own answer to an override whose first name is neither a config group nor a
+    top-level key (``modle=vqvae``), naming the closest one and the corrected override, before
+    Hydra answers with its advice to append it (``+modle=vqvae``). An appended key (``+``) is
+    only answered when it is close to a group or key; otherwise the schema check names it."""
+    if any(argument in _PRIMARY_CONFIG_OPTIONS for argument in arguments):
+        return None
+    names = known_names(config_name)
+    for argument, prefix, key in _override_keys(arguments):
+        head = key.split("/")[0].split("@")[0].split(".")[0]
+        if not head or head in names.groups or head in names.keys:
+            continue
+        value = argument.split("=", 1)[1] if "=" in argument and head == key else None
+        rest = key[len(head) + 1 :].split(".")[0]
+        best = _closest_name(head, rest, value, names)
+        holders = sorted(k for k, inside in names.subkeys.items() if head in inside)
+        if best is None and holders:
+            fixed = f"{prefix.lstrip('+')}{holders[0]}.{argument[len(prefix) :]}"
+            meant = f"{holders[0]}.{head}"
+            return f"unknown key '{head}' at the top level: did you mean {meant}? ({fixed})"
+        if best is None and prefix.startswith("+"):
+            continue
+        if best is not None:
+            kind = "config group" if best in names.groups else "key"
+            fixed = prefix.lstrip("+") + best + argument[len(prefix) + len(head) :]
+            return f"unknown {kind} '{head}': did you mean {best}? ({fixed})"
+        return (
+            f"unknown config group or key '{head}' in {argument}; config groups: "
+            f"{', '.join(sorted(names.groups))}; top-level keys: {', '.join(sorted(names.keys))}"
+        )
+    return None

@@ -316,7 +316,7 @@ def hydra_main(cfg: DictConfig) -> None:
     run_reporting_errors(lambda: evaluate(cfg))
 
 
-main = hydra_entry_point(hydra_main)
+main = hydra_entry_point(hydra_main, config_name="eval")
 
 
 if __name__ == "__main__":

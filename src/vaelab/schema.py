@@ -564,6 +564,8 @@ def checked_at(target: Any) -> str | None:
 
 PositiveInt = Annotated[int, Range(ge=1)]
 NonNegativeInt = Annotated[int, Range(ge=0)]
+#: an image's (C, H, W) or any other size list: every entry at least 1
+ImageShape = collections.abc.Sequence[PositiveInt]
 PositiveFloat = Annotated[float, Range(gt=0)]
 NonNegativeFloat = Annotated[float, Range(ge=0)]
 #: a fraction of the batches, or a count of them
@@ -598,6 +600,14 @@ EXTERNAL_CONSTRAINTS: dict[str, dict[str, Any]] = {
         "gradient_clip_val": Union[NonNegativeFloat, None],  # noqa: UP007
         "gradient_clip_algorithm": Literal["norm", "value"] | None,
         "reload_dataloaders_every_n_epochs": NonNegativeInt,
+        "max_time": Union[str, dict[str, NonNegativeInt], None],  # noqa: UP007
+    },
+    "lightning.pytorch.loggers.Logger": {
+        "version": Union[NonNegativeInt, str, None],  # noqa: UP007
+        "flush_logs_every_n_steps": PositiveInt,
+    },
+    "lightning.pytorch.strategies.DDPStrategy": {
+        "model_averaging_period": PositiveInt | None,
     },
     "lightning.pytorch.callbacks.ModelCheckpoint": {
         "mode": Literal["min", "max"],
@@ -625,5 +635,6 @@ EXTERNAL_CONSTRAINTS: dict[str, dict[str, Any]] = {
         "gamma": PositiveFloat,
         "T_max": PositiveInt,
         "eta_min": NonNegativeFloat,
+        "last_epoch": Annotated[int, Range(ge=-1)],
     },
 }

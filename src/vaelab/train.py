@@ -31,6 +31,7 @@ from vaelab.builders import (
     trainer_overrides,
 )
 from vaelab.callbacks.preemption import PreemptionCheckpoint
+from vaelab.callbacks.silent_settings import SilentSettingsWarning
 from vaelab.callbacks.step_hooks import skip_inherited_batch_hooks
 from vaelab.checkpoints import (
     AtomicCheckpointIO,
@@ -297,7 +298,11 @@ def _train_in_locked_run_dir(cfg: DictConfig, output_dir: Path) -> dict[str, flo
     # the config is printed once the data is loaded (Lightning's prepare_data and setup run
     # first), so a missing or broken data set ends the run before it, in one line
     callbacks = skip_inherited_batch_hooks(
-        [*instantiate_each(cfg.get("callbacks")), PrintConfigAtFitStart(cfg)]
+        [
+            *instantiate_each(cfg.get("callbacks")),
+            PrintConfigAtFitStart(cfg),
+            SilentSettingsWarning(),
+        ]
     )
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -494,7 +499,7 @@ def train_in_process(overrides: Sequence[str]) -> FinishedRun:
 
 
 #: ``vaelab-train``: Hydra's own set-up errors (e.g. an unwritable run dir) end in one line too
-main = hydra_entry_point(hydra_main)
+main = hydra_entry_point(hydra_main, config_name="train")
 
 if __name__ == "__main__":
     main()

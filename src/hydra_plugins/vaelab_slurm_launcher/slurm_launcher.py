@@ -47,11 +47,13 @@ class VaelabSlurmLauncher(SlurmLauncher):
 
         from vaelab.cluster.slurm_request import (
             NO_SLURM,
+            check_controller,
             check_request,
             cluster_partitions,
             explain_refusal,
         )
 
+        check_controller()  # before anything else: a missing cluster is said as such
         partitions = cluster_partitions()
         if partitions is not None:
             check_request(self.params, partitions)

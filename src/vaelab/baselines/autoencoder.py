@@ -3,7 +3,6 @@ autoencoders"): the VAE's encoder/decoder networks without a prior, a posterior 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -16,7 +15,7 @@ from vaelab.likelihoods.bernoulli import BernoulliLikelihood
 from vaelab.models.interface import LatentVariableModel, input_shape_of
 from vaelab.models.vae import NetworkBuilder, in_dtype_of
 from vaelab.objectives.reconstruction import Reconstruction, ReconstructionLossKind
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 
 @checked_arguments("model")
@@ -38,7 +37,7 @@ class Autoencoder(LatentVariableModel):
         self,
         net: NetworkBuilder,
         latent_dim: PositiveInt,
-        input_shape: Sequence[int],
+        input_shape: ImageShape,
         reconstruction_loss: ReconstructionLossKind = "bce",
     ) -> None:
         super().__init__()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -18,7 +17,7 @@ from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel, input_shape_of
 from vaelab.objectives.base import Objective, ObjectiveOutput
 from vaelab.schedules.base import Weighting
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 
 @checked_arguments("model")
@@ -35,7 +34,7 @@ class ClosedFormModel(LatentVariableModel):
     config_groups: ClassVar[frozenset[str]] = frozenset()
     trains_by_gradient: ClassVar[bool] = False
 
-    def __init__(self, latent_dim: PositiveInt, input_shape: Sequence[int]) -> None:
+    def __init__(self, latent_dim: PositiveInt, input_shape: ImageShape) -> None:
         super().__init__()
         self.input_shape = input_shape_of(input_shape)
         self.latent_dim = int(latent_dim)

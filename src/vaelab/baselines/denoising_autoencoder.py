@@ -3,7 +3,6 @@ corrupted x̃ ~ q(x̃ | x), with fresh noise at every step."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +13,7 @@ from vaelab.baselines.autoencoder import Autoencoder
 from vaelab.errors import VaelabError
 from vaelab.models.vae import NetworkBuilder
 from vaelab.objectives.reconstruction import Reconstruction, ReconstructionLossKind
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 Noise = Literal["gaussian", "masking"]
 
@@ -73,7 +72,7 @@ class DenoisingAutoencoder(Autoencoder):
         self,
         net: NetworkBuilder,
         latent_dim: PositiveInt,
-        input_shape: Sequence[int],
+        input_shape: ImageShape,
         reconstruction_loss: ReconstructionLossKind = "bce",
         noise: Noise = "gaussian",
         noise_std: float = 0.5,

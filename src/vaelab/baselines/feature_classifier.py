@@ -11,7 +11,7 @@ It is not a generative model: a plain network, not a latent-variable model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from vaelab.baselines.classifier_module import ClassifierModule
 from vaelab.errors import VaelabError
 from vaelab.models.interface import input_shape_of
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, Range, checked_arguments
 
 
 @checked_arguments("model")
@@ -36,8 +36,8 @@ class FeatureClassifier(nn.Module):
 
     def __init__(
         self,
-        input_shape: Sequence[int],
-        num_classes: int,
+        input_shape: ImageShape,
+        num_classes: Annotated[int, Range(ge=2)],
         feature_dim: PositiveInt = 128,
         channels: Sequence[PositiveInt] = (32, 64),
     ) -> None:

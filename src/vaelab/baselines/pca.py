@@ -4,7 +4,6 @@ covariance; encode z = Wᵀ(x − μ), decode x̂ = μ + W z."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +15,7 @@ from vaelab.baselines.moments import principal_axes
 from vaelab.baselines.point_mass import PointMass
 from vaelab.likelihoods.base import ImageDistribution
 from vaelab.objectives.base import ObjectiveOutput
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 #: the term PCA reports: Σ_pixels (x − x̂)² per image
 SSE = "sse"
@@ -49,7 +48,7 @@ class PrincipalComponents(ClosedFormModel):
 
     likelihood_is_continuous = True
 
-    def __init__(self, latent_dim: PositiveInt, input_shape: Sequence[int]) -> None:
+    def __init__(self, latent_dim: PositiveInt, input_shape: ImageShape) -> None:
         super().__init__(latent_dim, input_shape)
         data_dim = math.prod(self.input_shape)
         # parameters without gradients: fitted in closed form, saved with the checkpoint

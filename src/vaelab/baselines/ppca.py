@@ -4,7 +4,6 @@ p(x) = N(μ, WWᵀ + σ²I) and the posterior p(z|x) is Gaussian; everything in 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +25,7 @@ from vaelab.likelihoods.base import ImageDistribution
 from vaelab.objectives.base import ObjectiveOutput
 from vaelab.priors.base import Prior
 from vaelab.priors.standard_normal import StandardNormalPrior
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 #: σ² below this fraction of the mean eigenvalue means the data lie in a K-dim subspace
 DEGENERATE_NOISE = 1e-12
@@ -81,7 +80,7 @@ class ProbabilisticPCA(ClosedFormModel):
     has_exact_log_likelihood = True
     likelihood_is_continuous = True
 
-    def __init__(self, latent_dim: PositiveInt, input_shape: Sequence[int]) -> None:
+    def __init__(self, latent_dim: PositiveInt, input_shape: ImageShape) -> None:
         super().__init__(latent_dim, input_shape)
         data_dim = math.prod(self.input_shape)
         # parameters without gradients: fitted in closed form, saved with the checkpoint

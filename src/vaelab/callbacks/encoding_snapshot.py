@@ -9,8 +9,10 @@ import lightning as L
 import torch
 
 from vaelab.evaluation.encodings import encode_split
+from vaelab.schema import PositiveInt, checked_arguments
 
 
+@checked_arguments("callbacks.encoding_snapshot")
 class EncodingSnapshot(L.Callback):
     """At the start of training (global step 0, rank 0) encode the first ``num_points`` images
     of ``split`` and save their posterior means, σ and labels to ``path`` (a torch file of
@@ -19,9 +21,7 @@ class EncodingSnapshot(L.Callback):
     The random state is restored afterwards, so the snapshot does not change training.
     """
 
-    def __init__(self, path: str, num_points: int = 1000, split: str = "test") -> None:
-        if int(num_points) < 1:
-            raise ValueError(f"encoding_snapshot.num_points must be >= 1, got {num_points}")
+    def __init__(self, path: str, num_points: PositiveInt = 1000, split: str = "test") -> None:
         self.path = Path(path)
         self.num_points = int(num_points)
         self.split = split

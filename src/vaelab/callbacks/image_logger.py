@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -17,7 +18,7 @@ from vaelab.plots.grids import (
     reconstruction_grid,
 )
 from vaelab.plots.policy import draw_unless_missing, picture_plan
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import PositiveInt, Range, checked_arguments
 
 RECONSTRUCTIONS = "images/reconstructions"
 PRIOR_SAMPLES = "images/prior_samples"
@@ -40,12 +41,12 @@ class ImageLogger(L.Callback):
     def __init__(
         self,
         every_n_epochs: PositiveInt = 1,
-        num_reconstructions: int = 16,
-        num_samples: int = 64,
-        manifold_points: int = 20,
+        num_reconstructions: PositiveInt = 16,
+        num_samples: PositiveInt = 64,
+        manifold_points: Annotated[int, Range(ge=2)] = 20,
         manifold_span: float = 3.0,
         png_dir: str | None = None,
-        samples_per_class: int = 10,
+        samples_per_class: PositiveInt = 10,
     ) -> None:
         self.every_n_epochs = every_n_epochs
         self.num_reconstructions = num_reconstructions

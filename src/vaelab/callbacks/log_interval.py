@@ -14,6 +14,8 @@ import math
 import lightning as L
 from typing_extensions import override
 
+from vaelab.schema import PositiveInt, checked_arguments
+
 
 def adapted_interval(configured: int, batches_per_epoch: float, points_per_epoch: int) -> int:
     """``configured`` if an epoch holds it, else an interval giving ``points_per_epoch``."""
@@ -22,12 +24,11 @@ def adapted_interval(configured: int, batches_per_epoch: float, points_per_epoch
     return max(1, int(batches_per_epoch) // points_per_epoch)
 
 
+@checked_arguments("callbacks.log_interval")
 class AdaptiveLogInterval(L.Callback):
     """Lowers ``trainer.log_every_n_steps`` for epochs shorter than it (see module doc)."""
 
-    def __init__(self, points_per_epoch: int = 4) -> None:
-        if points_per_epoch < 1:
-            raise ValueError(f"points_per_epoch must be >= 1, got {points_per_epoch}")
+    def __init__(self, points_per_epoch: PositiveInt = 4) -> None:
         self.points_per_epoch = points_per_epoch
 
     @override

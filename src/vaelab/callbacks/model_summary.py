@@ -8,18 +8,26 @@ Flops`` line goes through :func:`vaelab.console.silence_known_notices`' filter).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from lightning.pytorch.callbacks import ModelSummary
+
+from vaelab.schema import Range, checked_arguments
 
 FLOPS_COLUMN = "FLOPs"
 
 
+@checked_arguments("callbacks.model_summary")
 class CompactModelSummary(ModelSummary):
     """``ModelSummary`` (logged as text) without zero FLOPs; ``enabled`` follows
     ``trainer.enable_model_summary`` in the config."""
 
-    def __init__(self, max_depth: int = 1, enabled: bool = True, **summarize_kwargs: Any) -> None:
+    def __init__(
+        self,
+        max_depth: Annotated[int, Range(ge=-1)] = 1,
+        enabled: bool = True,
+        **summarize_kwargs: Any,
+    ) -> None:
         super().__init__(max_depth=max_depth if enabled else 0, **summarize_kwargs)
 
     @staticmethod

@@ -18,6 +18,8 @@ from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 from typing_extensions import override
 
+from vaelab.schema import PositiveInt, checked_arguments
+
 #: scalars shown by both bars when the run logged them
 TRAIN_LOSS = "train/loss"
 VAL_ELBO = "val/elbo"
@@ -144,7 +146,8 @@ class LossRichProgressBar(RichProgressBar):
         return metrics
 
 
-def progress_bar(every_n_steps: int = 100, force: str | None = None) -> ProgressBar:
+@checked_arguments("callbacks.progress_bar")
+def progress_bar(every_n_steps: PositiveInt = 100, force: str | None = None) -> ProgressBar:
     """The progress bar for where stdout goes: a Rich bar on a terminal, plain lines in a
     file or a SLURM log. ``force``: ``rich`` or ``lines`` to choose."""
     choice = force or ("rich" if sys.stdout.isatty() else "lines")

@@ -51,6 +51,40 @@ def _gpu_count(gres: str) -> int:
     return count
 
 
+#: how long a controller has to answer ``scontrol ping`` (seconds)
+PING_TIMEOUT_S = 30
+
+
+def _no_controller(command: str, answer: str) -> VaelabError:
+    said = next((line.strip() for line in answer.splitlines() if line.strip()), "no answer")
+    return VaelabError(
+        f"no SLURM controller answers on this machine ({command}: {said}); hydra/launcher=slurm "
+        "needs a running cluster: run on a cluster's login node, start a local one (python -m "
+        "vaelab.cluster.local_slurm start), or use hydra/launcher=local"
+    )
+
+
+def check_controller() -> None:
+    """Raise a VaelabError unless a SLURM controller answers ``scontrol ping`` (or, without
+    scontrol, ``sinfo``): checked before anything is submitted, so a missing cluster is not
+    blamed on the launcher's keys. Without either command, :data:`NO_SLURM`."""
+    if shutil.which("scontrol") is not None:
+        command = ["scontrol", "ping"]
+    elif shutil.which("sinfo") is not None:
+        command = ["sinfo", "-h", "-o", "%P"]
+    else:
+        raise NO_SLURM
+    shown = " ".join(command)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PING_TIMEOUT_S)
+    except subprocess.TimeoutExpired as err:
+        raise _no_controller(shown, f"no answer in {PING_TIMEOUT_S} s") from err
+    answer = f"{done.stdout}\n{done.stderr}"
+    down = command[1] == "ping" and (" is DOWN" in answer or " is UP" not in answer)
+    if done.returncode != 0 or down:
+        raise _no_controller(shown, done.stderr if done.stderr.strip() else done.stdout)
+
+
 def cluster_partitions() -> dict[str, Partition] | None:
     """The cluster's partitions from ``sinfo``; None if sinfo is missing or fails."""
     if shutil.which("sinfo") is None:

@@ -40,7 +40,7 @@ from vaelab.data.sprites import (
 )
 from vaelab.data.tensor_batches import keep_batch
 from vaelab.errors import VaelabError
-from vaelab.schema import NonNegativeInt, PositiveInt, SplitSize, checked_arguments
+from vaelab.schema import NonNegativeInt, PositiveInt, Seed, SplitSize, checked_arguments
 
 Source = Literal["auto", "generated", "original"]
 
@@ -137,7 +137,7 @@ class DSpritesDataModule(L.LightningDataModule):
         eval_batch_size: PositiveInt | None = None,
         val_size: SplitSize = 5000,
         test_size: SplitSize = 5000,
-        split_seed: int = 0,
+        split_seed: Seed = 0,
         source: Source = "auto",
         num_workers: NonNegativeInt = 0,
         pin_memory: bool = False,

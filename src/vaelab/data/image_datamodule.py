@@ -15,7 +15,7 @@ from typing_extensions import override
 from vaelab.data.device_loader import DeviceDataLoader, ShardedPermutation
 from vaelab.data.tensor_batches import TensorBatchDataset, keep_batch
 from vaelab.errors import VaelabError
-from vaelab.schema import NonNegativeInt, PositiveInt, SplitSize, checked_arguments
+from vaelab.schema import NonNegativeInt, PositiveInt, Seed, SplitSize, checked_arguments
 
 Binarize = Literal["none", "dynamic", "static"]
 PIXEL_MAX = 255
@@ -63,7 +63,7 @@ class ImageDataModule(L.LightningDataModule):
         binarize: Binarize = "none",
         num_workers: NonNegativeInt = 0,
         pin_memory: bool = False,
-        split_seed: int = 0,
+        split_seed: Seed = 0,
         download: bool = True,
         eval_batch_size: PositiveInt | None = None,
         on_device: bool = False,

@@ -12,6 +12,7 @@ pools: ``test_size`` is held out first, then ``val_size``.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
@@ -59,6 +60,8 @@ class ImageFolderDataModule(PooledDataModule):
         self.channels = int(channels)
         self.num_classes: int | None = None
         self.class_names: list[str] | None = None
+        #: (H, W) of the files before resizing (read with the pool)
+        self._native_sizes: set[tuple[int, int]] = set()
 
     @staticmethod
     def _size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -122,6 +125,7 @@ class ImageFolderDataModule(PooledDataModule):
                 f"{path} is not a readable image ({first_line(err)}); remove or replace it"
             ) from err
         if self.size is not None:
+            self._native_sizes.add((image.height, image.width))
             image = self._resized(image)
         return F.pil_to_tensor(image)
 
@@ -136,9 +140,26 @@ class ImageFolderDataModule(PooledDataModule):
         ]
         return F.center_crop(F.resize(image, scaled, antialias=True), [height, width])
 
+    def _say_resize(self) -> None:
+        """Say once, when the pool is read, that the images were resized and from what: a
+        larger size changes the model's size and the loss in nats per image."""
+        changed = sorted(size for size in self._native_sizes if size != self.size)
+        if not changed or self.size is None:
+            return
+        shown = ", ".join(f"{h}×{w}" for h, w in changed[:3]) + (", …" if len(changed) > 3 else "")
+        print(
+            f"vaelab: note: data=image_folder resized the images of {self.path} from {shown} to "
+            f"{self.size[0]}×{self.size[1]} (data.image_size={self.size[0]}, resize="
+            f"{self.resize}); data.image_size=null keeps their native size",
+            file=sys.stderr,
+            flush=True,
+        )
+
     def load_pool(self) -> ImageSplit:
         files, labels = self._listing()
+        self._native_sizes.clear()
         images = [self._read(path) for path in files]
+        self._say_resize()
         shapes = {tuple(image.shape) for image in images}
         if len(shapes) > 1:
             examples = ", ".join(map(str, sorted(shapes)[:3]))

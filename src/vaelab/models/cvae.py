@@ -9,7 +9,7 @@ The label enters both networks as a one-hot vector.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ from vaelab.posteriors.base import Posterior
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.priors.base import Prior
 from vaelab.priors.standard_normal import StandardNormalPrior
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, Range, checked_arguments
 
 #: how the one-hot label reaches the encoder: appended to the flattened image (an MLP's
 #: concatenation) or as K constant image planes next to the channels (a conv net's)
@@ -51,8 +51,8 @@ class ConditionalVAE(LatentVariableModel):
         self,
         net: NetworkBuilder,
         latent_dim: PositiveInt,
-        input_shape: Sequence[int],
-        num_classes: int | None,
+        input_shape: ImageShape,
+        num_classes: Annotated[int, Range(ge=2)] | None,
         label_input: LabelInput = "vector",
         posterior: Posterior | None = None,
         likelihood: Likelihood | None = None,

@@ -35,7 +35,7 @@ from vaelab.nets.mlp import MLPDecoder
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.priors.base import drawing_with
 from vaelab.priors.standard_normal import StandardNormalPrior
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 
 @dataclass
@@ -110,7 +110,7 @@ class HierarchicalVAE(LatentVariableModel):
         self,
         latent_dims: Sequence[PositiveInt],
         hidden_dims: Sequence[Sequence[PositiveInt]],
-        input_shape: Sequence[int],
+        input_shape: ImageShape,
         activation: Activation = "tanh",
         negative_slope: float = 0.2,
         likelihood: Likelihood | None = None,

@@ -3,7 +3,7 @@ likelihood for p(x|z), and a prior p(z) (Kingma & Welling 2014)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +19,7 @@ from vaelab.posteriors.base import Posterior
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.priors.base import Prior
 from vaelab.priors.standard_normal import StandardNormalPrior
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 #: builds the two networks from the data's shape and the sizes the parts need
 NetworkBuilder = Callable[..., EncoderDecoder]
@@ -49,7 +49,7 @@ class VAE(LatentVariableModel):
         self,
         net: NetworkBuilder,
         latent_dim: PositiveInt,
-        input_shape: Sequence[int],
+        input_shape: ImageShape,
         posterior: Posterior | None = None,
         likelihood: Likelihood | None = None,
         prior: Prior | None = None,

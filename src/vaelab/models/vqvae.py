@@ -19,7 +19,7 @@ in :mod:`vaelab.priors.code_grid`; this file is the model that joins them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ClassVar
 
@@ -43,7 +43,7 @@ from vaelab.nets.pixelcnn import GatedPixelCNN
 from vaelab.nets.residual_conv import code_grid_shape
 from vaelab.posteriors.codebook import EMACodebook, QuantizedPosterior
 from vaelab.priors.code_grid import CodeGridPrior, PixelCNNCodePrior, UniformCodePrior
-from vaelab.schema import NonNegativeFloat, PositiveInt, Range, checked_arguments
+from vaelab.schema import ImageShape, NonNegativeFloat, PositiveInt, Range, checked_arguments
 
 #: builds the encoder (x → z_e map of ``embedding_dim`` channels) and the decoder
 CodeMapNetworkBuilder = Callable[..., EncoderDecoder]
@@ -89,7 +89,7 @@ class VQVAE(LatentVariableModel):
     def __init__(
         self,
         net: CodeMapNetworkBuilder,
-        input_shape: Sequence[int],
+        input_shape: ImageShape,
         num_codes: Annotated[int, Range(ge=2)] = 512,
         embedding_dim: PositiveInt = 64,
         commitment_cost: NonNegativeFloat = 0.25,

@@ -9,7 +9,7 @@ from itertools import pairwise
 from torch import Tensor, nn
 
 from vaelab.nets.networks import EncoderDecoder
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 ENCODER_KERNEL = 4
 STRIDE = 2
@@ -132,10 +132,10 @@ class ConvDecoder(nn.Module):
 
 @checked_arguments("model.net")
 def conv(
-    input_shape: Sequence[int],
-    latent_dim: int,
-    encoder_out_features: int,
-    decoder_out_channels: int,
+    input_shape: ImageShape,
+    latent_dim: PositiveInt,
+    encoder_out_features: PositiveInt,
+    decoder_out_channels: PositiveInt,
     encoder_hidden: PositiveInt = 16,
     decoder_hidden: PositiveInt = 64,
     negative_slope: float = 0.2,

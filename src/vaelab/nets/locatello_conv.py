@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vaelab.nets.networks import EncoderDecoder
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 STRIDE = 2
 #: the decoder's kernel; ConvT(k4, s2, padding 1) maps a side n to 2n
@@ -131,10 +131,10 @@ def _symmetric_padding(side: tuple[int, int], full: tuple[int, int]) -> tuple[in
 
 @checked_arguments("model.net")
 def locatello_conv(
-    input_shape: Sequence[int],
-    latent_dim: int,
-    encoder_out_features: int,
-    decoder_out_channels: int,
+    input_shape: ImageShape,
+    latent_dim: PositiveInt,
+    encoder_out_features: PositiveInt,
+    decoder_out_channels: PositiveInt,
     channels: Sequence[PositiveInt] = (32, 32, 64, 64),
     kernels: Sequence[PositiveInt] = (4, 4, 2, 2),
     hidden_dim: PositiveInt = 256,

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from vaelab.nets.activations import Activation, make_activation
 from vaelab.nets.networks import EncoderDecoder
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 
 def _mlp(sizes: Sequence[int], activation: str, negative_slope: float) -> list[nn.Module]:
@@ -65,10 +65,10 @@ class MLPDecoder(nn.Module):
 
 @checked_arguments("model.net")
 def mlp(
-    input_shape: Sequence[int],
-    latent_dim: int,
-    encoder_out_features: int,
-    decoder_out_channels: int,
+    input_shape: ImageShape,
+    latent_dim: PositiveInt,
+    encoder_out_features: PositiveInt,
+    decoder_out_channels: PositiveInt,
     hidden_dims: Sequence[PositiveInt] = (400, 200),
     activation: Activation = "leaky_relu",
     negative_slope: float = 0.2,

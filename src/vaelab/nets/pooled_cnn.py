@@ -10,7 +10,7 @@ from torch import nn
 
 from vaelab.nets.activations import Activation, make_activation
 from vaelab.nets.networks import EncoderDecoder
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 
 def _pooled_sides(side: int, kernel: int, pool: int) -> tuple[int, int]:
@@ -35,10 +35,10 @@ def _pooled_sides(side: int, kernel: int, pool: int) -> tuple[int, int]:
 
 @checked_arguments("model.net")
 def pooled_cnn(
-    input_shape: Sequence[int],
-    latent_dim: int,
-    encoder_out_features: int,
-    decoder_out_channels: int,
+    input_shape: ImageShape,
+    latent_dim: PositiveInt,
+    encoder_out_features: PositiveInt,
+    decoder_out_channels: PositiveInt,
     channels: tuple[PositiveInt, PositiveInt] = (16, 8),
     kernel_size: PositiveInt = 5,
     pool_size: PositiveInt = 2,

@@ -9,7 +9,7 @@ from typing import Annotated
 from torch import Tensor, nn
 
 from vaelab.nets.networks import EncoderDecoder
-from vaelab.schema import NonNegativeInt, PositiveInt, Range, checked_arguments
+from vaelab.schema import ImageShape, NonNegativeInt, PositiveInt, Range, checked_arguments
 
 #: two stride-2 convolutions: the code grid is the image grid divided by 4 per side
 DOWNSAMPLING = 4
@@ -51,9 +51,9 @@ def code_grid_shape(input_shape: Sequence[int]) -> tuple[int, int]:
 
 @checked_arguments("model.net")
 def residual_conv(
-    input_shape: Sequence[int],
-    embedding_dim: int,
-    decoder_out_channels: int,
+    input_shape: ImageShape,
+    embedding_dim: PositiveInt,
+    decoder_out_channels: PositiveInt,
     hidden: Annotated[int, Range(ge=2)] = 128,
     residual_blocks: NonNegativeInt = 2,
     residual_hidden: PositiveInt = 32,

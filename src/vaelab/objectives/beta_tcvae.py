@@ -108,8 +108,9 @@ class BetaTCVAE(RegularisedELBO):
     dimension-wise KL, each logged (``mutual_information``, ``total_correlation``,
     ``dimension_wise_kl``) in nats per data point.
 
-    β is the ``beta=`` group's weight β(step) (``beta=constant beta.value=6``; warm-up and
-    cyclical schedules apply to the TC), α and γ are ``objective.alpha`` and
+    β is the ``beta=`` group's weight β(step) (warm-up and cyclical schedules apply to the
+    TC); ``objective=beta_tcvae`` sets ``beta.value=6``, Chen et al.'s dSprites β, unless the
+    command line or an experiment gives another (β = 1 is the ELBO). α and γ are ``objective.alpha`` and
     ``objective.gamma``. log q(z) and log q(z_d) are estimated from the batch by
     minibatch-stratified (default) or minibatch-weighted sampling, both needing the training
     set's size N, which the datamodule hands over (``num_train``; on val/test batches the
