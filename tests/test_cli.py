@@ -4,7 +4,6 @@ HYDRA_FULL_ERROR hint), and the error handler never crashes on a full disk."""
 from __future__ import annotations
 
 import importlib
-
 import logging
 import math
 import os
