@@ -111,9 +111,9 @@ class BetaTCVAE(RegularisedELBO):
     β is the ``beta=`` group's weight β(step) (warm-up and cyclical schedules apply to the
     TC); ``objective=beta_tcvae`` sets ``beta.value=6``, Chen et al.'s dSprites β, unless the
     command line or an experiment gives another (β = 1 is the ELBO). α and γ are
-    ``objective.alpha`` and ``objective.gamma``. log q(z) and log q(z_d) are estimated from the batch by
-    minibatch-stratified (default) or minibatch-weighted sampling, both needing the training
-    set's size N, which the datamodule hands over (``num_train``; on val/test batches the
+    ``objective.alpha`` and ``objective.gamma``. log q(z) and log q(z_d) are estimated from the
+    batch by minibatch-stratified (default) or minibatch-weighted sampling, both needing the
+    training set's size N, which the datamodule hands over (``num_train``; on val/test batches the
     size of that split). The loss is −ELBO + (α − 1)·MI + (β − 1)·TC + (γ − 1)·dim-KL with
     the ELBO's own KL (closed form where one exists): the paper's objective in expectation,
     and exactly −ELBO at α = β = γ = 1. The prior must factorise over the latent dimensions
