@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from vaelab.errors import VaelabError
+from vaelab.posteriors.geometry import EUCLIDEAN, LatentGeometry
 
 LogDensity = Tensor | Callable[[], Tensor]
 
@@ -165,6 +166,12 @@ class LatentVariableModel(nn.Module, ABC):
     def latent_structure(self) -> LatentStructure:
         """The layout of the latent (default: one flat vector of ``latent_dim`` numbers)."""
         return LatentStructure(layers=(int(self.latent_dim),), code_dim=int(self.latent_dim))
+
+    @property
+    def latent_geometry(self) -> LatentGeometry:
+        """The space the codes live in (default R^D): a sphere or a Poincaré ball gets its own
+        latent picture and no decoded grid or traversal (``plots/policy.py``)."""
+        return EUCLIDEAN
 
     def labels_for_samples(
         self, num: int, generator: torch.Generator | None = None
