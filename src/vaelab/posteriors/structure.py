@@ -87,3 +87,14 @@ def vector_quantised(distribution: Distribution) -> Distribution | None:  # noqa
     """The distribution itself if it is a vector-quantised q(z|x) with a codebook (commitment
     term, code counts, EMA step: :mod:`vaelab.posteriors.codebook` registers it), else None."""
     return None
+
+
+@singledispatch
+def rejection_score(distribution: Distribution, z: Tensor) -> Tensor | None:  # noqa: ARG001
+    """For a distribution whose ``rsample`` is a reparameterised rejection sampler (Naesseth et
+    al. 2017, "Reparameterization Gradients through Acceptance-Rejection Sampling Algorithms"):
+    log π(ε | θ) of the accepted noise ε behind each sample ``z`` ([sample, batch]), up to terms
+    free of θ, differentiable in the parameters θ with ε held fixed. The ELBO engine adds the
+    correction term g_cor = E[f ∇_θ log π(ε | θ)] with it, so that the gradient is g_rep + g_cor
+    (unbiased). None for an exact reparameterisation (every other distribution)."""
+    return None

@@ -12,7 +12,13 @@ exactly. The Riemannian volume is λ_z^D dz and exp at μ scales it by
     v = log₀((−μ) ⊕_c z).
 
 σ is measured in the ball's coordinates at the origin; Mathieu et al.'s Σ is the Riemannian
-one, Σ = 4 σ² (λ₀ = 2).
+one, Σ = 4 σ² (λ₀ = 2): their prior N^W(0, I) is σ₀ = ½ here.
+
+**Precision.** The maps run in float64 (points within 10⁻⁵ of the boundary, ‖v‖ ≤ 6.1/√c;
+float32 would stop at ‖v‖ ≤ 3.1/√c) and samples and log-densities come back in the input's
+dtype. A sample beyond that radius is pulled inside it, where q and p are no longer scored at
+the point drawn: the Monte-Carlo KL can then turn negative, and an encoder learns to inflate σ
+to exploit it. The posterior therefore caps σ (``max_scale``).
 """
 
 from __future__ import annotations
@@ -72,20 +78,22 @@ class WrappedNormal(Distribution):
         return (2 * self.scale / ball.conformal_factor(self.loc, self.curvature)).pow(2)
 
     def push(self, v: Tensor) -> Tensor:
-        """z = μ ⊕_c exp₀(v) for tangent vectors v at the origin."""
-        moved = ball.mobius_add(self.loc, ball.exp_origin(v, self.curvature), self.curvature)
-        return ball.project(moved, self.curvature)
+        """z = μ ⊕_c exp₀(v) for tangent vectors v at the origin (computed in float64)."""
+        loc, c = self.loc.to(torch.float64), self.curvature
+        moved = ball.mobius_add(loc, ball.exp_origin(v.to(torch.float64), c), c)
+        return ball.project(moved, c).to(v.dtype)
 
     def pull(self, z: Tensor) -> Tensor:
-        """v = log₀((−μ) ⊕_c z), the inverse of :meth:`push`."""
-        return ball.log_origin(ball.mobius_add(-self.loc, z, self.curvature), self.curvature)
+        """v = log₀((−μ) ⊕_c z), the inverse of :meth:`push` (computed in float64)."""
+        loc, c = self.loc.to(torch.float64), self.curvature
+        return ball.log_origin(ball.mobius_add(-loc, z.to(torch.float64), c), c).to(z.dtype)
 
     def log_abs_det_push(self, v: Tensor, z: Tensor) -> Tensor:
         """log |det ∂z/∂v| = D log(2/λ_z) + (D − 1) log(sinh(√c r)/(√c r)), r = 2‖v‖."""
         dim = v.shape[-1]
-        radius = 2 * self.curvature**0.5 * v.norm(dim=-1)
-        lam = ball.conformal_factor(z, self.curvature).squeeze(-1)
-        return dim * torch.log(2 / lam) + (dim - 1) * _log_sinhc(radius)
+        radius = 2 * self.curvature**0.5 * v.to(torch.float64).norm(dim=-1)
+        lam = ball.conformal_factor(z.to(torch.float64), self.curvature).squeeze(-1)
+        return (dim * torch.log(2 / lam) + (dim - 1) * _log_sinhc(radius)).to(v.dtype)
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         return self.push(self.tangent.rsample(sample_shape))
@@ -98,12 +106,18 @@ class WrappedNormal(Distribution):
 @checked_arguments("model.posterior")
 class WrappedNormalPosterior(Posterior):
     """q(z|x) = N^W_c(μ, diag σ²) (Mathieu et al. 2019, §3 and §4): the encoder outputs
-    (m, s); μ = exp₀(m) (their encoder's last map onto the ball) and σ = exp(s/2). The KL to
-    the wrapped normal prior has no closed form: Monte Carlo (chosen automatically)."""
+    (m, s); μ = exp₀(m) (their encoder's last map onto the ball) and σ = exp(s/2), capped at
+    ``max_scale`` (see the module's note on precision). The KL to the wrapped normal prior has
+    no closed form: Monte Carlo (chosen automatically)."""
 
-    def __init__(self, curvature: Annotated[float, Range(gt=0)] = 1.0) -> None:
+    def __init__(
+        self,
+        curvature: Annotated[float, Range(gt=0)] = 1.0,
+        max_scale: Annotated[float, Range(gt=0)] = 1.0,
+    ) -> None:
         super().__init__()
         self.curvature = float(curvature)
+        self.max_scale = float(max_scale)
         self.geometry: LatentGeometry = poincare_ball(self.curvature)
 
     def num_params(self, latent_dim: int) -> int:
@@ -113,7 +127,7 @@ class WrappedNormalPosterior(Posterior):
         tangent_mean, log_var = torch.chunk(encoder_output.float(), 2, dim=-1)
         return WrappedNormal(
             ball.exp_origin(tangent_mean, self.curvature),
-            torch.exp(0.5 * log_var),
+            torch.exp(0.5 * log_var).clamp_max(self.max_scale),
             self.curvature,
             validate_args=False,
         )

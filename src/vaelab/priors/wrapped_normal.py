@@ -1,5 +1,6 @@
 """The wrapped normal prior N^W_c(0, σ₀² I) on the Poincaré ball (Mathieu et al. 2019, §4:
-their prior is the wrapped normal at the origin). At c → 0 it is N(0, σ₀² I)."""
+their prior is the wrapped normal N^W(0, I) at the origin, σ₀ = ½ in this module's units, see
+posteriors/wrapped_normal.py). At c → 0 it is N(0, σ₀² I)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class WrappedNormalPrior(Prior):
     def __init__(
         self,
         curvature: Annotated[float, Range(gt=0)] = 1.0,
-        scale: Annotated[float, Range(gt=0)] = 1.0,
+        scale: Annotated[float, Range(gt=0)] = 0.5,
     ) -> None:
         super().__init__()
         self.curvature = float(curvature)
