@@ -36,7 +36,14 @@ BUILT_GROUPS = (
 #: trainer options that need hardware this machine lacks are composed and import-checked only
 HARDWARE_TRAINERS = {"gpu", "ddp", "ddp_multinode", "mps"}
 #: options that train one model only, composed with it (objective=vq: a quantised q(z|x))
-MODEL_OF_OPTION = {("objective", "vq"): "model=vqvae"}
+MODEL_OF_OPTION = {
+    ("objective", "vq"): "model=vqvae",
+    # a latent on a sphere or a ball: the model that pairs the posterior with its prior
+    ("posterior", "von_mises_fisher"): "model=hyperspherical_mlp",
+    ("prior", "spherical_uniform"): "model=hyperspherical_mlp",
+    ("posterior", "wrapped_normal"): "model=poincare_mlp",
+    ("prior", "wrapped_normal"): "model=poincare_mlp",
+}
 
 
 def _options(group: str) -> list[str]:
