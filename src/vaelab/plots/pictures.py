@@ -33,8 +33,10 @@ from vaelab.plots.grids import (
     prior_sample_grid,
     reconstruction_grid,
 )
+from vaelab.plots.latent_geometry import latent_geometry_figure
 from vaelab.plots.policy import (
     CLASS_SAMPLES,
+    LATENT_GEOMETRY,
     LATENT_MANIFOLD,
     LATENT_TRAVERSALS,
     PRIOR_SAMPLES,
@@ -220,7 +222,12 @@ def make_pictures(
         )
     if plan.traversals:
         pictures.figures[LATENT_TRAVERSALS] = _traversal(model, plan, result, settings)
-    for name in (CLASS_SAMPLES, LATENT_MANIFOLD, LATENT_TRAVERSALS):
+    if plan.latent_geometry:
+        shown = _subset(after, settings.scatter_points)
+        pictures.figures[LATENT_GEOMETRY] = latent_geometry_figure(
+            shown.mean, shown.labels, model.latent_geometry
+        )
+    for name in (CLASS_SAMPLES, LATENT_MANIFOLD, LATENT_TRAVERSALS, LATENT_GEOMETRY):
         if name in plan.skipped:
             pictures.skipped[name] = plan.skipped[name]
     pictures.figures["latent_scatter"] = latent_scatter_figure(

@@ -26,6 +26,7 @@ PRIOR_SAMPLES = "prior_samples"
 CLASS_SAMPLES = "class_conditional_samples"
 LATENT_MANIFOLD = "latent_manifold"
 LATENT_TRAVERSALS = "latent_traversals"
+LATENT_GEOMETRY = "latent_geometry"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class PicturePlan:
     #: the size of the code the latent pictures read (``latent_structure.code_dim``)
     code_dim: int
     skipped: Mapping[str, str] = field(default_factory=dict)
+    #: the codes drawn on their manifold (``latent_geometry``: a 3-D code on the sphere S², a
+    #: 2-D code in the Poincaré disc); a code off R^D gets no decoded grid and no traversals,
+    #: which would leave its manifold
+    latent_geometry: bool = False
 
 
 def picture_plan(model: LatentVariableModel) -> PicturePlan:
@@ -63,14 +68,27 @@ def picture_plan(model: LatentVariableModel) -> PicturePlan:
         skipped[LATENT_MANIFOLD] = "a class-conditional model: see class samples"
     else:
         skipped[LATENT_MANIFOLD] = f"needs latent_dim = 2, got {code_dim}"
+    traversals = not manifold
+    geometry = model.latent_geometry
+    drawable = (geometry.manifold, code_dim) in (("sphere", 3), ("poincare_ball", 2))
+    if not geometry.is_euclidean:  # (codes in R^D have the manifold or traversals instead)
+        off = f"the codes live on {geometry.describe()}: a sweep through R^{code_dim} leaves it"
+        skipped[LATENT_MANIFOLD] = skipped[LATENT_TRAVERSALS] = off
+        manifold = traversals = False
+        if not drawable:
+            skipped[LATENT_GEOMETRY] = (
+                f"codes on {geometry.describe()} are drawn for a 3-D sphere or a 2-D ball, "
+                f"got latent_dim = {code_dim}"
+            )
     return PicturePlan(
         reconstructions=True,
         samples=True,
         class_rows=class_rows,
         latent_manifold=manifold,
-        traversals=not manifold,
+        traversals=traversals,
         code_dim=code_dim,
         skipped=skipped,
+        latent_geometry=drawable,
     )
 
 
