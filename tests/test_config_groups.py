@@ -43,6 +43,11 @@ MODEL_OF_OPTION = {
     ("posterior", "joint"): "model=joint_vae",
     ("prior", "categorical"): "model=gumbel_vae",
     ("objective", "joint_capacity"): "model=joint_vae",
+    # a latent on a sphere or a ball: the model that pairs the posterior with its prior
+    ("posterior", "von_mises_fisher"): "model=hyperspherical_mlp",
+    ("prior", "spherical_uniform"): "model=hyperspherical_mlp",
+    ("posterior", "wrapped_normal"): "model=poincare_mlp",
+    ("prior", "wrapped_normal"): "model=poincare_mlp",
 }
 
 

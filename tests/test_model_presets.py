@@ -89,6 +89,9 @@ PRESET_RUNS = [
     ("lvm_mlp", LVM_MLP_OVERRIDES, "mnist28"),
     ("burda_mlp", ["objective=iwae", "objective.num_samples=5"], "mnist28"),
     ("conv", [], "mnist28"),
+    # latents on the sphere (vMF, uniform prior) and the Poincaré ball (wrapped normals)
+    ("hyperspherical_mlp", [], "mnist28"),
+    ("poincare_mlp", [], "mnist28"),
     ("conv", [], "mnist32"),
     ("conv", ["likelihood=gaussian_learned_per_pixel"], "rgb32"),
 ]

@@ -15,17 +15,23 @@ from tests.conftest import FAST, compose_config
 from vaelab.builders import build_module
 from vaelab.models.discrete import DiscreteVAE
 from vaelab.models.interface import LatentStructure
+from vaelab.models.vae import VAE
 from vaelab.nets.mlp import mlp
 from vaelab.plots.grids import prior_sample_grid
 from vaelab.plots.policy import (
     CLASS_SAMPLES,
+    LATENT_GEOMETRY,
     LATENT_MANIFOLD,
     LATENT_TRAVERSALS,
     draw_unless_missing,
     picture_plan,
 )
 from vaelab.posteriors.categorical import CategoricalPosterior
+from vaelab.posteriors.von_mises_fisher import VonMisesFisherPosterior
+from vaelab.posteriors.wrapped_normal import WrappedNormalPosterior
 from vaelab.priors.categorical import CategoricalPrior
+from vaelab.priors.spherical_uniform import SphericalUniformPrior
+from vaelab.priors.wrapped_normal import WrappedNormalPrior
 
 SHAPE = (1, 8, 8)
 DATA_INFO = {"input_shape": SHAPE, "num_classes": 10, "num_train": 100}
@@ -127,3 +133,24 @@ def test_categorical_codes_get_discrete_traversals_and_continuous_ones_sweep_the
     assert joint.discrete_traversals
     assert joint.traversals
     assert LATENT_TRAVERSALS not in joint.skipped
+
+
+# -- latents off R^D: the codes drawn on their manifold ------------------------------------------
+def _manifold_vae(posterior, prior, latent_dim: int):
+    def net(**kw):
+        return mlp(hidden_dims=[8], **kw)
+
+    return VAE(net, latent_dim, (1, 4, 4), posterior=posterior, prior=prior)
+
+
+def test_a_sphere_of_three_and_a_disc_get_the_geometry_picture_and_no_sweeps_of_r_d():
+    sphere = picture_plan(_manifold_vae(VonMisesFisherPosterior(), SphericalUniformPrior(), 3))
+    disc = picture_plan(_manifold_vae(WrappedNormalPosterior(), WrappedNormalPrior(), 2))
+    for plan in (sphere, disc):
+        assert plan.latent_geometry
+        assert not plan.latent_manifold
+        assert not plan.traversals
+        assert "leaves it" in plan.skipped[LATENT_TRAVERSALS]
+    wide = picture_plan(_manifold_vae(VonMisesFisherPosterior(), SphericalUniformPrior(), 10))
+    assert not wide.latent_geometry
+    assert "latent_dim = 10" in wide.skipped[LATENT_GEOMETRY]

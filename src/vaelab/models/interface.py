@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from vaelab.errors import VaelabError
+from vaelab.posteriors.geometry import EUCLIDEAN, LatentGeometry
 
 LogDensity = Tensor | Callable[[], Tensor]
 
@@ -201,6 +202,12 @@ class LatentVariableModel(nn.Module, ABC):
         for part in followers:
             values.update(part.at_step(step) or {})
         return values
+
+    @property
+    def latent_geometry(self) -> LatentGeometry:
+        """The space the codes live in (default R^D): a sphere or a Poincaré ball gets its own
+        latent picture and no decoded grid or traversal (``plots/policy.py``)."""
+        return EUCLIDEAN
 
     def labels_for_samples(
         self, num: int, generator: torch.Generator | None = None

@@ -17,6 +17,7 @@ from vaelab.models.interface import LatentVariableModel, input_shape_of
 from vaelab.nets.networks import EncoderDecoder
 from vaelab.posteriors.base import Posterior
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
+from vaelab.posteriors.geometry import LatentGeometry
 from vaelab.priors.base import Prior
 from vaelab.priors.standard_normal import StandardNormalPrior
 from vaelab.schema import ImageShape, PositiveInt, checked_arguments
@@ -73,6 +74,7 @@ class VAE(LatentVariableModel):
         # interface's read-only ``prior`` property
         self._modules["prior"] = prior if prior is not None else StandardNormalPrior()
         self.prior.setup(self.latent_dim, self.input_shape, self.encode)
+        self._check_geometry()
         # a conditional prior p(z | y) makes the model condition on what it reads
         self.conditions_on = self.prior.conditions_on
         self.num_classes = self.prior.num_classes
@@ -80,6 +82,25 @@ class VAE(LatentVariableModel):
     @property
     def prior(self) -> Prior:
         return self._modules["prior"]
+
+    @property
+    @override
+    def latent_geometry(self) -> LatentGeometry:
+        """The space the posterior and the prior share (checked when built)."""
+        return self.posterior.geometry
+
+    def _check_geometry(self) -> None:
+        """q(z|x) and p(z) must live on the same space: their log-densities are with respect
+        to its measure (R^D's, the sphere's surface, the ball's)."""
+        q_space, p_space = self.posterior.geometry, self.prior.geometry
+        if q_space != p_space:
+            raise VaelabError(
+                f"the posterior {type(self.posterior).__name__} lives on {q_space.describe()} "
+                f"but the prior {type(self.prior).__name__} on {p_space.describe()}: choose a "
+                "prior= of the same space (sphere: prior=spherical_uniform; Poincaré ball: "
+                "prior=wrapped_normal with the posterior's curvature; R^D: "
+                "prior=standard_normal), or model=hyperspherical_mlp / model=poincare_mlp"
+            )
 
     @property
     def likelihood_is_continuous(self) -> bool:

@@ -31,7 +31,7 @@ from torch.distributions import Distribution, kl_divergence
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentSamples, LatentVariableModel, with_stopped_parameters
 from vaelab.objectives.gradients import GradientEstimator, check_stopped_posterior
-from vaelab.posteriors.structure import factorised_marginals
+from vaelab.posteriors.structure import factorised_marginals, rejection_score
 from vaelab.schema import PositiveInt, checked_arguments
 
 KLEstimator = Literal["auto", "analytic", "monte_carlo"]
@@ -169,6 +169,20 @@ class EvidenceEstimator:
             choices["kl_estimator_reason"] = self.kl_estimator_reason
         return choices
 
+    def _with_rejection_correction(
+        self, samples, recon: Tensor, kl: Tensor, score: Tensor, sample_axis: bool
+    ) -> tuple[Tensor, Tensor]:
+        """``recon`` and ``kl`` with zero added whose gradient is the correction term g_cor of a
+        reparameterised rejection sampler (posteriors/structure.rejection_score): the detached
+        integrand times (log π − sg[log π]); values unchanged, the β weighting still applies to
+        the KL's share. A closed-form KL does not depend on the sample and gets none."""
+        moved = score - score.detach()
+        recon = recon - sample_mean(samples.log_likelihood.detach() * moved, sample_axis)
+        if self.kl_estimator != "analytic":
+            integrand = (samples.log_posterior - samples.log_prior).detach()
+            kl = kl + sample_mean(integrand * moved, sample_axis)
+        return recon, kl
+
     def __call__(self, model: LatentVariableModel, x: Tensor, y: Tensor | None) -> EvidenceTerms:
         sample_axis = self.num_samples > 1  # one sample: z is [B, D], no axis to average
         samples = model.sample_latents(x, y, self.num_samples if sample_axis else None)
@@ -198,4 +212,7 @@ class EvidenceEstimator:
                 kl = sample_mean(log_posterior - log_prior, sample_axis)
         if kl_per_dim is not None:  # per-dimension terms; their sum is the KL
             kl = kl_per_dim.sum(-1)
+        score = rejection_score(samples.posterior, samples.z) if torch.is_grad_enabled() else None
+        if score is not None:  # a rejection sampler: add g_cor = E[f ∇ log π(ε|θ)]
+            recon, kl = self._with_rejection_correction(samples, recon, kl, score, sample_axis)
         return EvidenceTerms(samples=samples, recon=recon, kl=kl, kl_per_dim=kl_per_dim)

@@ -35,9 +35,11 @@ from vaelab.plots.grids import (
     prior_sample_grid,
     reconstruction_grid,
 )
+from vaelab.plots.latent_geometry import latent_geometry_figure
 from vaelab.plots.policy import (
     CLASS_SAMPLES,
     DISCRETE_TRAVERSALS,
+    LATENT_GEOMETRY,
     LATENT_MANIFOLD,
     LATENT_TRAVERSALS,
     PRIOR_SAMPLES,
@@ -272,7 +274,18 @@ def make_pictures(
         pictures.figures[DISCRETE_TRAVERSALS] = discrete_traversal_figure(
             grid.cpu(), [block.size for block in model.latent_structure.categorical_blocks]
         )
-    for name in (CLASS_SAMPLES, LATENT_MANIFOLD, LATENT_TRAVERSALS, DISCRETE_TRAVERSALS):
+    if plan.latent_geometry:
+        shown = _subset(after, settings.scatter_points)
+        pictures.figures[LATENT_GEOMETRY] = latent_geometry_figure(
+            shown.mean, shown.labels, model.latent_geometry
+        )
+    for name in (
+        CLASS_SAMPLES,
+        LATENT_MANIFOLD,
+        LATENT_TRAVERSALS,
+        DISCRETE_TRAVERSALS,
+        LATENT_GEOMETRY,
+    ):
         if name in plan.skipped:
             pictures.skipped[name] = plan.skipped[name]
     pictures.figures["latent_scatter"] = latent_scatter_figure(

@@ -28,6 +28,7 @@ CLASS_SAMPLES = "class_conditional_samples"
 LATENT_MANIFOLD = "latent_manifold"
 LATENT_TRAVERSALS = "latent_traversals"
 DISCRETE_TRAVERSALS = "discrete_traversals"
+LATENT_GEOMETRY = "latent_geometry"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class PicturePlan:
     #: whose ``latent_structure`` has ``categorical_blocks``); traversals then sweep the
     #: other, continuous dimensions only
     discrete_traversals: bool = False
+    #: the codes drawn on their manifold (``latent_geometry``: a 3-D code on the sphere S², a
+    #: 2-D code in the Poincaré disc); a code off R^D gets no decoded grid and no traversals,
+    #: which would leave its manifold
+    latent_geometry: bool = False
 
 
 def picture_plan(model: LatentVariableModel) -> PicturePlan:
@@ -72,17 +77,30 @@ def picture_plan(model: LatentVariableModel) -> PicturePlan:
         skipped[LATENT_MANIFOLD] = "a class-conditional model: see class samples"
     else:
         skipped[LATENT_MANIFOLD] = f"needs latent_dim = 2, got {code_dim}"
+    traversals = not manifold and continuous
     if discrete and not continuous:
         skipped[LATENT_TRAVERSALS] = "every code dimension is categorical: see discrete_traversals"
+    geometry = model.latent_geometry
+    drawable = (geometry.manifold, code_dim) in (("sphere", 3), ("poincare_ball", 2))
+    if not geometry.is_euclidean:  # (codes in R^D have the manifold or traversals instead)
+        off = f"the codes live on {geometry.describe()}: a sweep through R^{code_dim} leaves it"
+        skipped[LATENT_MANIFOLD] = skipped[LATENT_TRAVERSALS] = off
+        manifold = traversals = False
+        if not drawable:
+            skipped[LATENT_GEOMETRY] = (
+                f"codes on {geometry.describe()} are drawn for a 3-D sphere or a 2-D ball, "
+                f"got latent_dim = {code_dim}"
+            )
     return PicturePlan(
         reconstructions=True,
         samples=True,
         class_rows=class_rows,
         latent_manifold=manifold,
-        traversals=not manifold and continuous,
+        traversals=traversals,
         code_dim=code_dim,
         skipped=skipped,
         discrete_traversals=discrete,
+        latent_geometry=drawable,
     )
 
 

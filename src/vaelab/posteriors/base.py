@@ -5,9 +5,14 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from vaelab.posteriors.geometry import EUCLIDEAN, LatentGeometry
+
 
 class Posterior(nn.Module):
     """Turns the encoder's flat output vector into a distribution over z ∈ R^D."""
+
+    #: the space z lives in (a VAE refuses a prior of another; see posteriors/geometry.py)
+    geometry: LatentGeometry = EUCLIDEAN
 
     def num_params(self, latent_dim: int) -> int:
         """How many numbers the encoder must output per data point."""

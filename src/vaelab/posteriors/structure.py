@@ -95,4 +95,16 @@ def latent_blocks(distribution: Distribution) -> dict[str, Distribution] | None:
     """The independent blocks of a product distribution by name (a JointVAE code's
     ``continuous`` Gaussian and ``discrete`` categorical parts), each over its own numbers, so
     a KL splits into one per block; None for a distribution that is not declared a product."""
+
+    return None
+
+
+@singledispatch
+def rejection_score(distribution: Distribution, z: Tensor) -> Tensor | None:  # noqa: ARG001
+    """For a distribution whose ``rsample`` is a reparameterised rejection sampler (Naesseth et
+    al. 2017, "Reparameterization Gradients through Acceptance-Rejection Sampling Algorithms"):
+    log π(ε | θ) of the accepted noise ε behind each sample ``z`` ([sample, batch]), up to terms
+    free of θ, differentiable in the parameters θ with ε held fixed. The ELBO engine adds the
+    correction term g_cor = E[f ∇_θ log π(ε | θ)] with it, so that the gradient is g_rep + g_cor
+    (unbiased). None for an exact reparameterisation (every other distribution)."""
     return None

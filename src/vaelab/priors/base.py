@@ -10,6 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, kl_divergence
 
+from vaelab.posteriors.geometry import EUCLIDEAN, LatentGeometry
+
 #: what a prior may ask of its model: the inference network q(z|x) (the VampPrior needs it)
 Encoder = Callable[[Tensor], Distribution]
 
@@ -26,6 +28,9 @@ class Prior(nn.Module):
     conditions_on: ClassVar[str | None] = None
     #: K for a class-conditional prior, else None
     num_classes: int | None = None
+    #: the space z lives in: the model's posterior must declare the same
+    #: (``posteriors/geometry.py``)
+    geometry: LatentGeometry = EUCLIDEAN
 
     # the interface: a learned prior (the VampPrior) uses the data shape and the encoder
     def setup(self, latent_dim: int, input_shape: tuple[int, ...], encode: Encoder) -> None:  # noqa: ARG002
