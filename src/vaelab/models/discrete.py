@@ -9,8 +9,6 @@ IW-NLL are bounds on log p(x) of the discrete model itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from torch import Tensor
 from typing_extensions import override
 
@@ -25,7 +23,7 @@ from vaelab.models.interface import (
 from vaelab.models.vae import VAE, NetworkBuilder
 from vaelab.posteriors.categorical import CategoricalPosterior
 from vaelab.priors.categorical import CategoricalPrior
-from vaelab.schema import PositiveInt, checked_arguments
+from vaelab.schema import ImageShape, PositiveInt, checked_arguments
 
 
 @checked_arguments("model")
@@ -45,7 +43,7 @@ class DiscreteVAE(VAE):
         self,
         net: NetworkBuilder,
         num_variables: PositiveInt,
-        input_shape: Sequence[int],
+        input_shape: ImageShape,
         posterior: CategoricalPosterior | None = None,
         likelihood: Likelihood | None = None,
         prior: CategoricalPrior | None = None,
