@@ -1,6 +1,6 @@
 """Short real-MNIST runs shared by the tests of latent families chosen by one override
-(model=hyperspherical_mlp, model=poincare_mlp): a run whose bound improves and lies above the
-IW estimate, and the exact 2 + 2 = 4 epoch resume."""
+(model=hyperspherical_mlp, posterior=planar, model=gumbel_vae, …): a run whose bound improves
+and lies above the IW estimate, and the exact 2 + 2 = 4 epoch resume."""
 
 from __future__ import annotations
 
@@ -64,11 +64,13 @@ def short_mnist_run_improves(option: list[str], data_dir: Path, tmp_path: Path) 
         assert summary["iw_nll"] <= summary["neg_elbo"]
 
 
-def resume_matches_straight_run(option: list[str], data_dir: Path, tmp_path: Path) -> None:
+def resume_matches_straight_run(
+    option: list[str], data_dir: Path, tmp_path: Path, base: list[str] = DETERMINISTIC
+) -> None:
     """2 epochs, then 2 more from last.ckpt (extending a finished run: ``resume=force``), end
     where 4 straight epochs do."""
     common = [
-        *DETERMINISTIC,
+        *base,
         f"paths.data_dir={data_dir}",
         "callbacks.image_logger=null",
         "callbacks.encoding_snapshot=null",

@@ -13,7 +13,8 @@ from hydra.utils import instantiate
 from torch import nn
 from torch.distributions import Independent, Normal
 
-from tests.conftest import DETERMINISTIC, FAST, compose_config
+from tests.conftest import FAST, compose_config
+from tests.latent_family_runs import resume_matches_straight_run
 from vaelab.builders import build_module
 from vaelab.errors import VaelabError
 from vaelab.evaluation.encodings import prepare_batch
@@ -394,22 +395,4 @@ def test_short_mnist_run_improves_and_iw_nll_is_below_the_negative_elbo(
 def test_resume_after_two_epochs_reproduces_four_straight_epochs(option, mnist_data_dir, tmp_path):
     """As tests/test_train.py for the default model: 2 + 2 epochs from last.ckpt end where 4
     straight epochs do (the flow's parameters and their optimiser state are checkpointed)."""
-    common = [
-        *DETERMINISTIC,
-        f"paths.data_dir={mnist_data_dir}",
-        "callbacks.image_logger=null",
-        "callbacks.encoding_snapshot=null",
-        *SMALL_MODEL,
-        *option,
-    ]
-    straight = train(compose_config([*common, "trainer.max_epochs=4"], tmp_path / "straight"))
-    train(compose_config([*common, "trainer.max_epochs=2"], tmp_path / "first"))
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    resumed = train(
-        compose_config(
-            [*common, "trainer.max_epochs=4", "resume=force", f"ckpt_path={last}"],
-            tmp_path / "second",
-        )
-    )
-    assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
-    assert math.isfinite(straight["val/elbo"])
+    resume_matches_straight_run([*SMALL_MODEL, *option], mnist_data_dir, tmp_path)

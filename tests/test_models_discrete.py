@@ -14,6 +14,7 @@ import torch
 from torch.distributions import kl_divergence
 
 from tests.conftest import DETERMINISTIC, FAST, compose_config
+from tests.latent_family_runs import resume_matches_straight_run
 from vaelab.builders import build_module
 from vaelab.errors import VaelabError
 from vaelab.evaluation.iw_nll import importance_weighted_log_likelihood
@@ -235,22 +236,4 @@ def test_short_mnist_run_improves_and_iw_nll_is_below_the_negative_elbo(
 def test_resume_after_two_epochs_reproduces_four_straight_epochs(option, mnist_data_dir, tmp_path):
     """2 + 2 epochs from last.ckpt end where 4 straight epochs do: the temperature is a
     function of the restored global step, so the relaxation resumes where it was."""
-    common = [
-        *REPRODUCIBLE,
-        f"paths.data_dir={mnist_data_dir}",
-        "callbacks.image_logger=null",
-        "callbacks.encoding_snapshot=null",
-        *SMALL,
-        *option,
-    ]
-    straight = train(compose_config([*common, "trainer.max_epochs=4"], tmp_path / "straight"))
-    train(compose_config([*common, "trainer.max_epochs=2"], tmp_path / "first"))
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    resumed = train(
-        compose_config(
-            [*common, "trainer.max_epochs=4", "resume=force", f"ckpt_path={last}"],
-            tmp_path / "second",
-        )
-    )
-    assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
-    assert math.isfinite(straight["val/elbo"])
+    resume_matches_straight_run([*SMALL, *option], mnist_data_dir, tmp_path, base=REPRODUCIBLE)
