@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from typing_extensions import override
 
+from vaelab.compiled_loss import CompiledLoss
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
 from vaelab.monitoring import monitor_logged_metric
@@ -125,6 +126,7 @@ class LatentVariableModule(L.LightningModule):
         # stop at the exact step a loss goes NaN/Inf (on GPUs: the next logging step)
         self.check_finite = bool(check_finite)
         self.compile_networks = bool(compile)
+        self.compiled_loss: CompiledLoss | None = None
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
         self.automatic_optimization = self.regime.automatic_optimization
@@ -163,14 +165,15 @@ class LatentVariableModule(L.LightningModule):
 
     # -- set-up ---------------------------------------------------------------------------
     def configure_model(self) -> None:
-        """``module.compile=true``: torch.compile the model's submodules in place (fused
-        kernels, fewer launches; the first steps pay the compilation). In place, so parameter
-        names and checkpoints are the same as without compilation."""
-        if self.compile_networks and not getattr(self, "_networks_compiled", False):
-            for child in self.model.children():
-                if any(True for _ in child.parameters()):
-                    child.compile()
-            self._networks_compiled = True
+        """``module.compile=true``: the training loss (the objective's whole forward:
+        networks, distributions, likelihood, KL) is compiled as one function of the batch
+        (:mod:`vaelab.compiled_loss`; the first steps pay the compilation). The modules are
+        not wrapped, so parameter names and checkpoints are those of an eager run."""
+        if self.compile_networks and self.compiled_loss is None:
+            name = f"the training loss of {type(self.model).__name__} under "
+            self.compiled_loss = CompiledLoss(
+                self._training_objective, name + type(self.objective).__name__
+            )
 
     def setup(self, stage: str) -> None:
         """Hand the objective what the datamodule knows (split sizes, classes) once the data
@@ -189,8 +192,14 @@ class LatentVariableModule(L.LightningModule):
 
     # -- steps ----------------------------------------------------------------------------
     def forward(self, x: Tensor, y: Tensor | None = None, split: str = "train") -> ObjectiveOutput:
-        """The objective's outputs for a batch of the split ``split`` ("train", "val", "test")."""
+        """The objective's outputs for a batch of the split ``split`` ("train", "val", "test");
+        the training loss compiled under ``module.compile=true``."""
+        if self.compiled_loss is not None and split == "train" and torch.is_grad_enabled():
+            return self.compiled_loss(x, y, self.global_step)
         return self.objective(self.model, x, y, self.weighting, self.global_step, split=split)
+
+    def _training_objective(self, x: Tensor, y: Tensor | None, step: int) -> ObjectiveOutput:
+        return self.objective(self.model, x, y, self.weighting, step, split="train")
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         x, y = split_batch(batch)
