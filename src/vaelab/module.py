@@ -31,6 +31,8 @@ from vaelab.schedules.constant import ConstantBeta
 STAGES = ("train", "val", "test")
 EVAL_STAGES = ("val", "test")
 LOSS = "loss"
+#: suffix of a training value's epoch mean (``train/loss_epoch``), Lightning's for on_epoch
+EPOCH_MEAN = "_epoch"
 #: the metric checkpoints watch when the model logs no ELBO (autoencoders, PCA)
 FALLBACK_MONITOR = ("val/loss", "min")
 
@@ -82,6 +84,37 @@ def float32_epoch_means(means: nn.ModuleDict) -> None:
     the accumulators in float32."""
     for metric in means.values():
         metric.set_dtype(torch.float32)
+
+
+class TrainingEpochMeans:
+    """The epoch means of the logged training values (``train/<name>_epoch``): per data point,
+    i.e. each batch's mean weighted by its size. Summed on the device every step (a few tiny
+    kernels, no host sync) and read once, at the epoch's last batch; summed over processes
+    first under DDP."""
+
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] = ()
+        self.sums: Tensor | None = None
+        self.count = 0
+
+    def reset(self) -> None:
+        self.names, self.sums, self.count = (), None, 0
+
+    def add(self, values: Mapping[str, Tensor], batch_size: int) -> None:
+        """``values``: [B] per-data-point tensors or batch means (scalars)."""
+        means = torch.stack([value.detach().float().mean() for value in values.values()])
+        if self.sums is None or tuple(values) != self.names:
+            self.names, self.sums, self.count = tuple(values), torch.zeros_like(means), 0
+        self.sums += means * batch_size
+        self.count += batch_size
+
+    def means(self, reduce_sum: Callable[[Tensor], Tensor] = lambda total: total) -> dict:
+        """{name: mean} over the data points added since the last reset; ``reduce_sum`` sums
+        a tensor over processes."""
+        if self.sums is None:
+            return {}
+        totals = reduce_sum(torch.cat([self.sums, self.sums.new_tensor([self.count])]))
+        return dict(zip(self.names, totals[:-1] / totals[-1], strict=True))
 
 
 class LatentVariableModule(L.LightningModule):
@@ -144,11 +177,13 @@ class LatentVariableModule(L.LightningModule):
             rank_zero_info(f"vaelab: objective {type(self.objective).__name__}: {name} = {value}")
         self.metric_names = (LOSS, *self.objective.logged_names())
         self.epoch_means = epoch_means(self.metric_names)
+        self.training_means = TrainingEpochMeans()
 
     def logged_metric_names(self) -> set[str]:
         """Every scalar name this module logs (what ModelCheckpoint/EarlyStopping and
         ``optimized_metric`` may watch; checked before training starts)."""
         names = {f"{stage}/{name}" for stage in STAGES for name in self.metric_names}
+        names |= {f"train/{name}{EPOCH_MEAN}" for name in self.metric_names}
         return names | ({"beta"} if self.logs_beta else set())
 
     @property
@@ -215,6 +250,31 @@ class LatentVariableModule(L.LightningModule):
         check_now = loss.device.type == "cpu" or logging_step
         if self.check_finite and check_now and not math.isfinite(loss.item()):
             raise self._non_finite_loss_error(out, loss)
+
+    def on_train_epoch_start(self) -> None:
+        self.training_means.reset()
+
+    def accumulate_training_means(
+        self, loss: Tensor, out: ObjectiveOutput, extra: Mapping[str, Tensor], batch_idx: int
+    ) -> None:
+        """Add a training batch to the epoch means; at the epoch's last batch (or the run's
+        last step) log them as ``train/<name>_epoch``, once, before the epoch-end hooks read
+        them (the progress line, checkpoints)."""
+        values = {LOSS: loss, **self._per_point_values(out), **extra}
+        self.training_means.add(values, out.loss.shape[0])
+        trainer = self._trainer
+        if trainer is None:
+            return
+        last_batch = batch_idx + 1 == trainer.num_training_batches or trainer.is_last_batch
+        if not (last_batch or 0 < trainer.max_steps <= self.global_step + 1):
+            return
+        reduce_sum = lambda total: trainer.strategy.reduce(total, reduce_op="sum")  # noqa: E731
+        means = self.training_means.means(reduce_sum)
+        self.log_dict(
+            {f"train/{name}{EPOCH_MEAN}": mean for name, mean in means.items()},
+            on_step=False,
+            on_epoch=True,
+        )
 
     def log_training_step(
         self, loss: Tensor, out: ObjectiveOutput, extra: Mapping[str, Tensor]
