@@ -327,6 +327,8 @@ def vaelab_overrides(args, batch_size: int, extra: list[str]) -> list[str]:
         f"+callbacks.throughput.window_size={timed_window(args, steps)}",
         # the monitor logs its rate at the last step (and vaelab its step metrics) only
         f"trainer.log_every_n_steps={steps}",
+        # --threads holds for vaelab's variants too (vaelab-train sets its own: threads=auto)
+        *([f"threads={args.threads}"] if args.threads else []),
         *extra,
     ]
 

@@ -52,9 +52,11 @@ def digits_module(make_config, *overrides: str):
     return build_module(make_config("data=digits", *overrides), DIGITS_SHAPE, {"num_train": 100})
 
 
+@pytest.mark.slow
 def test_the_modules_traced_training_loss_equals_its_eager_loss(make_config):
     """The whole ELBO (networks, reparameterised sample, Bernoulli likelihood, KL) traced
-    into one graph, with the same draws of z for the same seed."""
+    into one graph, with the same draws of z for the same seed. Slow: dynamo traces for
+    seconds on a loaded 2-core CPU."""
     module = digits_module(make_config)
     x = torch.rand(5, *DIGITS_SHAPE).round()
     torch.manual_seed(1)
