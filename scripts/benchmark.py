@@ -71,7 +71,7 @@ VARIANTS = {
     "d": "vaelab-train data.on_device=true",
     "e": "(d) + trainer.precision=bf16-mixed",
     "f": "pythae TrainingPipeline",
-    "g": "(d) + model.compile=true",
+    "g": "(d) + module.compile=true",
     "l": "Lightning floor: (a)'s loss in a bare LightningModule",
 }
 #: run unless --variants says otherwise (g compiles for minutes on a CPU)
@@ -327,6 +327,8 @@ def vaelab_overrides(args, batch_size: int, extra: list[str]) -> list[str]:
         f"+callbacks.throughput.window_size={timed_window(args, steps)}",
         # the monitor logs its rate at the last step (and vaelab its step metrics) only
         f"trainer.log_every_n_steps={steps}",
+        # --threads holds for vaelab's variants too (vaelab-train sets its own: threads=auto)
+        *([f"threads={args.threads}"] if args.threads else []),
         *extra,
     ]
 
@@ -558,26 +560,34 @@ def table(results: dict[tuple[str, int], list[Measurement]], batch_sizes: list[i
     return "\n".join(rows)
 
 
+#: paired ratios printed under the table when both variants ran: vaelab's own cost per step
+#: beside Lightning's, and what module.compile=true gains over the same run eager
+PAIRED_RATIOS = (("d", "l"), ("g", "d"))
+
+
 def framework_cost(
     results: dict[tuple[str, int], list[Measurement]], batch_sizes: list[int]
 ) -> str:
-    """(d)/(l) per repeat and their median: vaelab's own cost per step beside Lightning's."""
+    """(d)/(l) and (g)/(d) per repeat and their medians (each repeat's variants ran one after
+    the other, so a load change between repeats cancels out)."""
     lines = []
-    for batch_size in batch_sizes:
-        vaelab, floor = results.get(("d", batch_size)), results.get(("l", batch_size))
-        if not vaelab or not floor:
-            continue
-        paired = [
-            m.images_per_s / r.images_per_s
-            for m, r in zip(vaelab, floor, strict=False)
-            if m.images_per_s and r.images_per_s
-        ]
-        if paired:
-            each = ", ".join(f"{ratio:.2f}" for ratio in paired)
-            lines.append(
-                f"(d)/(l) at batch {batch_size}: median {statistics.median(paired):.2f} "
-                f"(repeats: {each})"
-            )
+    for numerator, denominator in PAIRED_RATIOS:
+        for batch_size in batch_sizes:
+            runs = results.get((numerator, batch_size))
+            reference = results.get((denominator, batch_size))
+            if not runs or not reference:
+                continue
+            paired = [
+                m.images_per_s / r.images_per_s
+                for m, r in zip(runs, reference, strict=False)
+                if m.images_per_s and r.images_per_s
+            ]
+            if paired:
+                each = ", ".join(f"{ratio:.2f}" for ratio in paired)
+                lines.append(
+                    f"({numerator})/({denominator}) at batch {batch_size}: median "
+                    f"{statistics.median(paired):.2f} (repeats: {each})"
+                )
     return "\n".join(lines)
 
 

@@ -202,7 +202,7 @@ def test_training_without_shuffling_gives_the_dataloader_paths_elbo(make_config,
 
 @pytest.mark.slow
 def test_compiled_networks_train_like_eager_ones(make_config, mnist_data_dir):
-    """``module.compile=true`` (torch.compile in place): the same ELBO up to kernel-fusion
+    """``module.compile=true`` (the training loss compiled whole): the same ELBO up to fusion
     rounding, and the same checkpoint keys as an eager run. Slow: compiling takes minutes."""
     from vaelab.train import train
 

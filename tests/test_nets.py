@@ -182,3 +182,24 @@ def test_frey_mlp_parameter_counts_match_seed_003_summaries(tmp_path):
     decoder = (2 * 200 + 200) + (200 * 2 * height * width + 2 * height * width)
     assert count(module.model.encoder) == encoder == 113_004
     assert count(module.model.decoder) == decoder == 225_720
+
+
+def test_leaky_relu_after_a_linear_layer_works_in_place_with_the_same_gradients():
+    """``after_linear``: the leaky ReLU overwrites the linear layer's output (its backward reads
+    the output's sign, not a saved mask of the input: cheaper under module.compile); the
+    values and gradients are those of the out-of-place activation."""
+    from vaelab.nets.activations import make_activation
+
+    grads = {}
+    for in_place in (False, True):
+        torch.manual_seed(0)
+        linear = nn.Linear(5, 7)
+        activation = make_activation("leaky_relu", 0.2, after_linear=in_place)
+        assert activation.inplace is in_place
+        x = torch.randn(11, 5)
+        out = activation(linear(x))
+        (out * torch.arange(7.0)).sum().backward()
+        grads[in_place] = out.detach(), linear.weight.grad, linear.bias.grad
+    for eager, in_place in zip(grads[False], grads[True], strict=True):
+        assert torch.equal(eager, in_place)
+    assert not make_activation("leaky_relu", -0.1, after_linear=True).inplace

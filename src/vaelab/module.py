@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from typing_extensions import override
 
+from vaelab.compiled_loss import CompiledLoss
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
 from vaelab.monitoring import monitor_logged_metric
@@ -30,6 +31,8 @@ from vaelab.schedules.constant import ConstantBeta
 STAGES = ("train", "val", "test")
 EVAL_STAGES = ("val", "test")
 LOSS = "loss"
+#: suffix of a training value's epoch mean (``train/loss_epoch``), Lightning's for on_epoch
+EPOCH_MEAN = "_epoch"
 #: the metric checkpoints watch when the model logs no ELBO (autoencoders, PCA)
 FALLBACK_MONITOR = ("val/loss", "min")
 
@@ -83,6 +86,37 @@ def float32_epoch_means(means: nn.ModuleDict) -> None:
         metric.set_dtype(torch.float32)
 
 
+class TrainingEpochMeans:
+    """The epoch means of the logged training values (``train/<name>_epoch``): per data point,
+    i.e. each batch's mean weighted by its size. Summed on the device every step (a few tiny
+    kernels, no host sync) and read once, at the epoch's last batch; summed over processes
+    first under DDP."""
+
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] = ()
+        self.sums: Tensor | None = None
+        self.count = 0
+
+    def reset(self) -> None:
+        self.names, self.sums, self.count = (), None, 0
+
+    def add(self, values: Mapping[str, Tensor], batch_size: int) -> None:
+        """``values``: [B] per-data-point tensors or batch means (scalars)."""
+        means = torch.stack([value.detach().float().mean() for value in values.values()])
+        if self.sums is None or tuple(values) != self.names:
+            self.names, self.sums, self.count = tuple(values), torch.zeros_like(means), 0
+        self.sums += means * batch_size
+        self.count += batch_size
+
+    def means(self, reduce_sum: Callable[[Tensor], Tensor] = lambda total: total) -> dict:
+        """{name: mean} over the data points added since the last reset; ``reduce_sum`` sums
+        a tensor over processes."""
+        if self.sums is None:
+            return {}
+        totals = reduce_sum(torch.cat([self.sums, self.sums.new_tensor([self.count])]))
+        return dict(zip(self.names, totals[:-1] / totals[-1], strict=True))
+
+
 class LatentVariableModule(L.LightningModule):
     """Trains ``model`` on ``objective``: loss = the objective's per-data-point loss, averaged.
 
@@ -125,6 +159,7 @@ class LatentVariableModule(L.LightningModule):
         # stop at the exact step a loss goes NaN/Inf (on GPUs: the next logging step)
         self.check_finite = bool(check_finite)
         self.compile_networks = bool(compile)
+        self.compiled_loss: CompiledLoss | None = None
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
         self.automatic_optimization = self.regime.automatic_optimization
@@ -144,11 +179,13 @@ class LatentVariableModule(L.LightningModule):
         #: what the model's parts set from the training step (a temperature), logged by name
         self.step_values = model.at_step(0)
         self.epoch_means = epoch_means(self.metric_names)
+        self.training_means = TrainingEpochMeans()
 
     def logged_metric_names(self) -> set[str]:
         """Every scalar name this module logs (what ModelCheckpoint/EarlyStopping and
         ``optimized_metric`` may watch; checked before training starts)."""
         names = {f"{stage}/{name}" for stage in STAGES for name in self.metric_names}
+        names |= {f"train/{name}{EPOCH_MEAN}" for name in self.metric_names}
         return names | ({"beta"} if self.logs_beta else set()) | set(self.step_values)
 
     @property
@@ -165,14 +202,15 @@ class LatentVariableModule(L.LightningModule):
 
     # -- set-up ---------------------------------------------------------------------------
     def configure_model(self) -> None:
-        """``module.compile=true``: torch.compile the model's submodules in place (fused
-        kernels, fewer launches; the first steps pay the compilation). In place, so parameter
-        names and checkpoints are the same as without compilation."""
-        if self.compile_networks and not getattr(self, "_networks_compiled", False):
-            for child in self.model.children():
-                if any(True for _ in child.parameters()):
-                    child.compile()
-            self._networks_compiled = True
+        """``module.compile=true``: the training loss (the objective's whole forward:
+        networks, distributions, likelihood, KL) is compiled as one function of the batch
+        (:mod:`vaelab.compiled_loss`; the first steps pay the compilation). The modules are
+        not wrapped, so parameter names and checkpoints are those of an eager run."""
+        if self.compile_networks and self.compiled_loss is None:
+            name = f"the training loss of {type(self.model).__name__} under "
+            self.compiled_loss = CompiledLoss(
+                self._training_objective, name + type(self.objective).__name__
+            )
 
     def setup(self, stage: str) -> None:
         """Hand the objective what the datamodule knows (split sizes, classes) once the data
@@ -192,9 +230,15 @@ class LatentVariableModule(L.LightningModule):
     # -- steps ----------------------------------------------------------------------------
     def forward(self, x: Tensor, y: Tensor | None = None, split: str = "train") -> ObjectiveOutput:
         """The objective's outputs for a batch of the split ``split`` ("train", "val", "test"),
-        after the model's parts are told the training step (:meth:`LatentVariableModel.at_step`)."""
+        after the model's parts are told the training step (:meth:`LatentVariableModel.at_step`);
+        the training loss compiled under ``module.compile=true``."""
         self.step_values = self.model.at_step(self.global_step)
+        if self.compiled_loss is not None and split == "train" and torch.is_grad_enabled():
+            return self.compiled_loss(x, y, self.global_step)
         return self.objective(self.model, x, y, self.weighting, self.global_step, split=split)
+
+    def _training_objective(self, x: Tensor, y: Tensor | None, step: int) -> ObjectiveOutput:
+        return self.objective(self.model, x, y, self.weighting, step, split="train")
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         x, y = split_batch(batch)
@@ -210,6 +254,31 @@ class LatentVariableModule(L.LightningModule):
         check_now = loss.device.type == "cpu" or logging_step
         if self.check_finite and check_now and not math.isfinite(loss.item()):
             raise self._non_finite_loss_error(out, loss)
+
+    def on_train_epoch_start(self) -> None:
+        self.training_means.reset()
+
+    def accumulate_training_means(
+        self, loss: Tensor, out: ObjectiveOutput, extra: Mapping[str, Tensor], batch_idx: int
+    ) -> None:
+        """Add a training batch to the epoch means; at the epoch's last batch (or the run's
+        last step) log them as ``train/<name>_epoch``, once, before the epoch-end hooks read
+        them (the progress line, checkpoints)."""
+        values = {LOSS: loss, **self._per_point_values(out), **extra}
+        self.training_means.add(values, out.loss.shape[0])
+        trainer = self._trainer
+        if trainer is None:
+            return
+        last_batch = batch_idx + 1 == trainer.num_training_batches or trainer.is_last_batch
+        if not (last_batch or 0 < trainer.max_steps <= self.global_step + 1):
+            return
+        reduce_sum = lambda total: trainer.strategy.reduce(total, reduce_op="sum")  # noqa: E731
+        means = self.training_means.means(reduce_sum)
+        self.log_dict(
+            {f"train/{name}{EPOCH_MEAN}": mean for name, mean in means.items()},
+            on_step=False,
+            on_epoch=True,
+        )
 
     def log_training_step(
         self, loss: Tensor, out: ObjectiveOutput, extra: Mapping[str, Tensor]

@@ -39,6 +39,9 @@ class TrainingModule(Protocol):
     def is_logging_step(self, batch_idx: int) -> bool: ...
     def check_finite_loss(self, out: ObjectiveOutput, loss: Tensor, logging_step: bool) -> None: ...
     def log_training_step(self, loss: Tensor, out: ObjectiveOutput, extra: dict) -> None: ...
+    def accumulate_training_means(
+        self, loss: Tensor, out: ObjectiveOutput, extra: dict, batch_idx: int
+    ) -> None: ...
     def optimizers(self) -> Any: ...
     def lr_schedulers(self) -> Any: ...
     def manual_backward(self, loss: Tensor) -> None: ...
@@ -98,13 +101,14 @@ class GradientRegime(Regime):
         step_optimizers: StepOptimizers | None = None,
     ) -> Tensor:
         """The loss of a training batch, checked for NaN/Inf, after ``step_optimizers`` (the
-        manual steps, whose returned values are logged too) if given; logged on logging
-        steps."""
+        manual steps, whose returned values are logged too) if given; added to the epoch
+        means every step, logged on logging steps."""
         out = module(x, y, split="train")
         loss = out.loss.mean()
         logging_step = module.is_logging_step(batch_idx)
         module.check_finite_loss(out, loss, logging_step)
         extra = step_optimizers(module, x, y, out, loss) if step_optimizers else {}
+        module.accumulate_training_means(loss, out, extra, batch_idx)
         if logging_step:
             module.log_training_step(loss, out, extra)
         return loss

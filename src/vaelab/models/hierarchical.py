@@ -73,7 +73,10 @@ class GaussianLayer(nn.Module):
         sizes = [int(in_features), *(int(h) for h in hidden_dims)]
         layers: list[nn.Module] = []
         for fan_in, fan_out in pairwise(sizes):
-            layers += [nn.Linear(fan_in, fan_out), make_activation(activation, negative_slope)]
+            layers += [
+                nn.Linear(fan_in, fan_out),
+                make_activation(activation, negative_slope, after_linear=True),
+            ]
         self.body = nn.Sequential(*layers)
         self.features = sizes[-1]
         self.head = nn.Linear(self.features, 2 * int(out_features))

@@ -17,7 +17,10 @@ def _mlp(sizes: Sequence[int], activation: str, negative_slope: float) -> list[n
     """Linear layers between consecutive sizes, an activation after each."""
     layers: list[nn.Module] = []
     for fan_in, fan_out in pairwise(sizes):
-        layers += [nn.Linear(fan_in, fan_out), make_activation(activation, negative_slope)]
+        layers += [
+            nn.Linear(fan_in, fan_out),
+            make_activation(activation, negative_slope, after_linear=True),
+        ]
     return layers
 
 
