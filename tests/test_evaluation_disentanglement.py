@@ -186,7 +186,7 @@ def test_factor_vae_score_leaves_collapsed_codes_out():
 
 
 # -- everything together ---------------------------------------------------------------------
-def test_compute_disentanglement_names_and_seed():
+def test_compute_disentanglement_names_and_seed(capsys):
     data = FactorPixels([2, 3], noise_pixels=1)
     wanted = ("mig", "modularity", "explicitness", "factor_vae_score")
     first = compute_disentanglement(data, factors_and_noise(data), SMALL, wanted)
@@ -195,6 +195,10 @@ def test_compute_disentanglement_names_and_seed():
     assert set(scores) == set(wanted)
     assert scores == {k: v for k, v in again.items() if k in METRIC_NAMES}
     assert first[ENCODED_KEY] > 0
+    lines = capsys.readouterr().out.splitlines()  # not a terminal: plain lines per stage
+    for label in ("FactorVAE score", "MIG", "modularity and explicitness"):
+        assert any(line.startswith(f"{label}: done in ") for line in lines), label
+    assert "FactorVAE score: about " in "\n".join(lines)
     assert set(wanted) <= set(METRIC_NAMES)
 
 

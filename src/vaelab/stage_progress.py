@@ -133,7 +133,7 @@ class Stage:
     def advance(self, amount: int = 1) -> None:
         """``amount`` more units are done."""
         self.done += int(amount)
-        if not self._estimated and self.done < self.total:
+        if not self._estimated and 0 < self.done < self.total:
             self._estimated = True
             self._estimate()
         if self._bar is not None:
@@ -150,12 +150,14 @@ class Stage:
             f"ETA {duration(remaining)}"
         )
 
-    def track(self, items: Iterable[Item], size: Callable[[Item], int]) -> Iterator[Item]:
-        """Yield ``items``, advancing by ``size(item)`` once the caller has processed each
-        (when it asks for the next one)."""
+    def track(
+        self, items: Iterable[Item], size: Callable[[Item], int] | None = None
+    ) -> Iterator[Item]:
+        """Yield ``items``, advancing by ``size(item)`` (default 1) once the caller has
+        processed each (when it asks for the next one)."""
         for item in items:
             yield item
-            self.advance(size(item))
+            self.advance(1 if size is None else size(item))
 
 
 @contextmanager
