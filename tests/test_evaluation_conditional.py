@@ -86,7 +86,7 @@ def test_sizes_quick_and_the_sizes_used_are_recorded():
     resolved sizes go to metrics.json's disentanglement_settings."""
     data = FactorPixels(FACTOR_SIZES, NOISE_PIXELS)
     data.num_classes = None
-    explicit = {k: v for k, v in SMALL.items() if k != "num_variance_estimate"}
+    explicit = {"num_train": 50, "num_eval": 50, "group_size": 4, "seed": 0}
     results = _run(
         data,
         {
@@ -97,7 +97,7 @@ def test_sizes_quick_and_the_sizes_used_are_recorded():
     recorded = results.values["disentanglement_settings"]
     assert recorded["sizes"] == "quick"
     assert recorded["num_variance_estimate"] == SIZE_PRESETS["quick"]["num_variance_estimate"]
-    assert recorded["num_train"] == SMALL["num_train"]
+    assert recorded["num_train"] == explicit["num_train"]
 
 
 class Unlabelled:

@@ -4,6 +4,7 @@ encoding, random observations are all encoded, and the expected count of new enc
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -18,6 +19,7 @@ from vaelab.evaluation.disentanglement import (
 )
 from vaelab.evaluation.disentanglement.factor_encoder import FactorEncoder, group_steps
 from vaelab.evaluation.disentanglement.sampling import encode_factors
+from vaelab.stage_progress import stage
 
 SIZES = (2, 3, 4)
 GRID = math.prod(SIZES)
@@ -74,11 +76,23 @@ def test_expected_encodings_of_uniform_draws():
     assert noisy.expected_encodings(1000) == 1000
 
 
-def test_group_steps_start_with_a_probe_and_cover_every_group():
-    steps = list(group_steps(10_000, 128, 1024))
-    assert steps[0] == 8
+def test_group_steps_cover_every_group_in_large_steps():
+    steps = list(group_steps(10_000, 128))
     assert sum(steps) == 10_000
-    assert max(steps) == (1 << 16) // 128
+    assert steps[0] == (1 << 16) // 128
+
+
+def test_progress_advances_by_each_encoded_batch():
+    encoder, _ = _encoder(noise_pixels=2, batch_size=7)
+    stream = io.StringIO()
+    with stage("codes", 20, "encodings", stream=stream, line_interval=0.0) as progress:
+        encoder.progress = progress
+        encoder.codes(encoder.data.sample_factors(20, torch.Generator().manual_seed(1)))
+    assert progress.done == 20
+    percents = [
+        line.split("%")[0].split()[-1] for line in stream.getvalue().splitlines() if "%" in line
+    ]
+    assert percents == ["35", "70"]  # after 7 and 14 of 20
 
 
 def test_a_whole_evaluation_encodes_at_most_the_grid():

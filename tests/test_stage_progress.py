@@ -72,9 +72,9 @@ def test_no_progress_lines_within_the_interval_and_no_end_line_after_an_error():
 def test_estimate_is_the_probes_rate_times_the_amount():
     progress = Stage("x", 100, "items", "this CPU", {}, "silent", io.StringIO(), 0.0)
     progress.started -= 10.0  # 10 s spent on the first 20 items
-    progress.done = 20
-    assert progress.seconds_for(100) == pytest.approx(50.0, rel=1e-3)
-    assert progress.seconds_for(30) == pytest.approx(15.0, rel=1e-3)
+    progress.advance(20)
+    assert progress.seconds_for(100) == pytest.approx(50.0, rel=1e-2)
+    assert progress.seconds_for(30) == pytest.approx(0.3 * progress.seconds_for(100))
 
 
 def test_track_advances_by_each_items_size_once_it_is_processed():

@@ -66,6 +66,7 @@ class Stage:
         self.started = time.perf_counter()
         self._last_line = self.started
         self._estimated = False
+        self._measured = 0.0
         self._bar = None
         self._task = None
 
@@ -116,10 +117,10 @@ class Stage:
         return time.perf_counter() - self.started
 
     def seconds_for(self, amount: int) -> float:
-        """The time ``amount`` units take at this stage's rate so far."""
+        """The time ``amount`` units take at this stage's rate up to its last advance."""
         if self.done <= 0:
             return math.nan
-        return amount * self.elapsed / self.done
+        return amount * self._measured / self.done
 
     def _estimate(self) -> None:
         text = f"{self.name}: about {duration(self.seconds_for(self.total))} on {self.where}"
@@ -133,6 +134,7 @@ class Stage:
     def advance(self, amount: int = 1) -> None:
         """``amount`` more units are done."""
         self.done += int(amount)
+        self._measured = self.elapsed
         if not self._estimated and 0 < self.done < self.total:
             self._estimated = True
             self._estimate()

@@ -157,7 +157,9 @@ def compute_disentanglement(
         with stage(
             metric.label, total, metric.unit, where=where, alternatives=others, mode=progress
         ) as bar:
+            encoder.progress = bar  # encoding stages advance by each encoded batch
             results.update(metric.compute(bar))
+            encoder.progress = None
         results[f"{metric.names[0]}_seconds"] = time.perf_counter() - start
 
     def encodings(draws: Callable[[DisentanglementSettings], int]):
@@ -165,12 +167,9 @@ def compute_disentanglement(
 
     samples: dict[str, FactorCodes] = {}
 
-    def draw_shared(progress: Stage) -> dict[str, float]:
+    def draw_shared(_: Stage) -> dict[str, float]:
         num_train, num_eval = shared_sample_sizes(settings, wanted)
-        for name, size in (("train", num_train), ("test", num_eval)):
-            before = encoder.encoded
-            samples[name] = encoder.sample(size)
-            progress.advance(encoder.encoded - before)
+        samples["train"], samples["test"] = encoder.sample(num_train), encoder.sample(num_eval)
         return {}
 
     shared = MetricStage(
@@ -189,9 +188,7 @@ def compute_disentanglement(
             ("beta_vae_score",),
             "encodings",
             encodings(beta_vae.draws),
-            lambda bar: {
-                "beta_vae_score": beta_vae.beta_vae_score(encoder, settings, bar).eval_accuracy
-            },
+            lambda _: {"beta_vae_score": beta_vae.beta_vae_score(encoder, settings).eval_accuracy},
         )
     )
     run(
@@ -200,9 +197,9 @@ def compute_disentanglement(
             ("factor_vae_score",),
             "encodings",
             encodings(lambda sizes: factor_vae.draws(sizes, variance_sample_given=True)),
-            lambda bar: {
+            lambda _: {
                 "factor_vae_score": factor_vae.factor_vae_score(
-                    encoder, settings, samples["train"], bar
+                    encoder, settings, samples["train"]
                 ).eval_accuracy
             },
         )

@@ -23,7 +23,6 @@ from sklearn.linear_model import LogisticRegression
 from vaelab.evaluation.disentanglement.factor_encoder import FactorEncoder, group_steps
 from vaelab.evaluation.disentanglement.sampling import fix_one_factor
 from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
-from vaelab.stage_progress import Stage
 
 
 @dataclass
@@ -47,36 +46,28 @@ def draws(settings: DisentanglementSettings) -> int:
 
 
 def pair_differences(
-    encoder: FactorEncoder,
-    num_examples: int,
-    settings: DisentanglementSettings,
-    progress: Stage | None = None,
+    encoder: FactorEncoder, num_examples: int, settings: DisentanglementSettings
 ) -> PairDifferences:
     """``num_examples`` labelled examples, the factors of many groups encoded together."""
     data, generator = encoder.data, encoder.generator
     num_factors, size = len(data.factor_sizes), settings.group_size
     features, labels = [], []
-    for groups in group_steps(num_examples, 2 * size, settings.encode_batch_size):
+    for groups in group_steps(num_examples, 2 * size):
         shared = torch.randint(num_factors, (groups,), generator=generator)
         first = data.sample_factors(groups * size, generator).view(groups, size, -1)
         second = data.sample_factors(groups * size, generator).view(groups, size, -1)
         second = fix_one_factor(second, shared, first)
-        before = encoder.encoded
         codes = encoder.codes(torch.cat([first, second]).flatten(0, 1))
         codes = codes.reshape(2, groups, size, -1)
         features.append(np.abs(codes[0] - codes[1]).mean(axis=1))
         labels.append(shared.numpy())
-        if progress is not None:
-            progress.advance(encoder.encoded - before)
     return PairDifferences(np.concatenate(features), np.concatenate(labels))
 
 
-def beta_vae_score(
-    encoder: FactorEncoder, settings: DisentanglementSettings, progress: Stage | None = None
-) -> BetaVAEScore:
+def beta_vae_score(encoder: FactorEncoder, settings: DisentanglementSettings) -> BetaVAEScore:
     """Accuracy of the linear classifier of the fixed factor (train and held-out)."""
-    train = pair_differences(encoder, settings.num_train, settings, progress)
-    evaluation = pair_differences(encoder, settings.num_eval, settings, progress)
+    train = pair_differences(encoder, settings.num_train, settings)
+    evaluation = pair_differences(encoder, settings.num_eval, settings)
     classifier = LogisticRegression(random_state=settings.seed)
     with warnings.catch_warnings():  # the library default's 100 iterations, as in the literature
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -26,6 +26,7 @@ from vaelab.evaluation.disentanglement.sampling import (
     Representation,
     encode_factors,
 )
+from vaelab.stage_progress import Stage
 
 #: factor vectors looked up per step of the group scores (the encoder still sees at most
 #: ``batch_size`` observations at a time)
@@ -36,7 +37,8 @@ MAX_CACHED_GRID = 1 << 22
 
 class FactorEncoder:
     """``codes(factors)`` → codes [N, D] (float64, NumPy) of the observations of ``factors``
-    [N, F]; ``encoded`` counts the observations that went through the representation."""
+    [N, F]; ``encoded`` counts the observations that went through the representation, and
+    ``progress`` (a stage, when set) advances by each batch of them."""
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class FactorEncoder:
         self.generator = generator
         self.batch_size = int(batch_size)
         self.encoded = 0
+        self.progress: Stage | None = None
         grid = math.prod(int(size) for size in data.factor_sizes)
         self.caches = observations_are_deterministic(data) and grid <= MAX_CACHED_GRID
         self._grid = grid
@@ -57,10 +60,17 @@ class FactorEncoder:
         self._known = np.zeros(grid if self.caches else 0, dtype=bool)
 
     def _encode(self, factors: Tensor) -> np.ndarray:
-        self.encoded += len(factors)
-        return encode_factors(
-            self.data, self.representation, factors, self.generator, self.batch_size
-        )
+        parts = []
+        for chunk in factors.split(self.batch_size):
+            parts.append(
+                encode_factors(
+                    self.data, self.representation, chunk, self.generator, self.batch_size
+                )
+            )
+            self.encoded += len(chunk)
+            if self.progress is not None:
+                self.progress.advance(len(chunk))
+        return np.concatenate(parts)
 
     def codes(self, factors: Tensor) -> np.ndarray:
         if not self.caches:
@@ -96,13 +106,9 @@ class FactorEncoder:
         )
 
 
-def group_steps(num_groups: int, draws_per_group: int, first_draws: int) -> Iterator[int]:
-    """Group counts that add up to ``num_groups``: a first step of about ``first_draws``
-    factor vectors (a short probe for the time estimate), then steps of about
-    :data:`STEP_DRAWS`."""
-    done, step = 0, max(1, first_draws // draws_per_group)
-    while done < num_groups:
-        groups = min(step, num_groups - done)
-        yield groups
-        done += groups
-        step = max(1, STEP_DRAWS // draws_per_group)
+def group_steps(num_groups: int, draws_per_group: int) -> Iterator[int]:
+    """Group counts of about :data:`STEP_DRAWS` factor vectors each, adding up to
+    ``num_groups``."""
+    step = max(1, STEP_DRAWS // draws_per_group)
+    for start in range(0, num_groups, step):
+        yield min(step, num_groups - start)

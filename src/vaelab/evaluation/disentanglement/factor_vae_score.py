@@ -21,7 +21,6 @@ import torch
 from vaelab.evaluation.disentanglement.factor_encoder import FactorEncoder, group_steps
 from vaelab.evaluation.disentanglement.sampling import FactorCodes, fix_one_factor
 from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
-from vaelab.stage_progress import Stage
 
 
 @dataclass
@@ -44,7 +43,6 @@ def variance_votes(
     global_variance: np.ndarray,
     active: np.ndarray,
     settings: DisentanglementSettings,
-    progress: Stage | None = None,
 ) -> np.ndarray:
     """Vote counts [F, D]: entry (k, d) counts the groups with factor k fixed whose smallest
     normalised variance was code d's."""
@@ -52,16 +50,13 @@ def variance_votes(
     num_factors, size = len(data.factor_sizes), settings.group_size
     votes = np.zeros((num_factors, len(global_variance)), dtype=np.int64)
     active_codes = np.flatnonzero(active)
-    for groups in group_steps(num_votes, size, settings.encode_batch_size):
+    for groups in group_steps(num_votes, size):
         fixed = torch.randint(num_factors, (groups,), generator=generator)
         factors = data.sample_factors(groups * size, generator).view(groups, size, -1)
         factors = fix_one_factor(factors, fixed, factors[:, :1].expand_as(factors))
-        before = encoder.encoded
         codes = encoder.codes(factors.flatten(0, 1)).reshape(groups, size, -1)
         local = codes[:, :, active].var(axis=1, ddof=1) / global_variance[active]
         np.add.at(votes, (fixed.numpy(), active_codes[local.argmin(axis=1)]), 1)
-        if progress is not None:
-            progress.advance(encoder.encoded - before)
     return votes
 
 
@@ -69,16 +64,12 @@ def factor_vae_score(
     encoder: FactorEncoder,
     settings: DisentanglementSettings,
     variance_sample: FactorCodes | None = None,
-    progress: Stage | None = None,
 ) -> FactorVAEScore:
     """Majority-vote accuracy of predicting the fixed factor from the least-varying code.
     ``variance_sample``: i.i.d. (factors, codes) whose first ``num_variance_estimate`` rows
     estimate the codes' variances (drawn here when None)."""
     if variance_sample is None:
-        before = encoder.encoded
         variance_sample = encoder.sample(settings.num_variance_estimate)
-        if progress is not None:
-            progress.advance(encoder.encoded - before)
     codes = variance_sample.codes[: settings.num_variance_estimate]
     if len(codes) < settings.num_variance_estimate:
         raise ValueError(
@@ -88,12 +79,10 @@ def factor_vae_score(
     active = np.sqrt(global_variance) >= settings.active_std_threshold
     if not active.any():
         return FactorVAEScore(train_accuracy=0.0, eval_accuracy=0.0, num_active_dims=0)
-    train = variance_votes(encoder, settings.num_train, global_variance, active, settings, progress)
+    train = variance_votes(encoder, settings.num_train, global_variance, active, settings)
     prediction = train.argmax(axis=0)  # the factor each code votes for most often
     codes_index = np.arange(train.shape[1])
-    evaluation = variance_votes(
-        encoder, settings.num_eval, global_variance, active, settings, progress
-    )
+    evaluation = variance_votes(encoder, settings.num_eval, global_variance, active, settings)
     return FactorVAEScore(
         train_accuracy=float(train[prediction, codes_index].sum() / train.sum()),
         eval_accuracy=float(evaluation[prediction, codes_index].sum() / evaluation.sum()),
