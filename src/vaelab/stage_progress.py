@@ -3,9 +3,9 @@ shown as training shows its own: a Rich bar on a terminal, plain flushed lines i
 a SLURM log.
 
 Every stage goes through :func:`stage`: it says the amount of work when the stage starts,
-and, after its first piece of work (a short timed probe, e.g. one batch), how long the whole
-stage will take on this machine at that rate, and how long the alternatives given would take
-(e.g. ``eval.disentanglement.sizes=quick``)::
+and, after its second piece of work (a short timed probe, e.g. one batch; the first is left
+out as warm-up), how long the whole stage will take on this machine at that rate, and how long
+the alternatives given would take (e.g. ``eval.disentanglement.sizes=quick``)::
 
     β-VAE score: 1,920,000 encodings
     β-VAE score: about 9:12 on cpu (eval.disentanglement.sizes=quick: about 0:41)
@@ -46,7 +46,7 @@ def default_mode(stream: TextIO | None = None) -> Mode:
 
 class Stage:
     """One stage's counter; call :meth:`advance` after each piece of work (or iterate with
-    :meth:`track`). The first piece of work is the probe the estimate comes from."""
+    :meth:`track`). The second piece of work is the probe the estimate comes from."""
 
     def __init__(
         self,
@@ -67,6 +67,8 @@ class Stage:
         self._last_line = self.started
         self._estimated = False
         self._measured = 0.0
+        #: (seconds, units) at the end of the first piece of work: the warm-up
+        self._first = (0.0, 0)
         self._bar = None
         self._task = None
 
@@ -117,7 +119,11 @@ class Stage:
         return time.perf_counter() - self.started
 
     def seconds_for(self, amount: int) -> float:
-        """The time ``amount`` units take at this stage's rate up to its last advance."""
+        """The time ``amount`` units take at this stage's rate up to its last advance, the
+        first piece of work (warm-up) left out once there are two."""
+        since_seconds, since_done = self._first
+        if self.done > since_done > 0:
+            return amount * (self._measured - since_seconds) / (self.done - since_done)
         if self.done <= 0:
             return math.nan
         return amount * self._measured / self.done
@@ -133,9 +139,12 @@ class Stage:
     # -- counting -------------------------------------------------------------------------
     def advance(self, amount: int = 1) -> None:
         """``amount`` more units are done."""
+        first = self.done == 0
         self.done += int(amount)
         self._measured = self.elapsed
-        if not self._estimated and 0 < self.done < self.total:
+        if first:
+            self._first = (self._measured, self.done)
+        elif not self._estimated and self.done < self.total:
             self._estimated = True
             self._estimate()
         if self._bar is not None:
