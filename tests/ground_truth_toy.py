@@ -32,6 +32,11 @@ class FactorPixels:
         self.noise_pixels = noise_pixels
 
     @property
+    def deterministic_observations(self) -> bool:
+        """Without noise pixels an observation is a function of its factors."""
+        return self.noise_pixels == 0
+
+    @property
     def num_factors(self) -> int:
         return len(self.factor_sizes)
 

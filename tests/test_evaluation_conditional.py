@@ -12,6 +12,7 @@ from torch import nn
 from tests.ground_truth_toy import FactorPixels
 from vaelab.errors import VaelabError
 from vaelab.evaluation.conditional import EvaluationContext, conditional_metrics
+from vaelab.evaluation.disentanglement.settings import SIZE_PRESETS
 from vaelab.likelihoods.bernoulli import BernoulliLikelihood
 from vaelab.models.vae import VAE
 from vaelab.nets.networks import EncoderDecoder
@@ -78,6 +79,25 @@ def test_data_with_factors_get_the_disentanglement_metrics():
     assert results.values["mig"] > 0.5
     assert results.values["disentanglement_settings"]["num_train"] == SMALL["num_train"]
     assert "labels" in results.skipped["sample_quality"]
+
+
+def test_sizes_quick_and_the_sizes_used_are_recorded():
+    """``sizes=quick`` fills the sizes not given explicitly from the quick preset; the
+    resolved sizes go to metrics.json's disentanglement_settings."""
+    data = FactorPixels(FACTOR_SIZES, NOISE_PIXELS)
+    data.num_classes = None
+    explicit = {"num_train": 50, "num_eval": 50, "group_size": 4, "seed": 0}
+    results = _run(
+        data,
+        {
+            "disentanglement": {"enabled": "auto", "sizes": "quick", **explicit},
+            "sample_quality": {"enabled": False},
+        },
+    )
+    recorded = results.values["disentanglement_settings"]
+    assert recorded["sizes"] == "quick"
+    assert recorded["num_variance_estimate"] == SIZE_PRESETS["quick"]["num_variance_estimate"]
+    assert recorded["num_train"] == explicit["num_train"]
 
 
 class Unlabelled:

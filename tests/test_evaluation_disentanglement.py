@@ -20,12 +20,14 @@ from tests.ground_truth_toy import (
 from vaelab.data.ground_truth import GroundTruthData
 from vaelab.errors import VaelabError
 from vaelab.evaluation.disentanglement import (
+    ENCODED_KEY,
     METRIC_NAMES,
     DisentanglementSettings,
     compute_disentanglement,
 )
 from vaelab.evaluation.disentanglement.beta_vae_score import beta_vae_score
 from vaelab.evaluation.disentanglement.dci import dci_scores, weighted_dci
+from vaelab.evaluation.disentanglement.factor_encoder import FactorEncoder
 from vaelab.evaluation.disentanglement.factor_vae_score import factor_vae_score
 from vaelab.evaluation.disentanglement.information import (
     discrete_entropy,
@@ -161,7 +163,8 @@ def test_sap_of_binary_factors_is_the_gap_to_chance():
 def _scores(metric, representation_of, seed=0):
     data = FactorPixels([3, 4, 5], noise_pixels=2)
     generator = torch.Generator().manual_seed(seed)
-    return metric(data, representation_of(data), SMALL, generator)
+    encoder = FactorEncoder(data, representation_of(data), generator, SMALL.encode_batch_size)
+    return metric(encoder, SMALL)
 
 
 @pytest.mark.parametrize("metric", [beta_vae_score, factor_vae_score])
@@ -183,15 +186,45 @@ def test_factor_vae_score_leaves_collapsed_codes_out():
 
 
 # -- everything together ---------------------------------------------------------------------
-def test_compute_disentanglement_names_and_seed():
+def test_compute_disentanglement_names_and_seed(capsys):
     data = FactorPixels([2, 3], noise_pixels=1)
     wanted = ("mig", "modularity", "explicitness", "factor_vae_score")
     first = compute_disentanglement(data, factors_and_noise(data), SMALL, wanted)
     again = compute_disentanglement(data, factors_and_noise(data), SMALL, wanted)
-    scores = {k: v for k, v in first.items() if not k.endswith("_seconds")}
+    scores = {k: v for k, v in first.items() if k in METRIC_NAMES}
     assert set(scores) == set(wanted)
-    assert scores == {k: v for k, v in again.items() if not k.endswith("_seconds")}
+    assert scores == {k: v for k, v in again.items() if k in METRIC_NAMES}
+    assert first[ENCODED_KEY] > 0
+    lines = capsys.readouterr().out.splitlines()  # not a terminal: plain lines per stage
+    for label in ("FactorVAE score", "MIG", "modularity and explicitness"):
+        assert any(line.startswith(f"{label}: done in ") for line in lines), label
+    assert "FactorVAE score: about " in "\n".join(lines)
     assert set(wanted) <= set(METRIC_NAMES)
+
+
+def test_shared_sample_metrics_equal_the_separate_ones_on_the_same_sample():
+    """compute_disentanglement draws one training sample of max(num_train,
+    num_variance_estimate) points and one held-out sample, first; each metric on its prefix
+    equals that metric computed on its own sample of its size."""
+    data = FactorPixels([2, 3], noise_pixels=1)
+    representation = factors_and_noise(data)
+    settings = DisentanglementSettings(
+        num_train=150, num_eval=100, group_size=16, num_variance_estimate=300, seed=3
+    )
+    wanted = ("factor_vae_score", "mig", "sap", "modularity", "explicitness")
+    shared = compute_disentanglement(data, representation, settings, wanted)
+    generator = torch.Generator().manual_seed(settings.seed)
+    train = sample_factor_codes(data, representation, 300, generator, 1024)
+    test = sample_factor_codes(data, representation, 100, generator, 1024)
+    own_train = FactorCodes(train.codes[:150], train.factors[:150])
+    separate = modularity_explicitness(own_train, test)
+    assert shared["mig"] == mutual_information_gap(own_train)
+    assert shared["sap"] == sap_score(own_train, test)
+    assert shared["modularity"] == separate.modularity
+    assert shared["explicitness"] == separate.explicitness_test
+    encoder = FactorEncoder(data, representation, generator, settings.encode_batch_size)
+    factor_vae = factor_vae_score(encoder, settings, variance_sample=train)
+    assert shared["factor_vae_score"] == factor_vae.eval_accuracy
 
 
 def test_settings_refuse_sizes_that_cannot_work():

@@ -39,6 +39,7 @@ from vaelab.paths import CONFIG_DIR, export_project_root
 from vaelab.plots.figures import figure_to_array, save_figure
 from vaelab.plots.pictures import Pictures, PictureSettings, make_pictures
 from vaelab.run_files import EVAL_DIR, METRICS_FILE
+from vaelab.stage_progress import stage
 
 #: the scalars also written to TensorBoard as ``eval/<name>``
 TENSORBOARD_SCALARS = (
@@ -87,6 +88,14 @@ def _test_batches(
         if limit is not None and index >= limit:
             return
         yield prepare_batch(run.datamodule, batch, device)
+
+
+def _iw_stage(run: LoadedRun, device: torch.device, limit: int | None, num_samples: int):
+    """The IW-NLL and ELBO pass as a :mod:`vaelab.stage_progress` stage over test batches."""
+    batches = len(run.datamodule.test_dataloader())
+    batches = batches if limit is None else min(batches, int(limit))
+    where = "this CPU" if device.type == "cpu" else str(device)
+    return stage(f"IW-NLL (k = {num_samples:,}) and ELBO", batches, "test batches", where=where)
 
 
 def _dataset_name(config: DictConfig) -> str:
@@ -221,13 +230,14 @@ def evaluate(cfg: DictConfig) -> dict:
     torch.manual_seed(int(settings.seed))
     enter_stage("estimating the test-set metrics")
     try:
-        result = evaluate_test_set(
-            model,
-            _test_batches(run, device, limit),
-            int(settings.num_samples),
-            int(settings.chunk_size),
-            int(settings.elbo_samples),
-        )
+        with _iw_stage(run, device, limit, int(settings.num_samples)) as progress:
+            result = evaluate_test_set(
+                model,
+                progress.track(_test_batches(run, device, limit)),
+                int(settings.num_samples),
+                int(settings.chunk_size),
+                int(settings.elbo_samples),
+            )
     except MissingCapability as missing:
         raise VaelabError(
             f"{missing}: vaelab-eval estimates log p(x), which needs a prior p(z) and a "

@@ -33,6 +33,7 @@ from vaelab.plots.disentanglement import (
 )
 from vaelab.plots.figures import save_figure, sweep_figure
 from vaelab.run_files import ERROR_FILE, REPORT_MD, REPORT_PNG
+from vaelab.stage_progress import Mode, stage
 
 #: metric columns shown when a job has them: (key, header)
 METRIC_COLUMNS = (
@@ -49,6 +50,7 @@ METRIC_COLUMNS = (
 #: the disentanglement figures' files, next to report.png
 DISENTANGLEMENT_PNG = "disentanglement_metrics.png"
 RANK_CORRELATION_PNG = "metric_rank_correlation.png"
+DISENTANGLEMENT_FIGURES = (DISENTANGLEMENT_PNG, RANK_CORRELATION_PNG)
 #: the disentanglement settings that change a score (not the encoder's batch or the seed)
 SAMPLE_SIZES = (
     "num_train",
@@ -287,10 +289,12 @@ def write_report(
     metric: str | None = None,
     maximize: bool | None = None,
     output_dir: str | Path | None = None,
+    progress: Mode | None = None,
 ) -> tuple[Path, Path]:
     """Read the multirun at ``path``; write report.md and report.png (into ``output_dir``,
-    default the multirun dir); return their paths."""
-    sweep = read_sweep(path, metric, maximize)
+    default the multirun dir); return their paths. ``progress``: the
+    :mod:`vaelab.stage_progress` mode of the read and the figures (None: by the terminal)."""
+    sweep = read_sweep(path, metric, maximize, progress)
     folder = Path(output_dir) if output_dir else sweep.path
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -302,11 +306,15 @@ def write_report(
     ranked = [job for job in sweep.ranked() if math.isfinite(sweep.score(job))]
     rows = [{"job": job.name, "params": job.params, "score": sweep.score(job)} for job in ranked]
     failed = [{"job": job.name, "params": job.params} for job in sweep.failed]
-    figure = sweep_figure(sweep.metric, sweep.maximize, sweep.swept, rows, failed)
-    image = io.BytesIO()
-    figure.savefig(image, dpi=figure.dpi, format="png")
-    png = atomic_write_bytes(folder / REPORT_PNG, image.getbuffer())
-    extra = write_disentanglement_figures(sweep, folder)
+    extra_figures = len(DISENTANGLEMENT_FIGURES) if _disentanglement_jobs(sweep)[0] else 0
+    with stage("report figures", 1 + extra_figures, "figures", mode=progress) as bar:
+        figure = sweep_figure(sweep.metric, sweep.maximize, sweep.swept, rows, failed)
+        image = io.BytesIO()
+        figure.savefig(image, dpi=figure.dpi, format="png")
+        png = atomic_write_bytes(folder / REPORT_PNG, image.getbuffer())
+        bar.advance()
+        extra = write_disentanglement_figures(sweep, folder)
+        bar.advance(extra_figures)
     markdown = folder / REPORT_MD
     names = [path.name if folder == sweep.path else str(path) for path in extra]
     atomic_write_text(

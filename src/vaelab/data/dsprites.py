@@ -129,6 +129,8 @@ class DSpritesDataModule(L.LightningDataModule):
     num_classes: int | None = None
     #: names of the first factor's values: latent plots colour factor data by it
     class_names: tuple[str, ...] = DSPRITES_SHAPES
+    #: one image per factor vector (the colour and noisy variants draw per image)
+    deterministic_observations: bool = True
 
     def __init__(
         self,
@@ -391,6 +393,7 @@ class ColorDSpritesDataModule(DSpritesDataModule):
     every RGB channel ~ U(0.5, 1) per image, on black. The colour is noise, not a factor."""
 
     channels = RGB
+    deterministic_observations = False
 
     @override
     def paint(self, sprites: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -404,6 +407,7 @@ class NoisyDSpritesDataModule(DSpritesDataModule):
     background of uniform noise, U(0, 1) per pixel and channel: x = min(sprite + noise, 1)."""
 
     channels = RGB
+    deterministic_observations = False
 
     @override
     def paint(self, sprites: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -10,7 +10,9 @@ Implementations: :class:`~vaelab.data.dsprites.DSpritesDataModule` (and its colo
 variants; the full grid, images drawn on the factors' device) and
 :class:`~vaelab.data.npz.FactorNpzDataModule` (the rows of a file: ``sample_factors`` draws
 rows, a combination the file lacks is a ``VaelabError``). Their ``factor_sizes`` and
-``factor_names`` are also in ``datamodule.data_info()``.
+``factor_names`` are also in ``datamodule.data_info()``. A class whose observations are a
+function of the factors alone sets ``deterministic_observations = True``
+(:func:`observations_are_deterministic`); the metrics then encode each distinct one once.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ class GroundTruthData(Protocol):
         index vectors [num, F]; ``generator`` drives any per-image randomness (a colour,
         a noise background)."""
         ...
+
+
+def observations_are_deterministic(data: GroundTruthData) -> bool:
+    """True where the data declare ``deterministic_observations = True``: every factor vector
+    has one observation (no colour or noise drawn per image), so its code can be computed once
+    and looked up. Data that do not say so count as random."""
+    return bool(getattr(data, "deterministic_observations", False))
 
 
 def sample_with_fixed_factor(

@@ -206,6 +206,9 @@ class FactorNpzDataModule(NpzDataModule):
     stored grey levels in [0, 1] (no binarization).
     """
 
+    #: a factor vector's observation is its first stored row
+    deterministic_observations: bool = True
+
     def _pool_factors(self) -> Tensor:
         self._cached_pool()
         return self.factors

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -94,8 +94,9 @@ class Disentanglement(ConditionalMetric):
         def encoder_mean(observations: Tensor) -> Tensor:
             return model.encode(observations.to(device)).mean
 
-        scores = compute_disentanglement(context.datamodule, encoder_mean, settings)
-        scores[DISENTANGLEMENT_SETTINGS_KEY] = options
+        where = "this CPU" if device.type == "cpu" else str(device)
+        scores = compute_disentanglement(context.datamodule, encoder_mean, settings, where=where)
+        scores[DISENTANGLEMENT_SETTINGS_KEY] = asdict(settings)  # the sizes used, resolved
         return scores
 
 

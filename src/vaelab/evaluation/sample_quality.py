@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from vaelab.evaluation.fid import frechet_distance
 from vaelab.evaluation.precision_recall import NEIGHBOURS, precision_recall
 from vaelab.models.interface import LatentVariableModel
+from vaelab.stage_progress import Mode, stage
 
 #: samples drawn per batch
 SAMPLE_BATCH = 500
@@ -74,8 +75,24 @@ def sample_quality(
     extractor: nn.Module,
     num_samples: int,
     seed: int = 0,
+    progress: Mode | None = None,
 ) -> SampleQuality:
-    """FID and precision/recall of ``num_samples`` model samples against ``real_images``."""
-    real = extract_features(extractor, real_images)
-    generated = extract_features(extractor, model_samples(model, num_samples, seed))
-    return compare_features(real, generated, getattr(extractor, "description", "features"))
+    """FID and precision/recall of ``num_samples`` model samples against ``real_images``;
+    the feature pass and the comparison are :mod:`vaelab.stage_progress` stages."""
+    real_batches = list(real_images)
+    num_real = sum(len(batch) for batch in real_batches)
+    with stage(
+        "sample quality: samples and features", num_real + num_samples, "images", mode=progress
+    ) as bar:
+        real = extract_features(extractor, bar.track(real_batches, size=len))
+        pictures = model_samples(model, num_samples, seed)
+        generated = extract_features(extractor, bar.track(pictures, size=len))
+    with stage(
+        "sample quality: FID and precision/recall",
+        1,
+        f"comparison of {num_real:,} × {num_samples:,} feature vectors",
+        mode=progress,
+    ) as bar:
+        scores = compare_features(real, generated, getattr(extractor, "description", "features"))
+        bar.advance()
+    return scores

@@ -34,6 +34,7 @@ from vaelab.run_files import (
     MULTIRUN_FILE,
     OVERRIDES_FILE,
 )
+from vaelab.stage_progress import Mode, stage
 
 TRAIN_METRICS = METRICS_FILE
 DEFAULT_METRIC = "val/elbo"
@@ -258,9 +259,15 @@ def _sweeper_direction(path: Path) -> bool | None:
     return None
 
 
-def read_sweep(path: str | Path, metric: str | None = None, maximize: bool | None = None) -> Sweep:
+def read_sweep(
+    path: str | Path,
+    metric: str | None = None,
+    maximize: bool | None = None,
+    progress: Mode | None = "silent",
+) -> Sweep:
     """All jobs of the multirun at ``path``; the metric defaults to the jobs'
-    ``optimized_metric`` (else val/elbo) and its direction to the sweeper's or the name's."""
+    ``optimized_metric`` (else val/elbo) and its direction to the sweeper's or the name's.
+    ``progress``: the :mod:`vaelab.stage_progress` mode of the read (None: by the terminal)."""
     path = Path(path).expanduser().resolve()
     if not path.is_dir():
         raise VaelabError(
@@ -273,7 +280,8 @@ def read_sweep(path: str | Path, metric: str | None = None, maximize: bool | Non
             f"no jobs in {path}: a multirun job is a sub-directory with "
             f"{OVERRIDES_FILE}; run `vaelab-train --multirun ...` first"
         )
-    jobs = [read_job(folder) for folder in folders]
+    with stage("reading the sweep", len(folders), "jobs", mode=progress) as bar:
+        jobs = list(bar.track(map(read_job, folders)))
     metric = metric or next(
         (j.optimized_metric for j in jobs if j.optimized_metric), DEFAULT_METRIC
     )

@@ -20,12 +20,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from vaelab.data.ground_truth import GroundTruthData
-from vaelab.evaluation.disentanglement.sampling import (
-    Representation,
-    encode_factors,
-    fix_one_factor,
-)
+from vaelab.evaluation.disentanglement.factor_encoder import FactorEncoder, group_steps
+from vaelab.evaluation.disentanglement.sampling import fix_one_factor
 from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
 
 
@@ -44,43 +40,34 @@ class PairDifferences:
     labels: np.ndarray
 
 
+def draws(settings: DisentanglementSettings) -> int:
+    """Factor vectors the score draws: two per pair, ``group_size`` pairs per example."""
+    return 2 * settings.group_size * (settings.num_train + settings.num_eval)
+
+
 def pair_differences(
-    data: GroundTruthData,
-    representation: Representation,
-    num_examples: int,
-    settings: DisentanglementSettings,
-    generator: torch.Generator,
+    encoder: FactorEncoder, num_examples: int, settings: DisentanglementSettings
 ) -> PairDifferences:
-    """``num_examples`` labelled examples, drawn many groups at a time."""
+    """``num_examples`` labelled examples, the factors of many groups encoded together."""
+    data, generator = encoder.data, encoder.generator
     num_factors, size = len(data.factor_sizes), settings.group_size
-    groups_per_step = max(1, settings.encode_batch_size // (2 * size))
     features, labels = [], []
-    for start in range(0, num_examples, groups_per_step):
-        groups = min(groups_per_step, num_examples - start)
+    for groups in group_steps(num_examples, 2 * size):
         shared = torch.randint(num_factors, (groups,), generator=generator)
         first = data.sample_factors(groups * size, generator).view(groups, size, -1)
         second = data.sample_factors(groups * size, generator).view(groups, size, -1)
         second = fix_one_factor(second, shared, first)
-        codes = [
-            encode_factors(
-                data, representation, f.flatten(0, 1), generator, settings.encode_batch_size
-            ).reshape(groups, size, -1)
-            for f in (first, second)
-        ]
+        codes = encoder.codes(torch.cat([first, second]).flatten(0, 1))
+        codes = codes.reshape(2, groups, size, -1)
         features.append(np.abs(codes[0] - codes[1]).mean(axis=1))
         labels.append(shared.numpy())
     return PairDifferences(np.concatenate(features), np.concatenate(labels))
 
 
-def beta_vae_score(
-    data: GroundTruthData,
-    representation: Representation,
-    settings: DisentanglementSettings,
-    generator: torch.Generator,
-) -> BetaVAEScore:
+def beta_vae_score(encoder: FactorEncoder, settings: DisentanglementSettings) -> BetaVAEScore:
     """Accuracy of the linear classifier of the fixed factor (train and held-out)."""
-    train = pair_differences(data, representation, settings.num_train, settings, generator)
-    evaluation = pair_differences(data, representation, settings.num_eval, settings, generator)
+    train = pair_differences(encoder, settings.num_train, settings)
+    evaluation = pair_differences(encoder, settings.num_eval, settings)
     classifier = LogisticRegression(random_state=settings.seed)
     with warnings.catch_warnings():  # the library default's 100 iterations, as in the literature
         warnings.simplefilter("ignore", ConvergenceWarning)

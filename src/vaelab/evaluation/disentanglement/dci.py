@@ -26,9 +26,12 @@ from scipy.stats import entropy
 from sklearn.ensemble import GradientBoostingClassifier
 
 from vaelab.evaluation.disentanglement.sampling import FactorCodes
+from vaelab.stage_progress import Stage
 
 #: added to every importance before the entropies, as in disentanglement_lib (empty rows)
 IMPORTANCE_FLOOR = 1e-11
+#: boosting stages of scikit-learn's default GradientBoostingClassifier
+BOOSTING_STAGES = 100
 
 
 @dataclass
@@ -52,8 +55,18 @@ def weighted_dci(importance: np.ndarray) -> tuple[float, float]:
     return float(per_code @ code_weight), float(per_factor @ factor_weight)
 
 
-def dci_scores(train: FactorCodes, test: FactorCodes, seed: int = 0) -> DCIScores:
-    """Fit one gradient-boosted-tree classifier per factor; importance → D and C."""
+def trees_per_factor(train: FactorCodes, stages: int = BOOSTING_STAGES) -> list[int]:
+    """Trees each factor's classifier grows: one per class and stage (one per stage for a
+    binary factor)."""
+    classes = [len(np.unique(column)) for column in train.factors.T]
+    return [stages * (count if count > 2 else 1) for count in classes]
+
+
+def dci_scores(
+    train: FactorCodes, test: FactorCodes, seed: int = 0, progress: Stage | None = None
+) -> DCIScores:
+    """Fit one gradient-boosted-tree classifier per factor; importance → D and C.
+    ``progress`` advances by the trees of each factor's classifier."""
     num_factors = train.factors.shape[1]
     importance = np.zeros((train.codes.shape[1], num_factors))
     train_accuracy, test_accuracy = [], []
@@ -63,6 +76,8 @@ def dci_scores(train: FactorCodes, test: FactorCodes, seed: int = 0) -> DCIScore
         importance[:, factor] = np.abs(model.feature_importances_)
         train_accuracy.append(model.score(train.codes, train.factors[:, factor]))
         test_accuracy.append(model.score(test.codes, test.factors[:, factor]))
+        if progress is not None:
+            progress.advance(trees_per_factor(train)[factor])
     disentanglement, completeness = weighted_dci(importance)
     return DCIScores(
         disentanglement=disentanglement,

@@ -28,6 +28,7 @@ from vaelab.evaluation.disentanglement.information import (
 )
 from vaelab.evaluation.disentanglement.sampling import FactorCodes
 from vaelab.evaluation.disentanglement.settings import NUM_BINS
+from vaelab.stage_progress import Stage
 
 
 @dataclass
@@ -58,8 +59,12 @@ def _macro_auc(classes: np.ndarray, labels: np.ndarray, probabilities: np.ndarra
 
 
 def modularity_explicitness(
-    train: FactorCodes, test: FactorCodes, num_bins: int = NUM_BINS
+    train: FactorCodes,
+    test: FactorCodes,
+    num_bins: int = NUM_BINS,
+    progress: Stage | None = None,
 ) -> ModularityExplicitness:
+    """Both criteria; ``progress`` advances by one per factor's classifier."""
     mutual_information = discrete_mutual_information(
         histogram_discretize(train.codes, num_bins), train.factors
     )
@@ -77,6 +82,8 @@ def modularity_explicitness(
             (test_codes, test.factors[:, factor], test_auc),
         ):
             out.append(_macro_auc(classifier.classes_, labels, classifier.predict_proba(codes)))
+        if progress is not None:
+            progress.advance()
     return ModularityExplicitness(
         modularity=modularity(mutual_information),
         explicitness_train=float(np.mean(train_auc)),

@@ -18,15 +18,19 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
 from vaelab.evaluation.disentanglement.sampling import FactorCodes
+from vaelab.stage_progress import Stage
 
 #: LinearSVC regularisation of disentanglement_lib's discrete SAP
 SVM_C = 0.01
 
 
 def sap_score_matrix(
-    train: FactorCodes, test: FactorCodes, continuous_factors: bool = False
+    train: FactorCodes,
+    test: FactorCodes,
+    continuous_factors: bool = False,
+    progress: Stage | None = None,
 ) -> np.ndarray:
-    """S [D, F] as defined above."""
+    """S [D, F] as defined above; ``progress`` advances by one per (code, factor) fit."""
     if continuous_factors:
         codes = train.codes - train.codes.mean(0)
         factors = train.factors - train.factors.mean(0)
@@ -45,11 +49,23 @@ def sap_score_matrix(
                 classifier.fit(train.codes[:, [code]], train.factors[:, factor])
             predicted = classifier.predict(test.codes[:, [code]])
             scores[code, factor] = np.mean(predicted == test.factors[:, factor])
+            if progress is not None:
+                progress.advance()
     return scores
 
 
-def sap_score(train: FactorCodes, test: FactorCodes, continuous_factors: bool = False) -> float:
+def fits(train: FactorCodes) -> int:
+    """Classifiers the discrete score fits: one per (code, factor)."""
+    return train.codes.shape[1] * train.factors.shape[1]
+
+
+def sap_score(
+    train: FactorCodes,
+    test: FactorCodes,
+    continuous_factors: bool = False,
+    progress: Stage | None = None,
+) -> float:
     """Mean over factors of the gap between the two most predictive codes."""
-    scores = sap_score_matrix(train, test, continuous_factors)
+    scores = sap_score_matrix(train, test, continuous_factors, progress)
     ordered = np.sort(np.vstack([np.zeros((1, scores.shape[1])), scores]), axis=0)
     return float(np.mean(ordered[-1] - ordered[-2]))
