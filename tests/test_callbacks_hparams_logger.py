@@ -45,8 +45,12 @@ def _plugin_data(sweep_dir) -> dict[str, dict[str, bytes]]:
 
 def test_every_run_declares_the_swept_parameter(sweep_dir):
     plugin_data = _plugin_data(sweep_dir)
-    # runs are named after their job folders, without a "/tensorboard" suffix
-    assert sorted(plugin_data) == [str(job) for job in range(len(BETAS))]
+    # runs are named after their job folders and then the task and the overrides that make the
+    # run what it is (docs/reliability.md), without a "/tensorboard" suffix
+    assert sorted(run.split("/")[0] for run in plugin_data) == [str(j) for j in range(len(BETAS))]
+    for job, beta in enumerate(BETAS):
+        (name,) = [run for run in plugin_data if run.startswith(f"{job}/")]
+        assert name.startswith(f"{job}/train,") and f"beta.value={beta}" in name
     seen = {}
     for run, tags in plugin_data.items():
         start = metadata.parse_session_start_info_plugin_data(tags[metadata.SESSION_START_INFO_TAG])
