@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +52,16 @@ def quadratic_tempering(initial_inverse_temperature: Tensor, num_steps: int) -> 
     ]
 
 
+@dataclass(frozen=True)
+class Moved:
+    """The end of the flow: positions z_K [..., D], log of the target's momentum density at
+    v_K and log of the initial momentum's density less the flow's log-det, both [...]."""
+
+    z: Tensor
+    log_target_momentum: Tensor
+    log_initial_momentum: Tensor
+
+
 def standard_normal_log_density(rho: Tensor) -> Tensor:
     """log N(v; 0, I) summed over the last axis."""
     return -0.5 * (rho.square().sum(-1) + rho.shape[-1] * math.log(2 * math.pi))
@@ -76,6 +86,9 @@ class HamiltonianVAE(VAE):
     ``tempering=none`` keeps β_k = 1. K = 0 is the VAE: no momentum is drawn.
     """
 
+    #: one leapfrog step size per latent dimension (the paper's ε ∈ R^D), else one for all
+    step_size_per_dimension: ClassVar[bool] = True
+
     def __init__(
         self,
         net: NetworkBuilder,
@@ -94,7 +107,8 @@ class HamiltonianVAE(VAE):
         super().__init__(net, latent_dim, input_shape, posterior, likelihood, prior)
         self.num_leapfrog_steps = int(num_leapfrog_steps)
         self.tempering = tempering
-        log_step = torch.full((self.latent_dim,), math.log(step_size))
+        step_sizes = self.latent_dim if self.step_size_per_dimension else 1
+        log_step = torch.full((step_sizes,), math.log(step_size))
         self.log_step_size = nn.Parameter(log_step, requires_grad=bool(learn_step_size))
         root = math.sqrt(initial_inverse_temperature)
         self.raw_root_inverse_temperature = nn.Parameter(
@@ -108,7 +122,7 @@ class HamiltonianVAE(VAE):
 
     @property
     def step_size(self) -> Tensor:
-        """ε [D]."""
+        """ε [D] (or [1])."""
         return self.log_step_size.float().exp()
 
     @property
@@ -159,6 +173,27 @@ class HamiltonianVAE(VAE):
             point = PhasePoint(point.z, point.rho * (betas[k - 1] / betas[k]).sqrt())
         return point, betas[0].log()
 
+    def move(
+        self, x: Tensor, y: Tensor | None, z0: Tensor, q0: Distribution, create_graph: bool
+    ) -> Moved:
+        """Draw the initial momentum, run the K tempered steps from z₀ and score both momenta."""
+        del q0  # the Euclidean kinetic energy does not read q(z₀|x)
+        beta_zero = self.initial_inverse_temperature
+        gamma = torch.randn_like(z0)
+        gradient = self.potential_gradient(x, y, create_graph=create_graph)
+        end, log_beta_zero = self.flow(z0, gamma * beta_zero.rsqrt(), gradient)
+        dim = z0.shape[-1]
+        # log N(v₀; 0, β₀⁻¹ I) = log N(γ; 0, I) + (D/2) log β₀, less the tempering's log-det
+        # Σ_k (D/2) log(β_{k−1}/β_k) = (D/2) log β₀
+        tempering_log_det = 0.5 * dim * log_beta_zero
+        return Moved(
+            z=end.z,
+            log_target_momentum=standard_normal_log_density(end.rho),
+            log_initial_momentum=standard_normal_log_density(gamma)
+            + 0.5 * dim * log_beta_zero
+            - tempering_log_det,
+        )
+
     def sample_latents(
         self, x: Tensor, y: Tensor | None = None, num_samples: int | None = None
     ) -> LatentSamples:
@@ -167,33 +202,29 @@ class HamiltonianVAE(VAE):
         q0: Distribution = self.encode(x, y)
         z0 = q0.rsample(() if num_samples is None else (int(num_samples),))
         log_q0 = q0.log_prob(z0)
-        beta_zero = self.initial_inverse_temperature
-        gamma = torch.randn_like(z0)
-        rho0 = gamma * beta_zero.rsqrt()
         training_graph = torch.is_grad_enabled()
         # the leapfrog steps need ∇U also when evaluating, under Lightning's inference mode too
         # (whose tensors autograd cannot record: they are cloned out of it)
         with torch.inference_mode(False), torch.enable_grad():
-            x_flow, y_flow, z_start, rho_start = (
-                t.clone() if isinstance(t, Tensor) and t.is_inference() else t
-                for t in (x, y, z0, rho0)
+            x_flow, y_flow, z_start = (
+                t.clone() if isinstance(t, Tensor) and t.is_inference() else t for t in (x, y, z0)
             )
-            gradient = self.potential_gradient(x_flow, y_flow, create_graph=training_graph)
-            end, log_beta_zero = self.flow(z_start, rho_start, gradient)
-        z_k, rho_k = end.z, end.rho
+            moved = self.move(x_flow, y_flow, z_start, q0, create_graph=training_graph)
         if not training_graph:
-            z_k, rho_k, log_beta_zero = z_k.detach(), rho_k.detach(), log_beta_zero.detach()
-        dim = z0.shape[-1]
-        log_initial_momentum = standard_normal_log_density(gamma) + 0.5 * dim * log_beta_zero
-        tempering_log_det = 0.5 * dim * log_beta_zero  # Σ_k (D/2) log(β_{k−1}/β_k)
+            moved = Moved(
+                moved.z.detach(),
+                moved.log_target_momentum.detach(),
+                moved.log_initial_momentum.detach(),
+            )
+        z_k = moved.z
         observation = self.decode(z_k, y)
         return LatentSamples(
             z=z_k,
             posterior=q0,
             observation=observation,
             log_likelihood=lambda: observation.log_prob(x),
-            log_prior=lambda: self.prior.log_prob(z_k, y) + standard_normal_log_density(rho_k),
-            log_posterior=log_q0 + log_initial_momentum - tempering_log_det,
+            log_prior=lambda: self.prior.log_prob(z_k, y) + moved.log_target_momentum,
+            log_posterior=log_q0 + moved.log_initial_momentum,
         )
 
     def log_posterior_stopped(
