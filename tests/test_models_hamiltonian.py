@@ -209,7 +209,8 @@ def test_short_mnist_run_improves_the_bound(mnist_data_dir, tmp_path):
     common = [
         *FAST,
         f"paths.data_dir={mnist_data_dir}",
-        "callbacks=none",
+        "callbacks.image_logger=null",
+        "callbacks.encoding_snapshot=null",
         "logger=csv",
         "test=false",
         "trainer.limit_val_batches=2",
