@@ -178,6 +178,9 @@ SMALL_MODEL = [
     "model.metric_hidden_dims=[32]",
     "model.num_centroids=100",
     "model.sampler_chain_steps=5",
+    # nested autograd through the fixed-point iterations grows ~2.5× per iteration
+    "model.num_leapfrog_steps=1",
+    "model.fixed_point_iterations=1",
 ]
 
 

@@ -75,12 +75,17 @@ def generalised_leapfrog(
     symplectic, hence volume-preserving and reversible, when the implicit equations hold."""
 
     def grad_z(z: Tensor, v: Tensor) -> Tensor:
-        if not z.requires_grad:
+        if not create_graph:  # evaluation: no graph is kept across the iterations
+            z, v = z.detach().requires_grad_(True), v.detach()
+        elif not z.requires_grad:
             z = z.detach().requires_grad_(True)
         energy = riemannian_hamiltonian(potential, metric, z, v).sum()
-        return torch.autograd.grad(energy, z, create_graph=create_graph)[0]
+        gradient = torch.autograd.grad(energy, z, create_graph=create_graph)[0]
+        return gradient if create_graph else gradient.detach()
 
     def velocity(z: Tensor, v: Tensor) -> Tensor:  # ∇_v H = G⁻¹(z) v
+        if not create_graph:
+            z, v = z.detach(), v.detach()
         return (metric(z) @ v.unsqueeze(-1)).squeeze(-1)
 
     z, v = point.z, point.rho
