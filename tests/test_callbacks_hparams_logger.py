@@ -50,7 +50,8 @@ def test_every_run_declares_the_swept_parameter(sweep_dir):
     assert sorted(run.split("/")[0] for run in plugin_data) == [str(j) for j in range(len(BETAS))]
     for job, beta in enumerate(BETAS):
         (name,) = [run for run in plugin_data if run.startswith(f"{job}/")]
-        assert name.startswith(f"{job}/train,") and f"beta.value={beta}" in name
+        assert name.startswith(f"{job}/train,")
+        assert f"beta.value={beta}" in name
     seen = {}
     for run, tags in plugin_data.items():
         start = metadata.parse_session_start_info_plugin_data(tags[metadata.SESSION_START_INFO_TAG])

@@ -1,5 +1,5 @@
-"""Flow posteriors (planar, IAF, affine coupling) and the flow prior: log-determinants against
-autograd's Jacobian, densities that integrate to one, the identity at zero parameters, the
+"""Flow posteriors (planar, radial, IAF, affine coupling) and the flow prior: log-determinants
+against autograd's Jacobian, densities that integrate to one, the identity at zero parameters, the
 Monte-Carlo KL chosen automatically, and one fast_dev_run each on sklearn's digits."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from vaelab.flows import (
     FlowDistribution,
     InverseAutoregressiveTransform,
     PlanarTransform,
+    RadialTransform,
 )
 from vaelab.models.vae import VAE
 from vaelab.nets.mlp import mlp
@@ -33,6 +34,7 @@ from vaelab.posteriors.affine_coupling import AffineCouplingPosterior
 from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.posteriors.iaf import IAFPosterior
 from vaelab.posteriors.planar import PlanarFlowPosterior
+from vaelab.posteriors.radial import RadialFlowPosterior
 from vaelab.posteriors.structure import factorised_marginals
 from vaelab.priors.flow import FlowPrior
 from vaelab.schedules.constant import ConstantBeta
@@ -54,6 +56,8 @@ def posteriors() -> list[pytest.param]:
     return [
         pytest.param(lambda: PlanarFlowPosterior(num_flows=3), id="planar"),
         pytest.param(lambda: PlanarFlowPosterior(num_flows=3, amortized=False), id="planar-shared"),
+        pytest.param(lambda: RadialFlowPosterior(num_flows=3), id="radial"),
+        pytest.param(lambda: RadialFlowPosterior(num_flows=3, amortized=False), id="radial-shared"),
         pytest.param(lambda: IAFPosterior(2, hidden_dims=(8,), context_dim=CONTEXT), id="iaf"),
         pytest.param(
             lambda: IAFPosterior(2, (8, 8), context_dim=CONTEXT, update="gated"), id="iaf-gated"
@@ -75,6 +79,9 @@ def transforms_of_each_kind(dim: int) -> list[pytest.param]:
     context = torch.randn(CONTEXT)
     return [
         PlanarTransform(torch.randn(dim), torch.randn(dim), torch.randn(())),
+        RadialTransform(torch.randn(dim), torch.randn(()), torch.randn(())),
+        # raw β far below: β close to its bound −α, a strong contraction towards z₀
+        RadialTransform(torch.randn(dim), torch.tensor(0.5), torch.tensor(-4.0)),
         InverseAutoregressiveTransform(made, context, gated=False, gate_bias=0.0),
         InverseAutoregressiveTransform(made, context, gated=True, gate_bias=1.0),
         *coupling.transforms(context),
@@ -83,7 +90,15 @@ def transforms_of_each_kind(dim: int) -> list[pytest.param]:
 
 @pytest.mark.parametrize("dim", [1, 3, 4])
 def test_log_det_equals_autograd_jacobian_and_inverse_inverts(dim):
-    names = ["planar", "iaf-affine", "iaf-gated", "coupling-even", "coupling-odd"]
+    names = [
+        "planar",
+        "radial",
+        "radial-contracting",
+        "iaf-affine",
+        "iaf-gated",
+        "coupling-even",
+        "coupling-odd",
+    ]
     for name, transform in zip(names, transforms_of_each_kind(dim), strict=True):
         x = torch.randn(dim, dtype=torch.float64).float()
         jacobian = torch.autograd.functional.jacobian(transform, x)
@@ -94,6 +109,25 @@ def test_log_det_equals_autograd_jacobian_and_inverse_inverts(dim):
         )
         # the inverse from scratch (a clone defeats the cache of the last (x, y) pair)
         torch.testing.assert_close(transform.inv(y.clone()), x, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_radial_invertibility_condition_holds_for_any_raw_parameters():
+    """β ≥ −α (Rezende & Mohamed 2015, Appendix A.2) by construction: for raw parameters from
+    −30 to 30 β + α > 0, the radial profile r ↦ r(1 + βh) strictly increases (f is one-to-one)
+    and the inverse recovers x."""
+    raw = torch.linspace(-30.0, 30.0, 13, dtype=torch.float64)
+    raw_alpha, raw_beta = torch.cartesian_prod(raw, raw).unbind(-1)
+    transform = RadialTransform(
+        torch.zeros(len(raw_alpha), 3, dtype=torch.float64), raw_alpha, raw_beta
+    )
+    assert bool((transform.beta + transform.alpha >= 0).all())
+    radii = torch.linspace(0.0, 5.0, 200, dtype=torch.float64)[:, None]
+    profile = radii * (1.0 + transform.beta / (transform.alpha + radii))
+    assert bool((profile.diff(dim=0) > 0).all())
+    torch.manual_seed(5)
+    x = torch.randn(len(raw_alpha), 3, dtype=torch.float64)
+    torch.testing.assert_close(transform.inv(transform(x).clone()), x, rtol=1e-6, atol=1e-6)
+    assert bool(torch.isfinite(transform.log_abs_det_jacobian(x, transform(x))).all())
 
 
 def test_autoregressive_outputs_depend_only_on_earlier_inputs():
@@ -166,10 +200,11 @@ def test_zero_flow_parameters_give_the_base_posterior_exactly(make):
     "make",
     [
         lambda: PlanarFlowPosterior(2, amortized=False),
+        lambda: RadialFlowPosterior(2, amortized=False),
         lambda: IAFPosterior(2, (8,), context_dim=CONTEXT),
         lambda: AffineCouplingPosterior(2, (8,), context_dim=CONTEXT),
     ],
-    ids=["planar-shared", "iaf", "affine_coupling"],
+    ids=["planar-shared", "radial-shared", "iaf", "affine_coupling"],
 )
 def test_fresh_flows_start_as_the_identity(make):
     """Freshly built flows whose parameters are not amortised start as the base posterior."""
@@ -234,6 +269,7 @@ def test_latent_dim_is_fixed_once_built():
         lambda: IAFPosterior(hidden_dims=()),
         lambda: IAFPosterior(update="lstm"),
         lambda: PlanarFlowPosterior(num_flows=0),
+        lambda: RadialFlowPosterior(num_flows=0),
         lambda: AffineCouplingPosterior(context_dim=-1),
         lambda: FlowPrior(num_flows=0),
     ],
@@ -259,12 +295,13 @@ def small_vae(posterior=None, prior=None) -> VAE:
     ("posterior", "prior"),
     [
         (PlanarFlowPosterior(2), None),
+        (RadialFlowPosterior(2), None),
         (IAFPosterior(2, (8,)), None),
         (AffineCouplingPosterior(2, (8,)), None),
         (None, FlowPrior(2, (8,))),
         (IAFPosterior(2, (8,)), FlowPrior(2, (8,))),
     ],
-    ids=["planar", "iaf", "affine_coupling", "flow-prior", "iaf+flow-prior"],
+    ids=["planar", "radial", "iaf", "affine_coupling", "flow-prior", "iaf+flow-prior"],
 )
 def test_kl_auto_is_monte_carlo_and_analytic_is_refused(posterior, prior):
     vae = small_vae(posterior, prior)
@@ -296,13 +333,14 @@ def test_flow_distribution_is_what_encode_returns():
 # -- one step of real training ---------------------------------------------------------------
 FLOW_OPTIONS = [
     ["posterior=planar", "model.posterior.num_flows=2"],
+    ["posterior=radial", "model.posterior.num_flows=2"],
     ["posterior=iaf", "model.posterior.hidden_dims=[16]", "model.posterior.context_dim=4"],
     ["posterior=affine_coupling", "model.posterior.hidden_dims=[16]"],
     ["prior=flow", "model.prior.hidden_dims=[16]"],
 ]
-FLOW_IDS = ["planar", "iaf", "affine_coupling", "flow-prior"]
+FLOW_IDS = ["planar", "radial", "iaf", "affine_coupling", "flow-prior"]
 #: the fast runs also cover the IWAE objective (flow posterior and flow prior together)
-FAST_RUNS = [*FLOW_OPTIONS, [*FLOW_OPTIONS[1], *FLOW_OPTIONS[3], "objective=iwae"]]
+FAST_RUNS = [*FLOW_OPTIONS, [*FLOW_OPTIONS[2], *FLOW_OPTIONS[4], "objective=iwae"]]
 FAST_IDS = [*FLOW_IDS, "iaf+flow-prior+iwae"]
 #: no pictures, logger or test stage: the training step, validation and checkpoint are the point
 CHEAP = ["callbacks=none", "logger=csv", "test=false"]

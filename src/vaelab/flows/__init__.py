@@ -16,6 +16,7 @@ from vaelab.flows.distribution import FlowDistribution
 from vaelab.flows.iaf import InverseAutoregressiveTransform
 from vaelab.flows.made import MADE, MaskedLinear
 from vaelab.flows.planar import PlanarTransform
+from vaelab.flows.radial import RadialTransform
 
 __all__ = [
     "MADE",
@@ -26,5 +27,6 @@ __all__ = [
     "InverseAutoregressiveTransform",
     "MaskedLinear",
     "PlanarTransform",
+    "RadialTransform",
     "alternating_masks",
 ]

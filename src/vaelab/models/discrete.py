@@ -69,7 +69,7 @@ class DiscreteVAE(VAE):
     def latent_structure(self) -> LatentStructure:
         start, size = self.posterior.continuous_dim, self.posterior.num_categories
         blocks = tuple(CategoricalBlock(start + n * size, size) for n in range(self.num_variables))
-        return LatentStructure((self.latent_dim,), self.latent_dim, blocks)
+        return LatentStructure((self.latent_dim,), self.latent_dim, categorical_blocks=blocks)
 
     @override
     def sample_latents(

@@ -117,10 +117,17 @@ class LatentStructure:
     them (bottom, read by the decoder, first); one entry is one flat latent vector with one
     q(z|x) and one p(z), the only case where a closed-form KL, per-dimension terms and codes
     compared across a batch exist. ``code_dim`` is the size of the code that pictures, latent
-    plots and active units read (:meth:`LatentVariableModel.latent_codes`)."""
+    plots and active units read (:meth:`LatentVariableModel.latent_codes`).
+
+    ``encoded_posterior`` is False for a model whose ``sample_latents`` moves z after drawing
+    it from :meth:`~LatentVariableModel.encode`'s q(z₀|x) with a map that reads the decoder
+    (the Hamiltonian VAE's leapfrog steps), scoring auxiliary variables (momenta) in its log
+    densities: the KL is then the Monte-Carlo one of the samples' log-densities, never a closed
+    form of encode's q, and objectives that read q(z|x)'s marginals refuse."""
 
     layers: tuple[int, ...]
     code_dim: int
+    encoded_posterior: bool = True
     #: the code's categorical variables (one-hot blocks), swept category by category in the
     #: discrete traversals instead of along a line; () for a continuous code
     categorical_blocks: tuple[CategoricalBlock, ...] = ()

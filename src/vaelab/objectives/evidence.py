@@ -144,6 +144,19 @@ class EvidenceEstimator:
                 f"{type(model).__name__} has {len(structure.layers)} stochastic layers: the KL "
                 "has no closed form"
             )
+        elif not structure.encoded_posterior:
+            if self.kl == "analytic":
+                raise VaelabError(
+                    f"{option} objective.kl=analytic needs the posterior q(z|x) of the samples, "
+                    f"but {type(model).__name__} moves z after q(z₀|x) with its decoder (and "
+                    "scores auxiliary variables): use objective.kl=auto or "
+                    "objective.kl=monte_carlo"
+                )
+            self.kl_estimator = "monte_carlo"
+            self.kl_estimator_reason = (
+                f"{type(model).__name__} moves z after q(z₀|x): the KL of its extended space "
+                "has no closed form"
+            )
         else:
             probe = probe_latent(model)
             analytic = has_analytic_kl(probe.posterior, probe.prior)

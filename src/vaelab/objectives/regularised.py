@@ -89,6 +89,12 @@ class RegularisedELBO(Objective):
                 f"batch; {type(model).__name__}'s latent is {len(structure.layers)} stochastic "
                 "layers: use objective=elbo (or an importance-weighted bound)"
             )
+        if not structure.encoded_posterior:
+            raise VaelabError(
+                f"{self.option} reads q(z|x) of the samples, but {type(model).__name__} moves z "
+                "after q(z₀|x) with its decoder: use objective=elbo (or an importance-weighted "
+                "bound)"
+            )
         self.evidence.setup(model, self.option)
         self.check_latent(probe_latent(model))
         self.check_weighting(weighting)

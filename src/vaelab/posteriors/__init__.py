@@ -6,6 +6,7 @@ from vaelab.posteriors.diagonal import DiagonalGaussianPosterior
 from vaelab.posteriors.full_covariance import FullCovarianceGaussianPosterior
 from vaelab.posteriors.iaf import IAFPosterior
 from vaelab.posteriors.planar import PlanarFlowPosterior
+from vaelab.posteriors.radial import RadialFlowPosterior
 
 __all__ = [
     "AffineCouplingPosterior",
@@ -14,4 +15,5 @@ __all__ = [
     "IAFPosterior",
     "PlanarFlowPosterior",
     "Posterior",
+    "RadialFlowPosterior",
 ]
