@@ -207,3 +207,19 @@ def failing_writes(monkeypatch, limit: int, error: BaseException) -> None:
     monkeypatch.setattr(
         os, "fdopen", lambda fd, *a, **k: _FileThatFails(real_fdopen(fd, *a, **k), limit, error)
     )
+
+
+#: options that train one model only, composed with it (objective=vq: a quantised q(z|x))
+MODEL_OF_OPTION = {
+    ("objective", "vq"): "model=vqvae",
+    # categorical codes: the Gumbel-softmax VAE and JointVAE (a code with discrete blocks)
+    ("posterior", "categorical"): "model=gumbel_vae",
+    ("posterior", "joint"): "model=joint_vae",
+    ("prior", "categorical"): "model=gumbel_vae",
+    ("objective", "joint_capacity"): "model=joint_vae",
+    # a latent on a sphere or a ball: the model that pairs the posterior with its prior
+    ("posterior", "von_mises_fisher"): "model=hyperspherical_mlp",
+    ("prior", "spherical_uniform"): "model=hyperspherical_mlp",
+    ("posterior", "wrapped_normal"): "model=poincare_mlp",
+    ("prior", "wrapped_normal"): "model=poincare_mlp",
+}

@@ -9,6 +9,7 @@ import pytest
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
+from tests.conftest import MODEL_OF_OPTION
 from vaelab.builders import (
     MODEL_PART_GROUPS,
     build_module,
@@ -35,20 +36,6 @@ BUILT_GROUPS = (
 )
 #: trainer options that need hardware this machine lacks are composed and import-checked only
 HARDWARE_TRAINERS = {"gpu", "ddp", "ddp_multinode", "mps"}
-#: options that train one model only, composed with it (objective=vq: a quantised q(z|x))
-MODEL_OF_OPTION = {
-    ("objective", "vq"): "model=vqvae",
-    # categorical codes: the Gumbel-softmax VAE and JointVAE (a code with discrete blocks)
-    ("posterior", "categorical"): "model=gumbel_vae",
-    ("posterior", "joint"): "model=joint_vae",
-    ("prior", "categorical"): "model=gumbel_vae",
-    ("objective", "joint_capacity"): "model=joint_vae",
-    # a latent on a sphere or a ball: the model that pairs the posterior with its prior
-    ("posterior", "von_mises_fisher"): "model=hyperspherical_mlp",
-    ("prior", "spherical_uniform"): "model=hyperspherical_mlp",
-    ("posterior", "wrapped_normal"): "model=poincare_mlp",
-    ("prior", "wrapped_normal"): "model=poincare_mlp",
-}
 
 
 def _options(group: str) -> list[str]:
