@@ -88,3 +88,27 @@ def resume_matches_straight_run(
     )
     assert math.isfinite(straight["val/elbo"])
     assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
+
+
+def training_raises_the_validation_elbo(
+    option: list[str], data_dir: Path, tmp_path: Path, train_batches: int, val_batches: int
+) -> None:
+    """Through ``vaelab-train``'s own train(): ``train_batches`` steps raise val/elbo by over
+    100 nats above one step's (for a model too slow for :func:`short_mnist_run_improves`)."""
+    common = [
+        *FAST,
+        f"paths.data_dir={data_dir}",
+        "callbacks.image_logger=null",
+        "callbacks.encoding_snapshot=null",
+        "logger=csv",
+        "test=false",
+        f"trainer.limit_val_batches={val_batches}",
+        "trainer.max_epochs=1",
+        *option,
+    ]
+    one_step = train(compose_config([*common, "trainer.limit_train_batches=1"], tmp_path / "a"))
+    trained = train(
+        compose_config([*common, f"trainer.limit_train_batches={train_batches}"], tmp_path / "b")
+    )
+    assert math.isfinite(trained["val/elbo"])
+    assert trained["val/elbo"] > one_step["val/elbo"] + 100

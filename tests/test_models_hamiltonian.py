@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import DETERMINISTIC, FAST, compose_config
+from tests.conftest import DETERMINISTIC
+from tests.latent_family_runs import (
+    resume_matches_straight_run,
+    training_raises_the_validation_elbo,
+)
 from tests.linear_gaussian import (
     AffineDecoder,
     FixedGaussianEncoder,
@@ -29,7 +33,6 @@ from vaelab.objectives import ELBO
 from vaelab.objectives.beta_tcvae import BetaTCVAE
 from vaelab.posteriors import DiagonalGaussianPosterior
 from vaelab.schedules import ConstantBeta
-from vaelab.train import train
 
 MU, LOG_VAR = 0.3, -0.5  # q(z₀|x) = N(0.3, e^{−1/2}), far from the posterior N(0.75, 1/2)
 NUM_COPIES = 4_000
@@ -206,46 +209,13 @@ SMALL_MODEL = ["model=hvae", "model.latent_dim=8", "model.net.hidden_dims=[128]"
 
 @pytest.mark.slow
 def test_short_mnist_run_improves_the_bound(mnist_data_dir, tmp_path):
-    common = [
-        *FAST,
-        f"paths.data_dir={mnist_data_dir}",
-        "callbacks.image_logger=null",
-        "callbacks.encoding_snapshot=null",
-        "logger=csv",
-        "test=false",
-        "trainer.limit_val_batches=2",
-        *SMALL_MODEL,
-    ]
-    untrained = train(
-        compose_config(
-            [*common, "trainer.max_epochs=1", "trainer.limit_train_batches=1"], tmp_path / "a"
-        )
+    training_raises_the_validation_elbo(
+        SMALL_MODEL, mnist_data_dir, tmp_path, train_batches=150, val_batches=2
     )
-    trained = train(
-        compose_config(
-            [*common, "trainer.max_epochs=1", "trainer.limit_train_batches=150"], tmp_path / "b"
-        )
-    )
-    assert math.isfinite(trained["val/elbo"])
-    assert trained["val/elbo"] > untrained["val/elbo"] + 100
 
 
 @pytest.mark.slow
 def test_resume_after_two_epochs_reproduces_four_straight_epochs(mnist_data_dir, tmp_path):
     """2 + 2 epochs from last.ckpt end where 4 straight epochs do (ε and β₀ are parameters:
     checkpointed with their optimiser state)."""
-    common = [
-        *DETERMINISTIC,
-        f"paths.data_dir={mnist_data_dir}",
-        "callbacks.image_logger=null",
-        "callbacks.encoding_snapshot=null",
-        *SMALL_MODEL,
-    ]
-    straight = train(compose_config([*common, "trainer.max_epochs=4"], tmp_path / "straight"))
-    train(compose_config([*common, "trainer.max_epochs=2"], tmp_path / "first"))
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    resumed = train(
-        compose_config([*common, "trainer.max_epochs=4", f"ckpt_path={last}"], tmp_path / "second")
-    )
-    assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
-    assert math.isfinite(straight["val/elbo"])
+    resume_matches_straight_run(SMALL_MODEL, mnist_data_dir, tmp_path, base=DETERMINISTIC)

@@ -5,12 +5,14 @@ the manifold sampler, and a short MNIST run that improves and resumes exactly.""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from tests.conftest import DETERMINISTIC, FAST, compose_config
+from tests.conftest import DETERMINISTIC
+from tests.latent_family_runs import (
+    resume_matches_straight_run,
+    training_raises_the_validation_elbo,
+)
 from vaelab.likelihoods import BernoulliLikelihood
 from vaelab.models.hamiltonian import PhasePoint
 from vaelab.models.riemannian_hamiltonian import (
@@ -20,7 +22,6 @@ from vaelab.models.riemannian_hamiltonian import (
     inverse_metric,
 )
 from vaelab.nets.mlp import mlp
-from vaelab.train import train
 
 SHAPE = (1, 4, 4)
 
@@ -186,48 +187,18 @@ SMALL_MODEL = [
 
 @pytest.mark.slow
 def test_short_mnist_run_improves_the_bound(mnist_data_dir, tmp_path):
-    common = [
-        *FAST,
-        f"paths.data_dir={mnist_data_dir}",
-        "callbacks.image_logger=null",
-        "callbacks.encoding_snapshot=null",
-        "logger=csv",
-        "test=false",
-        "trainer.limit_val_batches=1",
-        *SMALL_MODEL,
-    ]
-    untrained = train(
-        compose_config(
-            [*common, "trainer.max_epochs=1", "trainer.limit_train_batches=1"], tmp_path / "a"
-        )
+    training_raises_the_validation_elbo(
+        SMALL_MODEL, mnist_data_dir, tmp_path, train_batches=100, val_batches=1
     )
-    trained = train(
-        compose_config(
-            [*common, "trainer.max_epochs=1", "trainer.limit_train_batches=100"], tmp_path / "b"
-        )
-    )
-    assert math.isfinite(trained["val/elbo"])
-    assert trained["val/elbo"] > untrained["val/elbo"] + 100
 
 
 @pytest.mark.slow
 def test_resume_after_two_epochs_reproduces_four_straight_epochs(mnist_data_dir, tmp_path):
     """2 + 2 epochs from last.ckpt end where 4 straight epochs do (the stored centroids are
     buffers: checkpointed with the model)."""
-    common = [
-        *DETERMINISTIC,
-        "trainer.limit_train_batches=5",
-        "trainer.limit_val_batches=1",
-        f"paths.data_dir={mnist_data_dir}",
-        "callbacks.image_logger=null",
-        "callbacks.encoding_snapshot=null",
-        *SMALL_MODEL,
-    ]
-    straight = train(compose_config([*common, "trainer.max_epochs=4"], tmp_path / "straight"))
-    train(compose_config([*common, "trainer.max_epochs=2"], tmp_path / "first"))
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    resumed = train(
-        compose_config([*common, "trainer.max_epochs=4", f"ckpt_path={last}"], tmp_path / "second")
+    resume_matches_straight_run(
+        SMALL_MODEL,
+        mnist_data_dir,
+        tmp_path,
+        base=[*DETERMINISTIC, "trainer.limit_train_batches=5", "trainer.limit_val_batches=1"],
     )
-    assert resumed["val/elbo"] == pytest.approx(straight["val/elbo"], abs=1e-6, rel=0)
-    assert math.isfinite(straight["val/elbo"])
