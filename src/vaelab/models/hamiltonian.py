@@ -18,7 +18,7 @@ from vaelab.models.interface import LatentSamples, LatentStructure, MissingCapab
 from vaelab.models.vae import VAE, NetworkBuilder
 from vaelab.posteriors.base import Posterior
 from vaelab.priors.base import Prior
-from vaelab.schema import NonNegativeInt, PositiveFloat, Range, checked_arguments
+from vaelab.schema import ImageShape, NonNegativeInt, PositiveFloat, Range, checked_arguments
 
 Tempering = Literal["quadratic", "none"]
 #: ∇_z U(z) for positions [..., D]
@@ -93,7 +93,7 @@ class HamiltonianVAE(VAE):
         self,
         net: NetworkBuilder,
         latent_dim: Annotated[int, Range(ge=1)],
-        input_shape: tuple[int, ...],
+        input_shape: ImageShape,
         posterior: Posterior | None = None,
         likelihood: Likelihood | None = None,
         prior: Prior | None = None,

@@ -19,7 +19,14 @@ from vaelab.models.hamiltonian import HamiltonianVAE, Moved, PhasePoint, Temperi
 from vaelab.models.vae import NetworkBuilder
 from vaelab.posteriors.base import Posterior
 from vaelab.priors.base import Prior
-from vaelab.schema import NonNegativeInt, PositiveFloat, PositiveInt, Range, checked_arguments
+from vaelab.schema import (
+    ImageShape,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    checked_arguments,
+)
 
 #: G⁻¹(z) [..., D, D] for positions [..., D]
 InverseMetric = Callable[[Tensor], Tensor]
@@ -156,7 +163,7 @@ class RiemannianHamiltonianVAE(HamiltonianVAE):
         self,
         net: NetworkBuilder,
         latent_dim: Annotated[int, Range(ge=1)],
-        input_shape: tuple[int, ...],
+        input_shape: ImageShape,
         posterior: Posterior | None = None,
         likelihood: Likelihood | None = None,
         prior: Prior | None = None,
