@@ -197,12 +197,12 @@ def test_tensorboard_names_a_run_after_its_task_and_the_overrides_that_change_it
         ],
         tmp_path / "run",
     )
-    assert cfg.logger.tensorboard.version == (
+    assert cfg.logger.tensorboard.sub_dir == (
         "train,data=digits,model.latent_dim=20,model.stage1_checkpoint=last.ckpt,"
         "~callbacks.image_logger"
     )
     plain = compose_config(FAST, tmp_path / "plain")
-    assert plain.logger.tensorboard.version == "train"
+    assert plain.logger.tensorboard.sub_dir == "train"
 
 
 @pytest.mark.slow

@@ -241,7 +241,7 @@ RUN_NAME_RESOLVER = "vaelab_run_name"
 def run_name(task_name: str) -> str:
     """``<task>`` and the command-line overrides that change the run, e.g.
     ``train,model.latent_dim=20,optimizer.lr=3e-4``: the name TensorBoard shows for the run
-    (``logger.tensorboard.version``). Run mechanics (paths, resume, …) are left out; a path
+    (``logger.tensorboard.sub_dir``). Run mechanics (paths, resume, …) are left out; a path
     value is shortened to its last part."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
