@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -20,12 +21,19 @@ from PIL import Image
 from tests.conftest import FAST
 from tests.disentanglement_sweep import BETAS, FAMILIES, SEEDS, sweep_metrics
 from tests.sweep_job import sweep_job
+from tests.udr_sweep import udr_job
 from vaelab.errors import VaelabError
 from vaelab.evaluation.conditional import DISENTANGLEMENT_SETTINGS_KEY
 from vaelab.evaluation.disentanglement import METRIC_NAMES
 from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
 from vaelab.evaluation.sweep import parse_override, read_sweep
-from vaelab.report import DISENTANGLEMENT_PNG, RANK_CORRELATION_PNG, render_markdown
+from vaelab.report import (
+    DISENTANGLEMENT_PNG,
+    RANK_CORRELATION_PNG,
+    UDR_JSON,
+    compute_udr,
+    render_markdown,
+)
 from vaelab.report import main as report_main
 from vaelab.run_files import CONFIG_FILE
 
@@ -304,3 +312,75 @@ def test_report_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.startswith("vaelab: error:")
+
+
+# -- UDR (evaluation/sweep_udr.py) beside the supervised metrics -------------------------------
+@pytest.fixture(scope="module")
+def udr_digits_sweep(tmp_path_factory) -> Path:
+    """Two seeds of one digits setting (z = 3, real checkpoints, no factors: no supervised
+    disentanglement metrics)."""
+    root = tmp_path_factory.mktemp("udr_digits_sweep")
+    for seed in (0, 1):
+        udr_job(root, str(seed), ["model.latent_dim=3"], seed)
+    return root
+
+
+def test_report_of_a_sweep_without_factors_shows_the_udr_columns(udr_digits_sweep):
+    sweep = read_sweep(udr_digits_sweep)
+    udr, note = compute_udr(sweep, "auto", num_points=100, progress="silent")
+    assert note is None
+    markdown = render_markdown(sweep, None, [], udr)
+    section = markdown.split("## Disentanglement metrics", 1)[1]
+    assert "2 jobs scored without ground-truth factors" in section
+    assert "UDR_L and UDR_S (Duan et al. 2020" in section
+    assert "on 100 shared test observations" in section
+    rows = _table_rows(markdown, "## Disentanglement metrics")
+    header = next(line for line in section.splitlines() if line.startswith("| job"))
+    assert header == "| job | seed | udr_lasso | udr_spearman |"
+    by_job = {row[0]: row for row in rows}
+    assert set(by_job) == {"0", "1"}
+    for job in ("0", "1"):
+        assert float(by_job[job][2]) == pytest.approx(udr.scores[job]["udr_lasso"], abs=1e-3)
+        assert 0.0 < float(by_job[job][3]) <= 1.0
+    assert compute_udr(sweep, "off") == (None, None)
+
+
+def test_a_sweep_udr_cannot_rank_gets_a_note_or_with_udr_on_an_error(udr_digits_sweep, tmp_path):
+    for job in ("0", "1"):
+        shutil.copytree(udr_digits_sweep / job, tmp_path / job)
+    config = tmp_path / "1" / CONFIG_FILE
+    changed = yaml.safe_load(config.read_text())
+    changed["data"]["test_size"] = 0.5
+    config.write_text(yaml.safe_dump(changed))
+    sweep = read_sweep(tmp_path)
+    udr, note = compute_udr(sweep, "auto", progress="silent")
+    assert udr is None
+    assert "one data set, but job 1 has data.test_size=0.5" in note
+    section = render_markdown(sweep, None, [], udr, note).split("## Disentanglement metrics")[1]
+    assert f"UDR (Duan et al. 2020) not computed: {note}." in section
+    with pytest.raises(VaelabError, match="one data set"):
+        compute_udr(sweep, "on", progress="silent")
+
+
+@pytest.mark.slow
+def test_report_draws_udr_beside_the_supervised_metrics(udr_digits_sweep, tmp_path, capsys):
+    """vaelab-report end to end on jobs that also have (made-up) supervised scores: udr.json,
+    one table and the figures with both."""
+    for job in ("0", "1"):
+        shutil.copytree(udr_digits_sweep / job, tmp_path / job)
+        (tmp_path / job / "eval").mkdir()
+        scores = sweep_metrics(1, int(job), "mlp")
+        (tmp_path / job / "eval" / "metrics.json").write_text(json.dumps(scores))
+    report_main([str(tmp_path), "--udr", "on", "--udr-points", "120"])
+    assert "Wrote" in capsys.readouterr().out
+    stored = json.loads((tmp_path / UDR_JSON).read_text())
+    assert stored["num_points"] == 120
+    assert sorted(stored["scores"]) == ["0", "1"]
+    markdown = (tmp_path / "report.md").read_text()
+    for name in (DISENTANGLEMENT_PNG, RANK_CORRELATION_PNG):
+        assert f"]({name})" in markdown
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG"
+    header = next(line for line in markdown.splitlines() if line.startswith("| job | seed"))
+    assert header.endswith("| explicitness | udr_lasso | udr_spearman |")
+    assert "2 jobs evaluated with vaelab-eval on ground-truth factors" in markdown

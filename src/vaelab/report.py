@@ -16,13 +16,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vaelab.atomic_io import atomic_write_bytes, atomic_write_text
+from vaelab.atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from vaelab.cli import run_reporting_errors
 from vaelab.errors import VaelabError
 from vaelab.evaluation.active_units import ACTIVITY_THRESHOLD
 from vaelab.evaluation.disentanglement import METRIC_NAMES as DISENTANGLEMENT_METRICS
 from vaelab.evaluation.disentanglement.settings import DisentanglementSettings
 from vaelab.evaluation.sweep import Sweep, SweepJob, read_sweep
+from vaelab.evaluation.sweep_udr import (
+    DEFAULT_POINTS as UDR_DEFAULT_POINTS,
+)
+from vaelab.evaluation.sweep_udr import (
+    UDR_NAMES,
+    SweepUDR,
+    jobs_with_checkpoints,
+    sweep_udr,
+)
 from vaelab.interruption import enter_stage, reset_stage
 from vaelab.plots.disentanglement import (
     MetricJob,
@@ -51,6 +60,11 @@ METRIC_COLUMNS = (
 DISENTANGLEMENT_PNG = "disentanglement_metrics.png"
 RANK_CORRELATION_PNG = "metric_rank_correlation.png"
 DISENTANGLEMENT_FIGURES = (DISENTANGLEMENT_PNG, RANK_CORRELATION_PNG)
+#: the UDR scores, groups and pairwise matrices, next to report.md
+UDR_JSON = "udr.json"
+#: --udr: auto (where the sweep has trained models to compare; a refusal is a note), on (a
+#: refusal is an error), off
+UDR_MODES = ("auto", "on", "off")
 #: the disentanglement settings that change a score (not the encoder's batch or the seed)
 SAMPLE_SIZES = (
     "num_train",
@@ -133,17 +147,34 @@ def reproduce_command(job: SweepJob) -> str:
     return "vaelab-train " + " ".join(shlex.quote(o) for o in job.overrides)
 
 
-def _disentanglement_jobs(sweep: Sweep) -> tuple[list[MetricJob], list[str]]:
-    """Finished jobs with every disentanglement metric that some job has, and those metrics."""
+def _disentanglement_jobs(
+    sweep: Sweep, udr: SweepUDR | None = None
+) -> tuple[list[MetricJob], list[str]]:
+    """Finished jobs with every disentanglement metric that some job has (the supervised ones
+    from vaelab-eval, UDR from ``udr``), and those metrics."""
     present = [
         m for m in DISENTANGLEMENT_METRICS if any(f"eval/{m}" in j.metrics for j in sweep.jobs)
     ]
+    udr_scores = udr.scores if udr is not None else {}
+    present_udr = [m for m in UDR_NAMES if any(m in s for s in udr_scores.values())]
+
+    def metrics(job: SweepJob) -> dict[str, float] | None:
+        if not all(f"eval/{m}" in job.metrics for m in present):
+            return None
+        if not all(m in udr_scores.get(job.name, {}) for m in present_udr):
+            return None
+        return {
+            **{m: job.metrics[f"eval/{m}"] for m in present},
+            **{m: udr_scores[job.name][m] for m in present_udr},
+        }
+
+    names = [*present, *present_udr]
     jobs = [
-        MetricJob(job.params, {m: job.metrics[f"eval/{m}"] for m in present}, job.name)
+        MetricJob(job.params, scores, job.name)
         for job in sweep.ranked()
-        if all(f"eval/{m}" in job.metrics for m in present)
+        if (scores := metrics(job)) is not None
     ]
-    return (jobs, present) if present and jobs else ([], [])
+    return (jobs, names) if names and jobs else ([], [])
 
 
 def sample_sizes_note(settings: Sequence[dict | None]) -> str:
@@ -168,23 +199,53 @@ def sample_sizes_note(settings: Sequence[dict | None]) -> str:
     )
 
 
-def _disentanglement_section(sweep: Sweep, figures: Sequence[str]) -> list[str]:
-    jobs, names = _disentanglement_jobs(sweep)
+def _udr_sentence(udr: SweepUDR | None, udr_note: str | None) -> str:
+    """What report.md says of UDR: how it was computed, or why it was not."""
+    if udr_note:
+        return f"UDR (Duan et al. 2020) not computed: {udr_note}."
+    if udr is None or not udr.scores:
+        return ""
+    groups = sum(len(group) > 1 for group in udr.groups)
+    return (
+        "udr_lasso and udr_spearman are UDR_L and UDR_S (Duan et al. 2020, unsupervised: no "
+        "factors read): each job's median similarity to the jobs of its setting trained from "
+        f"other seeds ({groups} setting(s) with several seeds), on {udr.num_points} shared "
+        f"{udr.split} observations, over the latents whose mean KL exceeds "
+        f"{_format(udr.kl_threshold)} nats (pairs and counts in {UDR_JSON})."
+    )
+
+
+def _disentanglement_section(
+    sweep: Sweep,
+    figures: Sequence[str],
+    udr: SweepUDR | None = None,
+    udr_note: str | None = None,
+) -> list[str]:
+    jobs, names = _disentanglement_jobs(sweep, udr)
+    udr_text = _udr_sentence(udr, udr_note)
     if not jobs:
-        return []
+        return ["", "## Disentanglement metrics", "", udr_text] if udr_note else []
     x_param = regulariser_parameter(sweep.swept)
     evaluated = {job.name for job in jobs}
-    sizes = sample_sizes_note(
-        [job.disentanglement_settings for job in sweep.jobs if job.name in evaluated]
-    )
+    supervised = [name for name in names if name not in UDR_NAMES]
+    if supervised:
+        sizes = sample_sizes_note(
+            [job.disentanglement_settings for job in sweep.jobs if job.name in evaluated]
+        )
+        intro = (
+            f"{len(jobs)} jobs evaluated with vaelab-eval on ground-truth factors (the "
+            f"representation is the encoder mean). {sizes} "
+        )
+    else:
+        intro = f"{len(jobs)} jobs scored without ground-truth factors. "
     lines = [
         "",
         "## Disentanglement metrics",
         "",
-        f"{len(jobs)} jobs evaluated with vaelab-eval on ground-truth factors (the "
-        f"representation is the encoder mean). {sizes} "
+        f"{intro}"
         f"Against {x_param or 'the job'}, per model family, spread over seeds; then the "
         "rank correlation between the metrics (Locatello et al. 2019, Fig. 2–3).",
+        *(["", udr_text] if udr_text else []),
         "",
         *(f"![{name}]({name})" for name in figures),
         "",
@@ -200,9 +261,14 @@ def _disentanglement_section(sweep: Sweep, figures: Sequence[str]) -> list[str]:
 
 
 def render_markdown(
-    sweep: Sweep, figure_name: str | None, disentanglement_figures: Sequence[str] = ()
+    sweep: Sweep,
+    figure_name: str | None,
+    disentanglement_figures: Sequence[str] = (),
+    udr: SweepUDR | None = None,
+    udr_note: str | None = None,
 ) -> str:
-    """The report's Markdown text."""
+    """The report's Markdown text; ``udr``: the sweep's UDR scores, ``udr_note``: why they
+    were not computed."""
     ranked, failed, unreadable = sweep.ranked(), sweep.failed, sweep.unreadable
     direction = "higher is better" if sweep.maximize else "lower is better"
     not_read = f", {len(unreadable)} unreadable" if unreadable else ""
@@ -268,7 +334,7 @@ def render_markdown(
             "These jobs are left out of the ranking: restore or delete the named files (a "
             "job rerun by relaunching the sweep writes them again).",
         ]
-    lines += _disentanglement_section(sweep, disentanglement_figures)
+    lines += _disentanglement_section(sweep, disentanglement_figures, udr, udr_note)
     glossary = [
         f"- **{key}**: {text}" for key, text in GLOSSARY.items() if key in {k for k, _ in columns}
     ]
@@ -284,16 +350,38 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
+def compute_udr(
+    sweep: Sweep, mode: str = "auto", num_points: int = UDR_DEFAULT_POINTS, progress=None
+) -> tuple[SweepUDR | None, str | None]:
+    """The sweep's UDR and, where it was not computed, why (one line). ``mode``: ``auto``
+    scores sweeps with at least two trained jobs and turns a refusal into the note; ``on``
+    lets the refusal stop the report; ``off`` skips UDR."""
+    if mode not in UDR_MODES:
+        raise VaelabError(f"--udr must be one of {', '.join(UDR_MODES)}, got {mode!r}")
+    if mode == "off" or (mode == "auto" and len(jobs_with_checkpoints(sweep)) < 2):
+        return None, None
+    try:
+        return sweep_udr(sweep, num_points, progress=progress), None
+    except VaelabError as err:
+        if mode == "on":
+            raise
+        return None, str(err)
+
+
 def write_report(
     path: str | Path,
     metric: str | None = None,
     maximize: bool | None = None,
     output_dir: str | Path | None = None,
     progress: Mode | None = None,
+    udr: str = "auto",
+    udr_points: int = UDR_DEFAULT_POINTS,
 ) -> tuple[Path, Path]:
     """Read the multirun at ``path``; write report.md and report.png (into ``output_dir``,
     default the multirun dir); return their paths. ``progress``: the
-    :mod:`vaelab.stage_progress` mode of the read and the figures (None: by the terminal)."""
+    :mod:`vaelab.stage_progress` mode of the read and the figures (None: by the terminal).
+    ``udr``, ``udr_points``: :func:`compute_udr`'s mode and shared sample size; the scores
+    also go to udr.json."""
     sweep = read_sweep(path, metric, maximize, progress)
     folder = Path(output_dir) if output_dir else sweep.path
     try:
@@ -303,30 +391,45 @@ def write_report(
             f"cannot write the report into {folder} ({err.strerror}); pass --output-dir a "
             "writable folder"
         ) from err
+    udr_result, udr_note = compute_udr(sweep, udr, udr_points, progress)
+    if udr_note:
+        print(f"vaelab: warning: {udr_note}")
+    if udr_result is not None:
+        atomic_write_json(folder / UDR_JSON, udr_result.as_json())
     ranked = [job for job in sweep.ranked() if math.isfinite(sweep.score(job))]
     rows = [{"job": job.name, "params": job.params, "score": sweep.score(job)} for job in ranked]
     failed = [{"job": job.name, "params": job.params} for job in sweep.failed]
-    extra_figures = len(DISENTANGLEMENT_FIGURES) if _disentanglement_jobs(sweep)[0] else 0
+    has_metrics = bool(_disentanglement_jobs(sweep, udr_result)[0])
+    extra_figures = len(DISENTANGLEMENT_FIGURES) if has_metrics else 0
     with stage("report figures", 1 + extra_figures, "figures", mode=progress) as bar:
         figure = sweep_figure(sweep.metric, sweep.maximize, sweep.swept, rows, failed)
         image = io.BytesIO()
         figure.savefig(image, dpi=figure.dpi, format="png")
         png = atomic_write_bytes(folder / REPORT_PNG, image.getbuffer())
         bar.advance()
-        extra = write_disentanglement_figures(sweep, folder)
+        extra = write_disentanglement_figures(sweep, folder, udr_result)
         bar.advance(extra_figures)
     markdown = folder / REPORT_MD
     names = [path.name if folder == sweep.path else str(path) for path in extra]
     atomic_write_text(
-        markdown, render_markdown(sweep, png.name if folder == sweep.path else str(png), names)
+        markdown,
+        render_markdown(
+            sweep,
+            png.name if folder == sweep.path else str(png),
+            names,
+            udr_result,
+            udr_note,
+        ),
     )
     return markdown, png
 
 
-def write_disentanglement_figures(sweep: Sweep, folder: Path) -> list[Path]:
+def write_disentanglement_figures(
+    sweep: Sweep, folder: Path, udr: SweepUDR | None = None
+) -> list[Path]:
     """The metric curves and the rank-correlation matrix, when jobs have disentanglement
-    metrics (none otherwise)."""
-    jobs, names = _disentanglement_jobs(sweep)
+    metrics or UDR scores (none otherwise)."""
+    jobs, names = _disentanglement_jobs(sweep, udr)
     if not jobs:
         return []
     curves = save_figure(
@@ -353,6 +456,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: the sweeper's, else maximize for ELBO-like names",
     )
     parser.add_argument("--output-dir", default=None, help="default: the multirun dir")
+    parser.add_argument(
+        "--udr",
+        choices=UDR_MODES,
+        default="auto",
+        help="UDR (Duan et al. 2020) of the trained jobs, among each setting's seeds: auto "
+        "(where two jobs have checkpoints; a sweep it cannot rank gets a note), on (that is an "
+        "error), off",
+    )
+    parser.add_argument(
+        "--udr-points",
+        type=int,
+        default=UDR_DEFAULT_POINTS,
+        help=f"test observations every model encodes for UDR (default {UDR_DEFAULT_POINTS})",
+    )
     return parser
 
 
@@ -369,7 +486,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             ),
             resume=shlex.join(["vaelab-report", *(sys.argv[1:] if argv is None else argv)]),
         )
-        markdown, png = write_report(args.multirun_dir, args.metric, maximize, args.output_dir)
+        markdown, png = write_report(
+            args.multirun_dir,
+            args.metric,
+            maximize,
+            args.output_dir,
+            udr=args.udr,
+            udr_points=args.udr_points,
+        )
         print(f"Wrote {markdown}\nWrote {png}")
         for job in read_sweep(args.multirun_dir, args.metric, maximize).unreadable:
             print(f"vaelab: warning: job {job.name} is unreadable: {'; '.join(job.unreadable)}")
