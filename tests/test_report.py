@@ -345,7 +345,9 @@ def test_report_of_a_sweep_without_factors_shows_the_udr_columns(udr_digits_swee
     assert compute_udr(sweep, "off") == (None, None)
 
 
-def test_a_sweep_udr_cannot_rank_gets_a_note_or_with_udr_on_an_error(udr_digits_sweep, tmp_path):
+def test_a_sweep_udr_cannot_rank_gets_a_note_or_with_udr_on_an_error_and_a_grid_nothing(
+    udr_digits_sweep, tmp_path
+):
     for job in ("0", "1"):
         shutil.copytree(udr_digits_sweep / job, tmp_path / job)
     config = tmp_path / "1" / CONFIG_FILE
@@ -360,6 +362,11 @@ def test_a_sweep_udr_cannot_rank_gets_a_note_or_with_udr_on_an_error(udr_digits_
     assert f"UDR (Duan et al. 2020) not computed: {note}." in section
     with pytest.raises(VaelabError, match="one data set"):
         compute_udr(sweep, "on", progress="silent")
+    # a sweep with no setting trained from two seeds (a plain grid): auto says nothing
+    overrides = tmp_path / "1" / ".hydra" / "overrides.yaml"
+    overrides.write_text(yaml.safe_dump(["model.latent_dim=3", "beta.value=4.0", "seed=1"]))
+    assert compute_udr(read_sweep(tmp_path), "auto") == (None, None)
+    assert "Disentanglement" not in render_markdown(read_sweep(tmp_path), None)
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ from vaelab.evaluation.sweep_udr import (
     UDR_NAMES,
     SweepUDR,
     jobs_with_checkpoints,
+    seed_groups,
     sweep_udr,
 )
 from vaelab.interruption import enter_stage, reset_stage
@@ -354,12 +355,17 @@ def compute_udr(
     sweep: Sweep, mode: str = "auto", num_points: int = UDR_DEFAULT_POINTS, progress=None
 ) -> tuple[SweepUDR | None, str | None]:
     """The sweep's UDR and, where it was not computed, why (one line). ``mode``: ``auto``
-    scores sweeps with at least two trained jobs and turns a refusal into the note; ``on``
-    lets the refusal stop the report; ``off`` skips UDR."""
+    scores sweeps where two trained jobs share a setting but the seed and turns a refusal
+    into the note (other sweeps: nothing said); ``on`` lets the refusal stop the report;
+    ``off`` skips UDR."""
     if mode not in UDR_MODES:
         raise VaelabError(f"--udr must be one of {', '.join(UDR_MODES)}, got {mode!r}")
-    if mode == "off" or (mode == "auto" and len(jobs_with_checkpoints(sweep)) < 2):
+    if mode == "off":
         return None, None
+    if mode == "auto":
+        trained = [job for job, _ in jobs_with_checkpoints(sweep)]
+        if not any(len(group) > 1 for group in seed_groups(trained, sweep.swept)):
+            return None, None
     try:
         return sweep_udr(sweep, num_points, progress=progress), None
     except VaelabError as err:
@@ -461,8 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=UDR_MODES,
         default="auto",
         help="UDR (Duan et al. 2020) of the trained jobs, among each setting's seeds: auto "
-        "(where two jobs have checkpoints; a sweep it cannot rank gets a note), on (that is an "
-        "error), off",
+        "(where a setting has two trained seeds; a sweep it cannot rank gets a note), on (that "
+        "is an error), off",
     )
     parser.add_argument(
         "--udr-points",
