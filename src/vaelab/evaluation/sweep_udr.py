@@ -2,7 +2,7 @@
 (its checkpoint, weights only), every model encodes one shared sample of observations — the
 first points of the test split of the data set they all trained on — and each job gets its
 UDR_L and UDR_S (:mod:`vaelab.evaluation.udr`) against the jobs of its setting trained from
-other seeds (Duan et al. 2020, Sec. 3: models of one hyperparameter setting, other seeds).
+other seeds (Duan et al. 2020, the method's pairing: models of one hyperparameter setting).
 UDR reads no labels or factors, so it scores sweeps on any data set.
 
 A sweep whose jobs trained on different data or have codes of different sizes cannot be

@@ -1,7 +1,8 @@
 """UDR, the Unsupervised Disentanglement Ranking of Duan et al. 2020 ("Unsupervised model
-selection for variational disentangled representation learning", ICLR 2020, Sec. 3): a model
-is scored by how alike its representation is to those of models trained with the same
-settings from other seeds, with no ground-truth factors.
+selection for variational disentangled representation learning", ICLR 2020,
+arXiv:1905.12614, its method section): a model is scored by how alike its representation is
+to those of models trained with the same settings from other seeds, with no ground-truth
+factors.
 
 For a pair of models (i, j), R(a, b) ≥ 0 says how strongly latent a of model i goes with
 latent b of model j: the absolute Spearman correlation of their codes (UDR_S) or the absolute
@@ -15,7 +16,7 @@ score is the paper's UDR_ij,
 with r_b = max_a R(a, b), r_a = max_b R(a, b) and d_a, d_b the informative latents' counts,
 sums over informative latents only: 1 when the latents match one to one (up to permutation
 and sign), lower when each latent of one model spreads over several of the other. A model's
-UDR is the median of its UDR_ij over the other models j of its group (step 4 of Sec. 3).
+UDR is UDR_i = median_j UDR_ij over the other models j of its group (the method's last step).
 
 disentanglement_lib (``evaluation/udr/metrics/udr.py``) averages the two sums' means
 instead of dividing both by d_a + d_b; the two agree whenever d_a = d_b. A latent whose R
@@ -123,8 +124,8 @@ def lasso_similarity(
 
 
 def pairwise_score(similarity: np.ndarray) -> float:
-    """UDR_ij of Duan et al. (Sec. 3) from R over the two models' informative latents
-    [d_a, d_b]; 0 when either model has none."""
+    """UDR_ij of Duan et al. 2020 (the formula above) from R over the two models' informative
+    latents [d_a, d_b]; 0 when either model has none."""
     d_a, d_b = similarity.shape
     if d_a == 0 or d_b == 0:
         return 0.0
