@@ -2,7 +2,8 @@
 sweep dirs (readable jobs ranked, unreadable ones listed with why, an unwritable output folder
 in one line); on a sweep whose jobs have disentanglement metrics, its section and the
 Locatello-style figures (metric against β per family over seeds; rank correlation between
-metrics)."""
+metrics); UDR's columns beside them (or alone, for data without factors) on hand-made digits
+sweeps of real checkpoints, and the one line for a sweep UDR cannot rank."""
 
 from __future__ import annotations
 
