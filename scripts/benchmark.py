@@ -24,10 +24,12 @@ table shows the median images/s and the median over repeats of its ratio to (a) 
 repeat (so a load change between repeats cancels out). ``--iw-nll`` adds the throughput of
 the importance-weighted NLL evaluation (if ``vaelab.evaluation.iw_nll`` exists).
 ``--profile c`` prints where one run of a variant spends its time (cProfile).
-``--threads-effect`` measures (a) under torch's default threads (every core of the machine),
-1 thread and ``threads=auto`` (:mod:`vaelab.threads`), on the machine as it is and with
-``--busy`` busy-looping processes added (a machine shared with other jobs); ``--threads``
-takes ``auto`` too.
+``--paired-compile ROUNDS`` measures (g)/(d) step by step in one process, rounds of
+``--pair-steps`` steps of each, interleaved (robust on a loaded machine; see
+:func:`paired_compile`). ``--threads-effect`` measures (a) under torch's default threads
+(every core of the machine), 1 thread and ``threads=auto`` (:mod:`vaelab.threads`), on the
+machine as it is and with ``--busy`` busy-looping processes added (a machine shared with
+other jobs); ``--threads`` takes ``auto`` too.
 
 Usage: ``.venv/bin/python scripts/benchmark.py --data-dir /tmp/vaedata``
 """
@@ -448,6 +450,78 @@ def run_iw_nll(args, batch_size: int) -> Measurement:
     return Measurement("iw", batch_size, rate, f"k={num_samples}, chunk={chunk}")
 
 
+def paired_compile(args, batch_size: int) -> str:
+    """(g)/(d) measured step by step in one process: the (d) run's module built twice by
+    vaelab's builders from the same config and seed, once with ``module.compile=true``'s
+    compiled loss, trained on the same on-device MNIST batches (loss, backward, Adam step;
+    Lightning's loop around them is the same for both and left out). ``--paired-compile``
+    rounds each run ``--pair-steps`` steps of one, then of the other (which goes first
+    alternates), so a change of the machine's load hits both alike; per round, the ratio of
+    their times (wall, and CPU time of all the process's threads). Returns Markdown lines."""
+    from vaelab.builders import build_module
+
+    device = torch.device(args.device)
+    images = (mnist_train_images(args.data_dir).float() / 255).to(device)
+    steps_needed = args.warmup_steps + args.paired_compile * args.pair_steps
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    batches = [
+        images.index_select(0, order[start : start + batch_size].to(device))
+        for start in ((i * batch_size) % (len(images) - batch_size) for i in range(steps_needed))
+    ]
+    runs = {}
+    for variant, compiled in (("d", "false"), ("g", "true")):
+        overrides = ["data.on_device=true", f"module.compile={compiled}"]
+        cfg = compose(vaelab_overrides(args, batch_size, overrides), args.scratch / variant)
+        torch.manual_seed(0)
+        module = build_module(cfg, tuple(images.shape[1:]), {"num_train": len(images)})
+        module.to(device).train()
+        module.configure_model()  # the compiled loss, as Lightning's fit would make it
+        optimizer = torch.optim.Adam(module.model.parameters(), lr=LR)
+        runs[variant] = (module, optimizer)
+
+    def train_steps(variant: str, window: list[Tensor]) -> tuple[float, float]:
+        module, optimizer = runs[variant]
+        synchronize(device)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for x in window:
+            loss = module(x, None, split="train").loss.mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        synchronize(device)
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    warmup, rest = batches[: args.warmup_steps], batches[args.warmup_steps :]
+    for variant in runs:  # the compiled run compiles here
+        train_steps(variant, warmup)
+    load_start = os.getloadavg()[0]
+    ratios: dict[str, list[float]] = {"wall": [], "cpu": []}
+    for round_index in range(args.paired_compile):
+        window = rest[round_index * args.pair_steps : (round_index + 1) * args.pair_steps]
+        first, second = ("d", "g") if round_index % 2 == 0 else ("g", "d")
+        times = {first: train_steps(first, window), second: train_steps(second, window)}
+        ratios["wall"].append(times["d"][0] / times["g"][0])
+        ratios["cpu"].append(times["d"][1] / times["g"][1])
+        print(
+            f"[round {round_index + 1}/{args.paired_compile}] batch {batch_size}: (g)/(d) "
+            f"wall {ratios['wall'][-1]:.2f}, CPU {ratios['cpu'][-1]:.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
+    lines = [
+        f"(g)/(d) step by step, batch {batch_size}, {args.paired_compile} rounds of "
+        f"{args.pair_steps} steps each, {torch.get_num_threads()} threads, 1-min load "
+        f"{load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end:"
+    ]
+    for kind, values in ratios.items():
+        quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+        lines.append(
+            f"  {kind}: median {statistics.median(values):.2f}, quartiles "
+            f"{quartiles[0]:.2f}–{quartiles[2]:.2f}, range {min(values):.2f}–{max(values):.2f}"
+        )
+    return "\n".join(lines)
+
+
 RUNNERS = {
     "a": run_plain,
     "b": run_seeds,
@@ -616,6 +690,14 @@ def main() -> None:
     parser.add_argument("--iw-nll", action="store_true")
     parser.add_argument("--profile", choices=list(VARIANTS), default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    parser.add_argument(
+        "--paired-compile",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="(g)/(d) step by step in one process, interleaved in ROUNDS rounds",
+    )
+    parser.add_argument("--pair-steps", type=int, default=5, help="steps per round")
     args = parser.parse_args()
     if args.warmup_steps < 1:  # ThroughputMonitor's window starts at the end of a batch
         parser.error("--warmup-steps must be at least 1")
@@ -634,6 +716,14 @@ def main() -> None:
         torch.set_num_threads(int(args.threads))
     args.scratch = Path(tempfile.mkdtemp(prefix="vaelab_bench_"))
     try:
+        if args.paired_compile:
+            print(
+                f"device: {device_name(args.device)}; torch {torch.__version__}; "
+                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+            )
+            for batch_size in args.batch_sizes:
+                print(paired_compile(args, batch_size))
+            return
         if args.profile:
             profiler = cProfile.Profile()
             profiler.runcall(RUNNERS[args.profile], args, args.batch_sizes[0])

@@ -139,3 +139,13 @@ def test_known_names_and_appended_keys_pass_to_hydra_and_the_schema():
     # another primary config: its names are not known here
     assert unknown_override_message(["--config-name", "other", "zzz=1"], "train") is None
     assert unknown_override_message(["-m", "seed=1,2", "threads=4"], "train") is None
+
+
+def test_a_group_key_set_by_another_option_names_that_option_and_the_options_taking_it(tmp_path):
+    # objective=beta_tcvae sets beta.value (the paper's β = 6); beta=capacity has no value
+    overrides = [*FAST, f"paths.data_dir={tmp_path / 'absent'}", "objective=beta_tcvae"]
+    message = refused(compose_config([*overrides, "beta=capacity"], tmp_path / "run"))
+    assert message == (
+        "invalid config: beta.value=6.0 is set by objective=beta_tcvae, but beta=capacity has "
+        "no value: use beta=constant | cyclical | linear_warmup, or another objective"
+    )

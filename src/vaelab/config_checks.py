@@ -168,9 +168,54 @@ def config_problems(tree: Mapping, settings: type) -> list[SchemaProblem]:
     return problems + check_targets(tree).problems
 
 
+def _global_options_setting(key: str, choices: Mapping[str, Any]) -> list[str]:
+    """The chosen ``group=option``s whose yaml (``@package _global_``) sets dotted ``key``."""
+    found = []
+    for group, option in choices.items():
+        path = CONFIG_DIR / str(group) / f"{option}.yaml"
+        if option is None or not path.is_file():
+            continue
+        if "@package _global_" not in path.read_text().split("\n", 1)[0]:
+            continue
+        if OmegaConf.select(OmegaConf.load(path), key, default=None) is not None:
+            found.append(f"{group}={option}")
+    return found
+
+
+def explain_group_key(problem: SchemaProblem, choices: Mapping[str, Any]) -> SchemaProblem:
+    """An unknown key under a config group that another chosen option sets (``beta.value`` from
+    objective=beta_tcvae under beta=capacity): say who sets it and which options take it."""
+    group, _, key = problem.key.partition(".")
+    option = choices.get(group)
+    if not key or "." in key or option is None or "is not a known key" not in problem.requirement:
+        return problem
+    setters = _global_options_setting(problem.key, choices)
+    if not setters:
+        return problem
+    takers = sorted(
+        path.stem
+        for path in (CONFIG_DIR / group).glob("*.yaml")
+        if OmegaConf.select(OmegaConf.load(path), key, default=None) is not None
+    )
+    instead = f"use {group}=" + " | ".join(takers) if takers else f"leave out {group}={option}"
+    return SchemaProblem(
+        problem.key,
+        problem.value,
+        f"is set by {' and '.join(setters)}, but {group}={option} has no {key}: {instead}, "
+        f"or another {setters[0].split('=')[0]}",
+    )
+
+
+def _hydra_choices() -> Mapping[str, Any]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+
+
 def validate_config(cfg: DictConfig, settings: type = TrainSettings) -> dict[str, Any]:
     """Raise :class:`VaelabError` naming every bad key of ``cfg`` and what it must be; return
-    the resolved config."""
+    the resolved config. An unknown key under a group that another chosen option sets says so
+    (:func:`explain_group_key`)."""
     tree = _resolved(cfg)
     model = tree.get("model")
     if isinstance(model, dict) and "_target_" in model:
@@ -181,7 +226,8 @@ def validate_config(cfg: DictConfig, settings: type = TrainSettings) -> dict[str
             pass  # an unknown target is reported by the target checks below
     problems = config_problems(tree, settings)
     if problems:
-        raise VaelabError(problems_message(problems))
+        choices = _hydra_choices()
+        raise VaelabError(problems_message([explain_group_key(p, choices) for p in problems]))
     return tree
 
 

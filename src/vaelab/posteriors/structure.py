@@ -1,5 +1,6 @@
 """What a latent distribution (a posterior q(z|x) or a prior p(z)) offers in closed form,
-declared per distribution type in ``register_kl`` style (``functools.singledispatch``).
+declared per distribution type in ``register_kl`` style (``functools.singledispatch``, through
+:func:`distribution_dispatch`, which ``torch.compile`` can trace).
 
 The objectives ask these questions instead of testing distribution classes: a new family
 registers its answers here (or next to its own distribution) and every objective that needs
@@ -15,15 +16,49 @@ them applies to it; one that cannot answer is refused by the objective, naming w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import singledispatch
+from functools import singledispatch, wraps
 
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
 
-@singledispatch
+def distribution_dispatch(function: Callable) -> Callable:
+    """``functools.singledispatch`` on the distribution's class, callable inside
+    ``torch.compile``: the implementation is found by walking the class's MRO through a plain
+    dict of the registrations (functools' first lookup of a class, and its registry's
+    mappingproxy, are not traceable by dynamo: under ``module.compile=true`` the ELBO engine's
+    first call of :func:`rejection_score` crashed). ``register`` is singledispatch's."""
+    dispatcher = singledispatch(function)
+    implementations: dict[type, Callable] = dict(dispatcher.registry)
+
+    @wraps(function)
+    def dispatch(distribution: Distribution, *args, **kwargs):
+        for cls in type(distribution).__mro__:
+            if cls in implementations:
+                return implementations[cls](distribution, *args, **kwargs)
+        return function(distribution, *args, **kwargs)
+
+    def register(cls, func=None):
+        registered = dispatcher.register(cls, func)
+        if func is None and isinstance(cls, type):  # register(cls) returns the decorator
+
+            def decorate(implementation: Callable) -> Callable:
+                out = registered(implementation)
+                implementations.update(dispatcher.registry)
+                return out
+
+            return decorate
+        implementations.update(dispatcher.registry)
+        return registered
+
+    dispatch.register = register
+    return dispatch
+
+
+@distribution_dispatch
 def factorised_marginals(distribution: Distribution) -> Distribution | None:  # noqa: ARG001
     """The factors p(z_d) of a distribution that is their product over the last axis."""
     return None
@@ -34,7 +69,7 @@ def _(distribution: Independent) -> Distribution | None:
     return distribution.base_dist if distribution.reinterpreted_batch_ndims == 1 else None
 
 
-@singledispatch
+@distribution_dispatch
 def dimension_marginals(distribution: Distribution) -> Distribution | None:
     """The marginals p(z_d) for each dimension (batch [..., D]) in closed form, or None."""
     return factorised_marginals(distribution)
@@ -54,7 +89,7 @@ class GaussianMoments:
     covariance: Tensor
 
 
-@singledispatch
+@distribution_dispatch
 def gaussian_moments(distribution: Distribution) -> GaussianMoments | None:  # noqa: ARG001
     """Mean and covariance of a Gaussian distribution over z, or None for another family."""
     return None
@@ -83,14 +118,14 @@ def is_standard_normal(distribution: Distribution) -> bool:
     return bool((moments.mean == 0).all() and torch.allclose(covariance, identity))
 
 
-@singledispatch
+@distribution_dispatch
 def vector_quantised(distribution: Distribution) -> Distribution | None:  # noqa: ARG001
     """The distribution itself if it is a vector-quantised q(z|x) with a codebook (commitment
     term, code counts, EMA step: :mod:`vaelab.posteriors.codebook` registers it), else None."""
     return None
 
 
-@singledispatch
+@distribution_dispatch
 def latent_blocks(distribution: Distribution) -> dict[str, Distribution] | None:  # noqa: ARG001
     """The independent blocks of a product distribution by name (a JointVAE code's
     ``continuous`` Gaussian and ``discrete`` categorical parts), each over its own numbers, so
@@ -99,7 +134,7 @@ def latent_blocks(distribution: Distribution) -> dict[str, Distribution] | None:
     return None
 
 
-@singledispatch
+@distribution_dispatch
 def rejection_score(distribution: Distribution, z: Tensor) -> Tensor | None:  # noqa: ARG001
     """For a distribution whose ``rsample`` is a reparameterised rejection sampler (Naesseth et
     al. 2017, "Reparameterization Gradients through Acceptance-Rejection Sampling Algorithms"):
