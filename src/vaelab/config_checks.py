@@ -100,6 +100,15 @@ class SampleQualityConfig:
 
 
 @dataclass
+class SamplerFitConfig:
+    """``eval.sampler_fit``: fitting ``sampler=`` on the training codes."""
+
+    max_codes: Annotated[int, Range(ge=2)] | None = None
+    seed: Seed = 0
+    refit: bool = False
+
+
+@dataclass
 class EvalOptions:
     """``eval``: how vaelab-eval estimates the test-set metrics."""
 
@@ -117,6 +126,7 @@ class EvalOptions:
     pictures: PictureOptions = field(default_factory=PictureOptions)
     disentanglement: DisentanglementConfig = field(default_factory=DisentanglementConfig)
     sample_quality: SampleQualityConfig = field(default_factory=SampleQualityConfig)
+    sampler_fit: SamplerFitConfig = field(default_factory=SamplerFitConfig)
 
 
 @dataclass
