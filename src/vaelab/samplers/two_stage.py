@@ -87,6 +87,8 @@ class TwoStageVAESampler(Sampler):
         with drawing_with(generator):
             self.build(codes.latent_dim)
         mean, scale = codes.standardisation()
+        if codes.stddev is not None:  # the draws' spread: Var z = Var_x E[z|x] + E_x Var[z|x]
+            scale = (scale**2 + codes.stddev.float().pow(2).mean(0)).sqrt()
         self.code_mean.copy_(mean)
         self.code_scale.copy_(scale)
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
@@ -121,6 +123,8 @@ class TwoStageVAESampler(Sampler):
         return self.decoder(u) * self.code_scale + self.code_mean
 
     @torch.no_grad()
-    def second_stage_codes(self, z: Tensor) -> Tensor:
-        """E[u|z] [N, D]: the second stage's codes of first-stage codes."""
-        return self.second_posterior(z.float()).mean
+    def second_stage_codes(self, z: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """u ~ q(u|z) [N, D]: draws of the second stage's codes of first-stage codes z (their
+        aggregate is the second stage's aggregate posterior)."""
+        with drawing_with(generator):
+            return self.second_posterior(z.float()).sample()
