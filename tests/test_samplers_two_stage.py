@@ -27,7 +27,8 @@ def kl_of_fitted_gaussian_to_standard_normal(codes: torch.Tensor) -> float:
     return 0.5 * float(torch.trace(covariance) + mean @ mean - dims - torch.logdet(covariance))
 
 
-def test_the_second_stage_codes_are_closer_to_the_standard_normal(digits_run, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_the_second_stage_codes_are_closer_to_the_standard_normal(digits_run):
     """The aggregate posteriors compared: first-stage draws z ~ q(z|x) of the training images,
     second-stage draws u ~ q(u|z) of those."""
     run = load_run(locate_checkpoint(digits_run[0]), torch.device("cpu"))
