@@ -78,7 +78,7 @@ def test_every_shipped_config_passes_the_schema(tmp_path):
     choices = [[]] + [
         [f"{group.name}={option.stem}"]
         for group in sorted(CONFIG_DIR.iterdir())
-        if group.is_dir() and group.name not in ("hydra", "paths", "hparams_search")
+        if group.is_dir() and group.name not in ("hydra", "paths", "hparams_search", "sampler")
         for option in sorted(group.glob("*.yaml"))
     ]
     assert len(choices) > 60
@@ -89,6 +89,13 @@ def test_every_shipped_config_passes_the_schema(tmp_path):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         validate_config(compose("eval"), EvalSettings)
+        for option in sorted((CONFIG_DIR / "sampler").glob("*.yaml")):  # vaelab-eval's group
+            validate_config(compose("eval", overrides=[f"sampler={option.stem}"]), EvalSettings)
+        with pytest.raises(VaelabError, match=r"sampler.num_components=0 must be an integer"):
+            validate_config(
+                compose("eval", overrides=["sampler=gmm", "sampler.num_components=0"]),
+                EvalSettings,
+            )
         with pytest.raises(VaelabError, match=r"eval.num_samples=0 must be an integer >= 1"):
             validate_config(compose("eval", overrides=["eval.num_samples=0"]), EvalSettings)
 

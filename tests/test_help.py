@@ -48,6 +48,6 @@ def test_train_help_explains_and_gives_examples(train_help):
 def test_eval_help_shows_examples_and_options():
     text = _help("vaelab.eval")
     assert text.startswith("vaelab-eval: evaluate a trained vaelab run")
-    assert len(re.findall(r"^  vaelab-eval ckpt_path=", text, flags=re.MULTILINE)) == 6
+    assert len(re.findall(r"^  vaelab-eval ckpt_path=", text, flags=re.MULTILINE)) == 7
     assert "num_samples: 5000" in text
     assert "$VAELAB_DATA_DIR" in text

@@ -392,3 +392,34 @@ def test_report_draws_udr_beside_the_supervised_metrics(udr_digits_sweep, tmp_pa
     header = next(line for line in markdown.splitlines() if line.startswith("| job | seed"))
     assert header.endswith("| explicitness | udr_lasso | udr_spearman |")
     assert "2 jobs evaluated with vaelab-eval on ground-truth factors" in markdown
+
+
+def test_report_tables_and_plots_each_job_by_sampler(tmp_path):
+    """Models × samplers (issue 24): one row per job and sampler from eval/metrics.json's
+    ``samplers``, and samplers.png; a job never evaluated with a sampler has no row."""
+    from vaelab.report import SAMPLERS_PNG
+
+    root = tmp_path / "sweep"
+    scores = {
+        "0": {"prior": {"fid": 98.6, "precision": 0.75, "recall": 0.67}, "gmm": {"fid": 30.3}},
+        "1": {"prior": {"fid": 80.0, "precision": 0.8, "recall": 0.5}},
+    }
+    for index, name in enumerate(("0", "1", "2")):
+        folder = sweep_job(
+            root, name, 10.0 ** -(index + 2), json.dumps({"val/elbo": -90.0 - index})
+        )
+        (folder / "eval").mkdir()
+        samplers = scores.get(name, {})
+        (folder / "eval" / "metrics.json").write_text(json.dumps({"samplers": samplers}))
+    report_main([str(root)])
+    markdown = (root / "report.md").read_text()
+    section = markdown.split("## Sample quality by sampler", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| optimizer.lr")]
+    assert rows == [
+        "| optimizer.lr=0.01 | prior | 98.60 | 0.75 | 0.67 |",
+        "| optimizer.lr=0.01 | gmm | 30.30 |  |  |",
+        "| optimizer.lr=0.001 | prior | 80 | 0.8 | 0.5 |",
+    ]
+    assert f"]({SAMPLERS_PNG})" in section
+    with Image.open(root / SAMPLERS_PNG) as image:
+        assert image.format == "PNG"

@@ -100,6 +100,15 @@ class SampleQualityConfig:
 
 
 @dataclass
+class SamplerFitConfig:
+    """``eval.sampler_fit``: fitting ``sampler=`` on the training codes."""
+
+    max_codes: Annotated[int, Range(ge=2)] | None = None
+    seed: Seed = 0
+    refit: bool = False
+
+
+@dataclass
 class EvalOptions:
     """``eval``: how vaelab-eval estimates the test-set metrics."""
 
@@ -117,6 +126,7 @@ class EvalOptions:
     pictures: PictureOptions = field(default_factory=PictureOptions)
     disentanglement: DisentanglementConfig = field(default_factory=DisentanglementConfig)
     sample_quality: SampleQualityConfig = field(default_factory=SampleQualityConfig)
+    sampler_fit: SamplerFitConfig = field(default_factory=SamplerFitConfig)
 
 
 @dataclass
@@ -358,7 +368,14 @@ def unknown_override_message(arguments: list[str], config_name: str) -> str | No
         rest = key[len(head) + 1 :].split(".")[0]
         best = _closest_name(head, rest, value, names)
         holders = sorted(k for k, inside in names.subkeys.items() if head in inside)
-        if best is None and holders:
+        # an exact key one level down (eval.num_samples) beats a merely similar group name
+        # (sampler), unless the value is an option of that group
+        option_of_best = (
+            best is not None
+            and value is not None
+            and (CONFIG_DIR / best / f"{value.split(',')[0]}.yaml").is_file()
+        )
+        if holders and not option_of_best:
             fixed = f"{prefix.lstrip('+')}{holders[0]}.{argument[len(prefix) :]}"
             meant = f"{holders[0]}.{head}"
             return f"unknown key '{head}' at the top level: did you mean {meant}? ({fixed})"

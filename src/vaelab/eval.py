@@ -15,6 +15,7 @@ from typing import Any
 
 import hydra
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torchvision.utils import save_image
@@ -33,6 +34,7 @@ from vaelab.evaluation.conditional import (
 from vaelab.evaluation.encodings import prepare_batch
 from vaelab.evaluation.learning_curves import tensorboard_dir
 from vaelab.evaluation.metrics import evaluate_test_set, summarize
+from vaelab.evaluation.sampler_fit import fitted_sampler
 from vaelab.interruption import enter_stage
 from vaelab.models.interface import MissingCapability
 from vaelab.paths import CONFIG_DIR, export_project_root
@@ -177,6 +179,25 @@ def _save_pictures(pictures: Pictures, folder: Path) -> dict[str, str]:
     return written
 
 
+def _per_sampler(metrics: dict, previous_file: Path) -> dict[str, dict]:
+    """metrics.json's ``samplers``: this evaluation's sample-quality numbers under its sampler's
+    name, beside those an earlier evaluation of the run stored for other samplers (so that
+    ``vaelab-eval sampler=prior``, then ``sampler=gmm`` … build one table for vaelab-report)."""
+    import json
+
+    stored: dict[str, dict] = {}
+    try:
+        earlier = json.loads(previous_file.read_text())
+        if earlier.get("checkpoint") == metrics["checkpoint"]:
+            stored = dict(earlier.get("samplers") or {})
+    except (OSError, ValueError, AttributeError):
+        pass
+    scores = {name: metrics[name] for name in ("fid", "precision", "recall") if name in metrics}
+    if scores:
+        stored[metrics["sampler"]["name"]] = scores
+    return stored
+
+
 def _print_summary(metrics: dict) -> None:
     rows = [
         ("test points", metrics["num_points"]),
@@ -197,6 +218,9 @@ def _print_summary(metrics: dict) -> None:
         text = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"  {label:<22} {text}")
     print(f"  {'IW samples/s':<22} {metrics['iw_samples_per_second']:,.0f}")
+    if metrics["sampler"]["name"] != "prior":
+        how = "fitted" if metrics["sampler"]["fitted_now"] else "reused"
+        print(f"  {'samples from':<22} sampler={metrics['sampler']['name']} ({how})")
     for name in CONDITIONAL_SCALARS:
         if isinstance(metrics.get(name), float):
             print(f"  {name:<22} {metrics[name]:.4f}")
@@ -256,6 +280,24 @@ def evaluate(cfg: DictConfig) -> dict:
         "chunk_size": int(settings.chunk_size),
         **summarize(result, threshold),
     }
+    sampler = instantiate(cfg.get("sampler") or {"_target_": "vaelab.samplers.prior.PriorSampler"})
+    fit_settings = settings.get("sampler_fit") or {}
+    enter_stage(
+        "fitting the sampler on the training codes",
+        kept=lambda: "the run's files, unchanged; a sampler is saved only once it is fitted",
+    )
+    fitted = fitted_sampler(
+        sampler,
+        model,
+        run.datamodule,
+        location.checkpoint,
+        run.global_step,
+        device,
+        seed=int(fit_settings.get("seed", 0)),
+        max_codes=fit_settings.get("max_codes"),
+        refit=bool(fit_settings.get("refit", False)),
+    )
+    metrics["sampler"] = fitted.summary()
     enter_stage("the conditional metrics (disentanglement, sample quality)")
     conditional = conditional_metrics(
         lambda options: EvaluationContext(
@@ -265,6 +307,7 @@ def evaluate(cfg: DictConfig) -> dict:
             device=device,
             settings=options,
             test_images=lambda: (x for x, _ in _test_batches(run, device, limit)),
+            sampler=fitted.sampler,
         ),
         settings,
     )
@@ -302,6 +345,7 @@ def evaluate(cfg: DictConfig) -> dict:
             run.global_step,
             Path(snapshot) if snapshot else None,
             labels,
+            sampler=fitted.sampler,
         )
     metrics["figures"] = _save_pictures(pictures, output_dir)
     metrics["figures_skipped"] = pictures.skipped
@@ -309,6 +353,7 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics["tensorboard_dir"] = str(
             _write_tensorboard(location.run_dir, metrics, pictures, run.global_step)
         )
+    metrics["samplers"] = _per_sampler(metrics, output_dir / METRICS_FILE)
     metrics["wall_seconds"] = time.perf_counter() - started
     metrics["metrics_file"] = str(output_dir / METRICS_FILE)
     atomic_write_json(output_dir / METRICS_FILE, metrics)

@@ -41,7 +41,7 @@ from vaelab.plots.disentanglement import (
     rank_correlation_figure,
     regulariser_parameter,
 )
-from vaelab.plots.figures import save_figure, sweep_figure
+from vaelab.plots.figures import sampler_quality_figure, save_figure, sweep_figure
 from vaelab.run_files import ERROR_FILE, REPORT_MD, REPORT_PNG
 from vaelab.stage_progress import Mode, stage
 
@@ -66,6 +66,8 @@ UDR_JSON = "udr.json"
 #: --udr: auto (where the sweep has trained models to compare; a refusal is a note), on (a
 #: refusal is an error), off
 UDR_MODES = ("auto", "on", "off")
+#: FID and precision/recall of each job × sampler, next to report.png
+SAMPLERS_PNG = "samplers.png"
 #: the disentanglement settings that change a score (not the encoder's batch or the seed)
 SAMPLE_SIZES = (
     "num_train",
@@ -261,12 +263,51 @@ def _disentanglement_section(
     return lines
 
 
+def _job_label(sweep: Sweep, job: SweepJob) -> str:
+    """A job as the sampler table names it: its swept parameters, else its folder."""
+    swept = [f"{key}={_format(job.params.get(key))}" for key in sweep.swept if key in job.params]
+    return ", ".join(swept) or job.name
+
+
+def sampler_scores(sweep: Sweep) -> dict[str, dict[str, dict[str, float]]]:
+    """``{job label: {sampler: {fid, precision, recall}}}`` of the finished jobs that
+    vaelab-eval evaluated with one sampler or more."""
+    return {_job_label(sweep, job): job.samplers for job in sweep.ranked() if job.samplers}
+
+
+def _sampler_section(sweep: Sweep, figure_name: str | None) -> list[str]:
+    """Models × samplers: one row per job and sampler (issue 24)."""
+    scores = sampler_scores(sweep)
+    if not scores:
+        return []
+    rows = [
+        [model, sampler, values.get("fid"), values.get("precision"), values.get("recall")]
+        for model, by_sampler in scores.items()
+        for sampler, values in sorted(by_sampler.items(), key=lambda item: item[0] != "prior")
+    ]
+    lines = [
+        "",
+        "## Sample quality by sampler",
+        "",
+        "FID (lower is better) and precision/recall (Kynkäänniemi et al. 2019) of samples whose "
+        "codes come from each sampler: `prior` is the model's p(z), the others a density "
+        "fitted to the training codes after training (`vaelab-eval ckpt_path=<job> "
+        "sampler=gmm`; each evaluation adds its sampler's row).",
+        "",
+        *_table(["job", "sampler", "FID", "precision", "recall"], rows),
+    ]
+    if figure_name:
+        lines += ["", f"![FID and precision/recall by sampler]({figure_name})"]
+    return lines
+
+
 def render_markdown(
     sweep: Sweep,
     figure_name: str | None,
     disentanglement_figures: Sequence[str] = (),
     udr: SweepUDR | None = None,
     udr_note: str | None = None,
+    sampler_figure: str | None = None,
 ) -> str:
     """The report's Markdown text; ``udr``: the sweep's UDR scores, ``udr_note``: why they
     were not computed."""
@@ -336,6 +377,7 @@ def render_markdown(
             "job rerun by relaunching the sweep writes them again).",
         ]
     lines += _disentanglement_section(sweep, disentanglement_figures, udr, udr_note)
+    lines += _sampler_section(sweep, sampler_figure)
     glossary = [
         f"- **{key}**: {text}" for key, text in GLOSSARY.items() if key in {k for k, _ in columns}
     ]
@@ -407,6 +449,8 @@ def write_report(
     failed = [{"job": job.name, "params": job.params} for job in sweep.failed]
     has_metrics = bool(_disentanglement_jobs(sweep, udr_result)[0])
     extra_figures = len(DISENTANGLEMENT_FIGURES) if has_metrics else 0
+    scores = sampler_scores(sweep)
+    extra_figures += 1 if scores else 0
     with stage("report figures", 1 + extra_figures, "figures", mode=progress) as bar:
         figure = sweep_figure(sweep.metric, sweep.maximize, sweep.swept, rows, failed)
         image = io.BytesIO()
@@ -414,17 +458,24 @@ def write_report(
         png = atomic_write_bytes(folder / REPORT_PNG, image.getbuffer())
         bar.advance()
         extra = write_disentanglement_figures(sweep, folder, udr_result)
+        samplers_png = (
+            save_figure(sampler_quality_figure(scores), folder / SAMPLERS_PNG) if scores else None
+        )
         bar.advance(extra_figures)
     markdown = folder / REPORT_MD
-    names = [path.name if folder == sweep.path else str(path) for path in extra]
+
+    def shown(path: Path) -> str:
+        return path.name if folder == sweep.path else str(path)
+
     atomic_write_text(
         markdown,
         render_markdown(
             sweep,
-            png.name if folder == sweep.path else str(png),
-            names,
+            shown(png),
+            [shown(path) for path in extra],
             udr_result,
             udr_note,
+            sampler_figure=shown(samplers_png) if samplers_png else None,
         ),
     )
     return markdown, png

@@ -31,6 +31,7 @@ from vaelab.evaluation.disentanglement import (
     compute_disentanglement,
 )
 from vaelab.models.interface import LatentVariableModel, MissingCapability
+from vaelab.samplers.base import Sampler
 
 SAMPLE_QUALITY_NAMES = ("fid", "precision", "recall")
 #: eval/metrics.json key of the sample sizes the disentanglement metrics were computed with
@@ -49,6 +50,8 @@ class EvaluationContext:
     settings: DictConfig
     #: the test images (x [B, C, H, W] in [0, 1]) batch by batch, as the other metrics see them
     test_images: Callable[[], Iterable[Tensor]]
+    #: where samples draw their codes (``sampler=``); None: the model's p(z)
+    sampler: Sampler | None = None
 
 
 @dataclass
@@ -146,6 +149,7 @@ class SampleQualityMetric(ConditionalMetric):
                 self.extractor,
                 int(settings.num_samples),
                 int(settings.seed),
+                sampler=context.sampler,
             )
         except MissingCapability as missing:
             return {"sample_quality_note": f"no samples: {missing}"}

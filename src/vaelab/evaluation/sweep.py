@@ -83,6 +83,9 @@ class SweepJob:
     unreadable: list[str] = field(default_factory=list)
     #: the sample sizes vaelab-eval computed the disentanglement metrics with, if it did
     disentanglement_settings: dict[str, Value] | None = None
+    #: FID, precision and recall of each sampler vaelab-eval drew the job's samples with
+    #: (``sampler=prior|gmm|…``): eval/metrics.json's ``samplers``
+    samplers: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -218,6 +221,12 @@ def read_job(folder: Path) -> SweepJob:
             settings = raw.get(DISENTANGLEMENT_SETTINGS_KEY)
             if path == folder / EVAL_METRICS and isinstance(settings, dict):
                 job.disentanglement_settings = settings
+            if path == folder / EVAL_METRICS and isinstance(raw.get("samplers"), dict):
+                job.samplers = {
+                    str(name): _numeric_metrics(scores, "", None)
+                    for name, scores in raw["samplers"].items()
+                    if isinstance(scores, dict)
+                }
         except UNREADABLE as err:
             job.unreadable.append(
                 f"{path.relative_to(folder)}: {_why(path, err).split(': ', 1)[1]}"

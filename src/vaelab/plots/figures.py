@@ -512,3 +512,49 @@ def sweep_figure(
     )
     figure.tight_layout()
     return figure
+
+
+def sampler_quality_figure(scores: dict[str, dict[str, dict[str, float]]]) -> Figure:
+    """Sample quality of models × samplers (``{model label: {sampler: {fid, precision,
+    recall}}}``): FID as bars grouped by model, one colour per sampler (lower is better), and
+    precision against recall, one marker per pair (up and right is better)."""
+    models = list(scores)
+    samplers = sorted({name for by_sampler in scores.values() for name in by_sampler})
+    samplers.sort(key=lambda name: name != "prior")  # today's behaviour first
+    colours = colormaps["tab10"]
+    figure = new_figure(SLIDE_PANEL[0] * 2, SLIDE_PANEL[1], dpi=SLIDE_DPI)
+    fid_axes, pr_axes = figure.subplots(1, 2)
+    width = 0.8 / max(len(samplers), 1)
+    for index, sampler in enumerate(samplers):
+        positions = [m + (index - (len(samplers) - 1) / 2) * width for m in range(len(models))]
+        heights = [scores[model].get(sampler, {}).get("fid", math.nan) for model in models]
+        fid_axes.bar(positions, heights, width, color=colours(index), label=sampler)
+        pairs = [
+            (model, scores[model][sampler].get("recall"), scores[model][sampler].get("precision"))
+            for model in models
+            if sampler in scores[model]
+        ]
+        pairs = [(model, x, y) for model, x, y in pairs if x is not None and y is not None]
+        if pairs:
+            pr_axes.scatter(
+                [x for _, x, _ in pairs],
+                [y for _, _, y in pairs],
+                color=colours(index),
+                s=60,
+                label=sampler,
+            )
+            for model, x, y in pairs:
+                pr_axes.annotate(
+                    model, (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points"
+                )
+    fid_axes.set_xticks(range(len(models)))
+    fid_axes.set_xticklabels(models, rotation=30, ha="right", fontsize=11)
+    fid_axes.set_ylabel("FID (lower is better)")
+    fid_axes.legend(title="sampler", fontsize=9)
+    pr_axes.set_xlabel("recall")
+    pr_axes.set_ylabel("precision")
+    pr_axes.set_xlim(0, 1)
+    pr_axes.set_ylim(0, 1)
+    pr_axes.legend(title="sampler", fontsize=9)
+    figure.tight_layout()
+    return figure

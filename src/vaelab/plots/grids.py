@@ -17,6 +17,8 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from vaelab.models.interface import LatentVariableModel, MissingCapability
+from vaelab.samplers.base import Sampler
+from vaelab.samplers.prior import PriorSampler
 
 #: pixels per image side that upscaled grids aim at
 TARGET_IMAGE_SIDE = 84
@@ -98,15 +100,21 @@ def reconstruction_grid(
 
 @torch.no_grad()
 def prior_sample_grid(
-    model: LatentVariableModel, num: int, seed: int = 0, upscaled: bool = True
+    model: LatentVariableModel,
+    num: int,
+    seed: int = 0,
+    upscaled: bool = True,
+    sampler: Sampler | None = None,
 ) -> Tensor:
-    """Decoder means of z ~ p(z), the model's prior, with the labels the model draws for
-    unconditional samples (``labels_for_samples``); a fixed seed shows the same draw at every
-    epoch (the global RNG is forked, so training's random stream is untouched)."""
+    """Decoder means of z ~ p(z), the model's prior (or z from an ex-post ``sampler``), with
+    the labels the model draws for unconditional samples (``labels_for_samples``); a fixed seed
+    shows the same draw at every epoch (the global RNG is forked, so training's random stream
+    is untouched)."""
     device = model.device
+    sampler = sampler if sampler is not None else PriorSampler()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        samples = model.sample(num, model.labels_for_samples(num)).float()
+        samples = sampler.pictures(model, num).float()
     factor = upscale_factor(samples.shape[-1]) if upscaled else 1
     return make_grid(
         upscale(samples, factor).clamp(0, 1),

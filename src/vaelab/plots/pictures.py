@@ -48,6 +48,7 @@ from vaelab.plots.policy import (
     draw_unless_missing,
     picture_plan,
 )
+from vaelab.samplers.base import Sampler
 from vaelab.schema import (
     NonNegativeInt,
     PositiveFloat,
@@ -229,11 +230,13 @@ def make_pictures(
     global_step: int,
     snapshot: Path | None = None,
     labels: Tensor | None = None,
+    sampler: Sampler | None = None,
 ) -> Pictures:
     """Every picture of the issue for this run (``inputs``: a batch of test images and their
     ``labels``; ``snapshot``: the epoch-0 encodings file, default
     ``<run>/encodings/epoch000.pt``); which model pictures are drawn is
-    :func:`~vaelab.plots.policy.picture_plan`'s decision."""
+    :func:`~vaelab.plots.policy.picture_plan`'s decision. The sample grid draws its codes from
+    ``sampler`` (default p(z)); one of another sampler is named ``samples_<sampler>``."""
     pictures = Pictures()
     plan = picture_plan(model)
     class_names = dataset_class_names(datamodule)
@@ -244,13 +247,18 @@ def make_pictures(
             reconstruction_grid(model, inputs[:count], shown_labels).float().cpu()
         )
     if plan.samples:
+        samples_name = PRIOR_SAMPLES
+        if sampler is not None and sampler.needs_fit:
+            samples_name = f"samples_{sampler.name}"
         samples, missing = draw_unless_missing(
-            lambda: prior_sample_grid(model, settings.num_prior_samples, seed=settings.prior_seed)
+            lambda: prior_sample_grid(
+                model, settings.num_prior_samples, seed=settings.prior_seed, sampler=sampler
+            )
         )
         if samples is not None:
-            pictures.grids[PRIOR_SAMPLES] = samples.float().cpu()
+            pictures.grids[samples_name] = samples.float().cpu()
         else:
-            pictures.skipped[PRIOR_SAMPLES] = missing
+            pictures.skipped[samples_name] = missing
     if plan.class_rows:
         pictures.grids[CLASS_SAMPLES] = (
             class_conditional_sample_grid(
