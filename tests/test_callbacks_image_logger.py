@@ -22,9 +22,9 @@ from vaelab.plots.grids import TARGET_IMAGE_SIDE
 from vaelab.plots.pictures import discrete_traversal_grid
 from vaelab.plots.policy import picture_plan
 from vaelab.posteriors.categorical import CategoricalPosterior
-from vaelab.posteriors.von_mises_fisher import VonMisesFisherPosterior
+from vaelab.posteriors.wrapped_normal import WrappedNormalPosterior
 from vaelab.priors.categorical import CategoricalPrior
-from vaelab.priors.spherical_uniform import SphericalUniformPrior
+from vaelab.priors.wrapped_normal import WrappedNormalPrior
 
 
 def test_images_written_on_the_last_epoch_of_a_short_run(digits_run):
@@ -100,16 +100,17 @@ def test_training_draws_the_plans_discrete_traversals_and_continuous_traversals(
         assert picture.size[1] < picture.size[0]  # one row (one continuous dimension), 11 values
 
 
-def test_training_draws_codes_on_the_sphere(tmp_path):
-    """A vMF posterior on S²: the plan asks for the latent-geometry picture, no traversals
-    (a sweep through R³ leaves the sphere); training draws it."""
+def test_training_draws_codes_in_the_poincare_disc(tmp_path):
+    """Wrapped normals on the 2-D Poincaré ball: the plan asks for the latent-geometry picture,
+    neither the decoded 2-D grid nor traversals (a sweep through R² leaves the ball); training
+    draws it."""
     torch.manual_seed(0)
     model = VAE(
         SMALL_NET,
-        3,
+        2,
         SMALL_SHAPE,
-        posterior=VonMisesFisherPosterior(),
-        prior=SphericalUniformPrior(),
+        posterior=WrappedNormalPosterior(curvature=1.0),
+        prior=WrappedNormalPrior(curvature=1.0),
     )
     plan = picture_plan(model)
     assert (plan.latent_geometry, plan.traversals, plan.latent_manifold) == (True, False, False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, ClassVar, Literal
 
 import torch
@@ -64,8 +65,10 @@ class KernelMetric:
         """exp(−‖z − c_i‖² / T²) [..., N]."""
         return torch.exp(-squared_distances(z, self.centroids) / self.temperature**2)
 
+    @cached_property
     def flat_products(self) -> Tensor:
-        """L_i L_iᵀ flattened, [N, D²]."""
+        """L_i L_iᵀ flattened, [N, D²] (computed once per metric: the leapfrog steps and the
+        sampler evaluate it thousands of times)."""
         return (self.factors @ self.factors.transpose(-1, -2)).flatten(-2)
 
     def inverse(self, z: Tensor) -> Tensor:
@@ -84,13 +87,13 @@ class KernelMetric:
         inverse = self.inverse_from(weights, z.shape[-1])
         metric = torch.cholesky_inverse(torch.linalg.cholesky(inverse))
         outer = v.unsqueeze(-1) * v.unsqueeze(-2)
-        coefficients = weights * ((metric - outer).flatten(-2) @ self.flat_products().T)
+        coefficients = weights * ((metric - outer).flatten(-2) @ self.flat_products.T)
         pulled = coefficients.sum(-1, keepdim=True) * z - coefficients @ self.centroids
         return pulled / self.temperature**2
 
     def inverse_from(self, weights: Tensor, dim: int) -> Tensor:
         """G⁻¹ [..., D, D] from the kernel weights [..., N]."""
-        mixed = (weights @ self.flat_products()).unflatten(-1, (dim, dim))
+        mixed = (weights @ self.flat_products).unflatten(-1, (dim, dim))
         eye = torch.eye(dim, dtype=weights.dtype, device=weights.device)
         return mixed + self.regularisation * eye
 
