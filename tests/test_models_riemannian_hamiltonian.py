@@ -200,7 +200,7 @@ SMALL_MODEL = [
     "model.metric_hidden_dims=[32]",
     "model.num_centroids=100",
     "model.sampler_chain_steps=5",
-    # nested autograd through the fixed-point iterations grows ~2.5× per iteration
+    # one step of one iteration keeps the slow suite short (a step costs one ∇U per leapfrog)
     "model.num_leapfrog_steps=1",
     "model.fixed_point_iterations=1",
 ]
