@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, ClassVar, Literal
 
 import torch
@@ -15,7 +16,14 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from vaelab.likelihoods.base import Likelihood
-from vaelab.models.hamiltonian import HamiltonianVAE, Moved, PhasePoint, Tempering, leapfrog
+from vaelab.models.hamiltonian import (
+    HamiltonianVAE,
+    Moved,
+    PhasePoint,
+    PotentialGradient,
+    Tempering,
+    leapfrog,
+)
 from vaelab.models.vae import NetworkBuilder
 from vaelab.posteriors.base import Posterior
 from vaelab.priors.base import Prior
@@ -28,9 +36,66 @@ from vaelab.schema import (
     checked_arguments,
 )
 
-#: G⁻¹(z) [..., D, D] for positions [..., D]
-InverseMetric = Callable[[Tensor], Tensor]
 Generation = Literal["manifold", "prior"]
+
+
+def squared_distances(z: Tensor, centroids: Tensor) -> Tensor:
+    """‖z − c_i‖² [..., N] for z [..., D] and centroids [N, D], by ‖z‖² − 2 z·c_i + ‖c_i‖²
+    (no [..., N, D] difference tensor: evaluation has 10⁵ points and 500 centroids)."""
+    cross = z @ centroids.transpose(-1, -2)
+    return (z.square().sum(-1, keepdim=True) - 2 * cross + centroids.square().sum(-1)).clamp_min(0)
+
+
+@dataclass(frozen=True)
+class KernelMetric:
+    """The RHVAE's metric (Chadebec et al. 2020, eq. 6): ``centroids`` c [N, D] and
+    lower-triangular ``factors`` L [N, D, D] give
+
+        G⁻¹(z) = Σ_i L_i L_iᵀ exp(−‖z − c_i‖² / T²) + λ I.
+
+    Its derivatives in z are analytic (:meth:`kinetic_gradient`), so the generalised leapfrog
+    differentiates only the potential −log p(x, z) by autograd."""
+
+    centroids: Tensor
+    factors: Tensor
+    temperature: float
+    regularisation: float
+
+    def weights(self, z: Tensor) -> Tensor:
+        """exp(−‖z − c_i‖² / T²) [..., N]."""
+        return torch.exp(-squared_distances(z, self.centroids) / self.temperature**2)
+
+    @cached_property
+    def flat_products(self) -> Tensor:
+        """L_i L_iᵀ flattened, [N, D²] (computed once per metric: the leapfrog steps and the
+        sampler evaluate it thousands of times)."""
+        return (self.factors @ self.factors.transpose(-1, -2)).flatten(-2)
+
+    def inverse(self, z: Tensor) -> Tensor:
+        """G⁻¹(z) [..., D, D] for positions z [..., D]."""
+        return self.inverse_from(self.weights(z), z.shape[-1])
+
+    def kinetic_gradient(self, z: Tensor, v: Tensor) -> Tensor:
+        """∇_z [½ log det G(z) + ½ vᵀG⁻¹(z)v] at fixed v, in closed form (as pythae's RHVAE):
+        with w_i = exp(−‖z − c_i‖²/T²), ∇_z w_i = −2 w_i (z − c_i)/T² and A_i = L_i L_iᵀ,
+
+            ∇_z ½ vᵀG⁻¹v        = −(1/T²) Σ_i w_i (vᵀA_i v) (z − c_i)
+            ∇_z (−½ log det G⁻¹) = (1/T²) Σ_i w_i tr(G A_i) (z − c_i),
+
+        so the sum is (1/T²) Σ_i w_i tr((G − vvᵀ) A_i) (z − c_i)."""
+        weights = self.weights(z)
+        inverse = self.inverse_from(weights, z.shape[-1])
+        metric = torch.cholesky_inverse(torch.linalg.cholesky(inverse))
+        outer = v.unsqueeze(-1) * v.unsqueeze(-2)
+        coefficients = weights * ((metric - outer).flatten(-2) @ self.flat_products.T)
+        pulled = coefficients.sum(-1, keepdim=True) * z - coefficients @ self.centroids
+        return pulled / self.temperature**2
+
+    def inverse_from(self, weights: Tensor, dim: int) -> Tensor:
+        """G⁻¹ [..., D, D] from the kernel weights [..., N]."""
+        mixed = (weights @ self.flat_products).unflatten(-1, (dim, dim))
+        eye = torch.eye(dim, dtype=weights.dtype, device=weights.device)
+        return mixed + self.regularisation * eye
 
 
 def inverse_metric(
@@ -38,18 +103,15 @@ def inverse_metric(
 ) -> Tensor:
     """G⁻¹(z) = Σ_i L_i L_iᵀ exp(−‖z − c_i‖² / T²) + λ I (Chadebec et al. 2020, eq. 6):
     ``centroids`` c [N, D], ``factors`` L [N, D, D] lower-triangular; z [..., D]."""
-    weights = torch.exp(-(z.unsqueeze(-2) - centroids).square().sum(-1) / temperature**2)
-    products = factors @ factors.transpose(-1, -2)
-    eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
-    return torch.einsum("...n,nij->...ij", weights, products) + regularisation * eye
+    return KernelMetric(centroids, factors, temperature, regularisation).inverse(z)
 
 
 def riemannian_hamiltonian(
-    potential: Callable[[Tensor], Tensor], metric: InverseMetric, z: Tensor, v: Tensor
+    potential: Callable[[Tensor], Tensor], metric: KernelMetric, z: Tensor, v: Tensor
 ) -> Tensor:
     """H(z, v) = U(z) + ½ log((2π)^D det G(z)) + ½ vᵀG⁻¹(z)v (Chadebec et al. 2020, eq. 4),
     with log det G = −log det G⁻¹."""
-    g_inv = metric(z)
+    g_inv = metric.inverse(z)
     kinetic = 0.5 * (v.unsqueeze(-2) @ g_inv @ v.unsqueeze(-1)).squeeze(-1).squeeze(-1)
     log_det = -torch.linalg.slogdet(g_inv).logabsdet
     return potential(z) + 0.5 * (z.shape[-1] * math.log(2 * math.pi) + log_det) + kinetic
@@ -57,10 +119,12 @@ def riemannian_hamiltonian(
 
 @dataclass(frozen=True)
 class GeneralisedStep:
-    """One generalised leapfrog step's end and the residuals of its two implicit equations
-    (max over the batch of |v½ − (v − ε/2 ∇_z H(z, v½))| and of the z update's)."""
+    """One generalised leapfrog step's end, ∇U at the end (the next step's start), and the
+    residuals of its two implicit equations (max over the batch of
+    |v½ − (v − ε/2 ∇_z H(z, v½))| and of the z update's)."""
 
     point: PhasePoint
+    end_potential_gradient: Tensor
     momentum_residual: Tensor
     position_residual: Tensor
 
@@ -68,10 +132,10 @@ class GeneralisedStep:
 def generalised_leapfrog(
     point: PhasePoint,
     step_size: Tensor,
-    potential: Callable[[Tensor], Tensor],
-    metric: InverseMetric,
+    potential_gradient: PotentialGradient,
+    metric: KernelMetric,
     iterations: int,
-    create_graph: bool,
+    start_potential_gradient: Tensor | None = None,
 ) -> GeneralisedStep:
     """The generalised leapfrog (Chadebec et al. 2020, eqs. 7–9; Girolami & Calderhead 2011):
 
@@ -79,34 +143,39 @@ def generalised_leapfrog(
         z'  = z + ε/2 [G⁻¹(z) + G⁻¹(z')] v½             (implicit: fixed-point iterations)
         v'  = v½ − ε/2 ∇_z H(z', v½)
 
-    symplectic, hence volume-preserving and reversible, when the implicit equations hold."""
-
-    def grad_z(z: Tensor, v: Tensor) -> Tensor:
-        if not create_graph:  # evaluation: no graph is kept across the iterations
-            z, v = z.detach().requires_grad_(True), v.detach()
-        elif not z.requires_grad:
-            z = z.detach().requires_grad_(True)
-        energy = riemannian_hamiltonian(potential, metric, z, v).sum()
-        gradient = torch.autograd.grad(energy, z, create_graph=create_graph)[0]
-        return gradient if create_graph else gradient.detach()
-
-    def velocity(z: Tensor, v: Tensor) -> Tensor:  # ∇_v H = G⁻¹(z) v
-        if not create_graph:
-            z, v = z.detach(), v.detach()
-        return (metric(z) @ v.unsqueeze(-1)).squeeze(-1)
-
+    symplectic, hence volume-preserving and reversible, when the implicit equations hold.
+    ∇_z H = ∇U(z) + the metric's closed-form part (:meth:`KernelMetric.kinetic_gradient`):
+    ∇U does not depend on v, so the momentum iterations reuse ∇U(z), and a step costs one
+    ∇U (at z'; ``start_potential_gradient`` passes ∇U(z) from the previous step). Gradients
+    flow through the iterations as through any computation (no nested autograd)."""
     z, v = point.z, point.rho
+    force = potential_gradient(z) if start_potential_gradient is None else start_potential_gradient
+
+    def half_momentum(half: Tensor) -> Tensor:
+        return v - 0.5 * step_size * (force + metric.kinetic_gradient(z, half))
+
     half = v
     for _ in range(iterations):
-        half = v - 0.5 * step_size * grad_z(z, half)
-    momentum_residual = (half - (v - 0.5 * step_size * grad_z(z, half))).abs().max()
-    start_velocity = velocity(z, half)
+        half = half_momentum(half)
+    momentum_residual = (half - half_momentum(half)).abs().max()
+    start_velocity = (metric.inverse(z) @ half.unsqueeze(-1)).squeeze(-1)  # ∇_v H = G⁻¹(z) v
+
+    def position(moved: Tensor) -> Tensor:
+        end_velocity = (metric.inverse(moved) @ half.unsqueeze(-1)).squeeze(-1)
+        return z + 0.5 * step_size * (start_velocity + end_velocity)
+
     moved = z
     for _ in range(iterations):
-        moved = z + 0.5 * step_size * (start_velocity + velocity(moved, half))
-    position_residual = moved - (z + 0.5 * step_size * (start_velocity + velocity(moved, half)))
-    end = PhasePoint(moved, half - 0.5 * step_size * grad_z(moved, half))
-    return GeneralisedStep(end, momentum_residual.detach(), position_residual.abs().max().detach())
+        moved = position(moved)
+    position_residual = (moved - position(moved)).abs().max()
+    end_force = potential_gradient(moved)
+    end_momentum = half - 0.5 * step_size * (end_force + metric.kinetic_gradient(moved, half))
+    return GeneralisedStep(
+        PhasePoint(moved, end_momentum),
+        end_force,
+        momentum_residual.detach(),
+        position_residual.detach(),
+    )
 
 
 @checked_arguments("model")
@@ -214,12 +283,14 @@ class RiemannianHamiltonianVAE(HamiltonianVAE):
         self.last_acceptance_rate: float | None = None
 
     # -- the metric ---------------------------------------------------------------------------
-    def stored_metric(self) -> InverseMetric:
-        """G⁻¹ of the stored centroids (λ I alone before any training step)."""
+    def stored_metric(self) -> KernelMetric:
+        """The metric of the stored centroids (λ I alone before any training step)."""
         count = int(self.num_stored)
-        centroids, factors = self.stored_centroids[:count], self.stored_factors[:count]
-        return lambda z: inverse_metric(
-            z, centroids, factors, self.metric_temperature, self.metric_regularisation
+        return KernelMetric(
+            self.stored_centroids[:count],
+            self.stored_factors[:count],
+            self.metric_temperature,
+            self.metric_regularisation,
         )
 
     @torch.no_grad()
@@ -248,19 +319,33 @@ class RiemannianHamiltonianVAE(HamiltonianVAE):
             centroids = centroids.clone() if centroids.is_inference() else centroids
             factors = self.metric_network(x)
             self.store(centroids.detach(), factors.detach())
-            temperature, regularisation = self.metric_temperature, self.metric_regularisation
-
-            def metric(z: Tensor) -> Tensor:
-                return inverse_metric(z, centroids, factors, temperature, regularisation)
-
+            metric = KernelMetric(
+                centroids, factors, self.metric_temperature, self.metric_regularisation
+            )
         else:
             metric = self.stored_metric()
+        potential_gradient = self.potential_gradient(x, y, create_graph=create_graph)
+        if create_graph:
+            return self.flow_on(metric, z0, potential_gradient)
+        # evaluation: no graph is kept across the steps (∇U alone needs autograd)
+        with torch.no_grad():
+            return self.flow_on(metric, z0.detach(), self.detached(potential_gradient))
 
-        def potential(z: Tensor) -> Tensor:
-            return -(self.decode(z, y).log_prob(x) + self.prior.log_prob(z, y))
+    @staticmethod
+    def detached(potential_gradient: PotentialGradient) -> PotentialGradient:
+        def gradient(z: Tensor) -> Tensor:
+            with torch.enable_grad():
+                return potential_gradient(z.detach().requires_grad_(True)).detach()
 
+        return gradient
+
+    def flow_on(
+        self, metric: KernelMetric, z0: Tensor, potential_gradient: PotentialGradient
+    ) -> Moved:
+        """Draw v₀ ~ N(0, G(z₀)/β₀), run the K tempered generalised leapfrog steps and score
+        both momenta."""
         beta_zero = self.initial_inverse_temperature
-        g_inv_start = metric(z0)
+        g_inv_start = metric.inverse(z0)
         cholesky = torch.linalg.cholesky(g_inv_start)  # G⁻¹ = C Cᵀ, so G = C⁻ᵀ C⁻¹
         gamma = torch.randn_like(z0)
         v0 = (
@@ -271,15 +356,16 @@ class RiemannianHamiltonianVAE(HamiltonianVAE):
         )
         betas = self.inverse_temperatures()
         step_size = self.step_size.to(z0.dtype)
-        point = PhasePoint(z0, v0)
+        point, force = PhasePoint(z0, v0), None
         for k in range(1, self.num_leapfrog_steps + 1):
-            point = generalised_leapfrog(
-                point, step_size, potential, metric, self.fixed_point_iterations, create_graph
-            ).point
-            point = PhasePoint(point.z, point.rho * (betas[k - 1] / betas[k]).sqrt())
+            step = generalised_leapfrog(
+                point, step_size, potential_gradient, metric, self.fixed_point_iterations, force
+            )
+            point = PhasePoint(step.point.z, step.point.rho * (betas[k - 1] / betas[k]).sqrt())
+            force = step.end_potential_gradient
         dim = z0.shape[-1]
         log_beta_zero = betas[0].log()
-        g_inv_end = metric(point.z)
+        g_inv_end = metric.inverse(point.z)
         quadratic = (point.rho.unsqueeze(-2) @ g_inv_end @ point.rho.unsqueeze(-1)).squeeze(-1)
         log_normaliser = -0.5 * dim * math.log(2 * math.pi)
         log_target_momentum = (
@@ -306,18 +392,16 @@ class RiemannianHamiltonianVAE(HamiltonianVAE):
         device = self.stored_centroids.device
 
         def energy(z: Tensor) -> Tensor:  # −log π(z) = −½ log det G⁻¹(z)
-            return -0.5 * torch.linalg.slogdet(metric(z)).logabsdet
+            return -0.5 * torch.linalg.slogdet(metric.inverse(z)).logabsdet
 
-        def gradient(z: Tensor) -> Tensor:
-            z = z.detach().requires_grad_(True)
-            return torch.autograd.grad(energy(z).sum(), z)[0]
+        def gradient(z: Tensor) -> Tensor:  # the metric's closed form at v = 0
+            return metric.kinetic_gradient(z, torch.zeros_like(z))
 
         start = torch.randint(int(self.num_stored), (num,), generator=generator, device=device)
         z = self.stored_centroids[start].clone()
         accepted = torch.zeros((), device=device)
         step = torch.tensor(self.sampler_step_size, device=device)
-        with torch.inference_mode(False), torch.enable_grad():
-            z = z.clone()
+        with torch.no_grad():
             for _ in range(self.sampler_chain_steps):
                 v = torch.randn(z.shape, generator=generator, device=device)
                 point = PhasePoint(z, v)
@@ -327,7 +411,7 @@ class RiemannianHamiltonianVAE(HamiltonianVAE):
                 after = energy(point.z) + 0.5 * point.rho.square().sum(-1)
                 uniform = torch.rand(num, generator=generator, device=device)
                 accept = uniform.log() < (before - after).detach()
-                z = torch.where(accept.unsqueeze(-1), point.z, z).detach()
+                z = torch.where(accept.unsqueeze(-1), point.z, z)
                 accepted = accepted + accept.float().mean()
         self.last_acceptance_rate = float(accepted) / self.sampler_chain_steps
         return z
