@@ -79,6 +79,7 @@ class AdversarialAutoencoder(RegularisedELBO):
     def setup(
         self, model: LatentVariableModel, weighting: Weighting, data_info: dict[str, Any]
     ) -> None:
+        super().setup(model, weighting, data_info)
         try:
             model.prior  # noqa: B018 - the probe is the attribute access
         except MissingCapability as missing:
@@ -86,7 +87,6 @@ class AdversarialAutoencoder(RegularisedELBO):
                 f"{self.option} matches the codes to the model's prior p(z): {missing}; use "
                 "model=mlp"
             ) from missing
-        super().setup(model, weighting, data_info)
         if self.discriminator is None:  # once: setup runs again when the data is ready
             self.discriminator = discriminator_network(
                 model.latent_structure.code_dim,
