@@ -47,7 +47,6 @@ REFUSED = {
             "vae_gan",
         )
     },
-
     **{
         ("piwae", model, "iaf"): r"stopped parameters.*objective.gradient=reparam"
         for model in ("mlp", "cvae_mlp")
