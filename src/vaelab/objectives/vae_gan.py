@@ -110,7 +110,7 @@ class VAEGAN(RegularisedELBO):
         gamma: NonNegativeFloat = 1.0,
         discriminator_width: Annotated[int, Range(ge=1)] = 512,
         discriminator_depth: Annotated[int, Range(ge=1)] = 3,
-        feature_layer: Annotated[int, Range(ge=1)] = 3,
+        feature_layer: Annotated[int, Range(ge=1)] = 2,
         negative_slope: Annotated[float, Range(ge=0)] = 0.2,
         r1_penalty: NonNegativeFloat = 0.0,
         adversary_optimizer: Callable[..., torch.optim.Optimizer] | None = None,
@@ -128,7 +128,7 @@ class VAEGAN(RegularisedELBO):
         self.feature_layer = int(feature_layer)
         self.negative_slope = float(negative_slope)
         self.r1_penalty = float(r1_penalty)
-        self.adversary_optimizer = adversary_optimizer or partial(torch.optim.Adam, lr=1e-3)
+        self.adversary_optimizer = adversary_optimizer or partial(torch.optim.Adam, lr=1e-4)
         self.discriminator: ImageDiscriminator | None = None
 
     @override
