@@ -11,7 +11,7 @@ from torch.distributions import Independent, Normal
 
 from tests.latent_family_runs import (
     resume_matches_straight_run,
-    training_lowers_the_validation_loss,
+    training_raises_the_validation_elbo,
 )
 from tests.linear_factor_model import LinearFactorModel, binary_patterns
 from vaelab.errors import VaelabError
@@ -102,15 +102,16 @@ def test_a_feature_layer_above_the_discriminator_is_refused():
 
 
 @pytest.mark.slow
-def test_a_short_mnist_run_lowers_its_loss(mnist_data_dir, tmp_path):
-    trained = training_lowers_the_validation_loss(
-        ["objective=vae_gan", "objective.discriminator_width=128"],
+def test_a_short_mnist_run_raises_the_pixel_elbo(mnist_data_dir, tmp_path):
+    """The loss itself is measured in the discriminator's moving features; the model's own
+    pixel ELBO must rise (the decoder learns to reconstruct through Dis_l)."""
+    training_raises_the_validation_elbo(
+        ["objective=vae_gan", "model.net.hidden_dims=[128]"],
         mnist_data_dir,
         tmp_path,
-        train_batches=100,
-        min_gain=20,
+        train_batches=150,
+        val_batches=5,
     )
-    assert {"train/decoder_loss", "train/discriminator_loss", "val/elbo"} <= set(trained)
 
 
 @pytest.mark.slow
