@@ -13,7 +13,6 @@ real images the run's whole test split, as in ``vaelab-eval``'s sample-quality s
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -44,8 +43,6 @@ def main() -> None:
         torch.manual_seed(args.seed)
         with torch.no_grad():
             result = sample_quality(model, real, extractor, args.num_samples, args.seed)
-        row = {"fid": result.fid, "precision": result.precision, "recall": result.recall}
-        (run_dir / "sample_quality.json").write_text(json.dumps(row, indent=2))
         print(
             f"| {run_dir.name} | {result.fid:.2f} | {result.precision:.3f} | "
             f"{result.recall:.3f} | {result.num_generated} |"
