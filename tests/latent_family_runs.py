@@ -20,6 +20,8 @@ from vaelab.evaluation.metrics import evaluate_test_set, summarize
 from vaelab.module import LatentVariableModule
 from vaelab.train import train
 
+#: DETERMINISTIC for a model or objective that takes no beta= (an autoencoder, an AAE)
+DETERMINISTIC_WITHOUT_BETA = [o for o in DETERMINISTIC if not o.startswith("beta")]
 #: a small network, so that each run is a few seconds on a CPU
 SMALL_NET = ["model.net.hidden_dims=[128]"]
 

@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from tests.latent_family_runs import (
+    DETERMINISTIC_WITHOUT_BETA,
     resume_matches_straight_run,
     training_lowers_the_validation_loss,
 )
@@ -56,4 +57,10 @@ def test_a_short_mnist_run_lowers_its_loss(mnist_data_dir, tmp_path, option):
 @pytest.mark.slow
 @pytest.mark.parametrize("option", ["rae_l2", "rae_gp"])
 def test_two_plus_two_epochs_resume_exactly(mnist_data_dir, tmp_path, option):
-    resume_matches_straight_run([f"model={option}"], mnist_data_dir, tmp_path, metric="val/loss")
+    resume_matches_straight_run(
+        [f"model={option}"],
+        mnist_data_dir,
+        tmp_path,
+        base=DETERMINISTIC_WITHOUT_BETA,
+        metric="val/loss",
+    )

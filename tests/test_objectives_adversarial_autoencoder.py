@@ -11,6 +11,7 @@ from torch.distributions import Distribution, Independent, Normal
 from typing_extensions import override
 
 from tests.latent_family_runs import (
+    DETERMINISTIC_WITHOUT_BETA,
     resume_matches_straight_run,
     training_lowers_the_validation_loss,
 )
@@ -127,5 +128,6 @@ def test_two_plus_two_epochs_resume_exactly_with_all_three_optimisers(mnist_data
         ["objective=adversarial_autoencoder", "objective.discriminator_width=64"],
         mnist_data_dir,
         tmp_path,
+        base=DETERMINISTIC_WITHOUT_BETA,
         metric="val/loss",
     )
