@@ -65,7 +65,7 @@ class ImageDiscriminator(nn.Module):
 
 
 def feature_negative_log_likelihood(data_features: Tensor, decoded_features: Tensor) -> Tensor:
-    """−log N(Dis_l(x) | Dis_l(x̃), I) per data point [B] (Larsen et al. 2016, eqs. 5–6): the
+    """−log N(Dis_l(x) | Dis_l(x̃), I) per data point [B] (Larsen et al. 2016, §2): the
     learned similarity, in nats of the feature space."""
     squared = (data_features - decoded_features).pow(2).sum(dim=-1)
     return 0.5 * squared + 0.5 * data_features.shape[-1] * math.log(2 * math.pi)
@@ -79,7 +79,7 @@ def binary_cross_entropy(logits: Tensor, is_data: bool) -> Tensor:
 
 @checked_arguments("objective")
 class VAEGAN(RegularisedELBO):
-    """VAE-GAN (Larsen et al. 2016, eq. 8 and Algorithm 1): a VAE whose reconstruction is
+    """VAE-GAN (Larsen et al. 2016, §2 and Algorithm 1): a VAE whose reconstruction is
     measured in the features of layer l of a GAN discriminator Dis on images. With z ~ q(z|x),
     x̃ = Dec(z), x_p = Dec(z_p), z_p ~ p(z), three optimiser groups stepped in Algorithm 1's
     order on the same batch, each on its own loss:
