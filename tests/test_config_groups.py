@@ -83,8 +83,9 @@ def test_option_composes_and_instantiates(group, option, make_config, tmp_path):
     fitted_in_closed_form = not getattr(module.model, "trains_by_gradient", True)
     assert (optimizer is None) == fitted_in_closed_form
     objective = getattr(module, "objective", None)
-    if objective is not None and objective.has_adversary:  # the model's and the adversary's
-        assert len(optimizer) == 2
+    if objective is not None and len(objective.optimiser_groups(module.model)) > 1:
+        # one optimiser per group: the model's and the adversary's (FactorVAE), three (VAE-GAN)
+        assert len(optimizer) == len(objective.optimiser_groups(module.model))
 
 
 #: the weights each regularised objective's yaml sets, from the paper it cites

@@ -20,7 +20,11 @@ OBJECTIVES = tuple(sorted(path.stem for path in (Path(CONFIG_DIR) / "objective")
 MODELS = ("mlp", "hierarchical_mlp", "cvae_mlp")
 POSTERIORS = ("diagonal", "iaf")
 #: settings that keep each run small (FactorVAE's discriminator)
-SMALL = {"factor_vae": ["objective.discriminator_width=32", "objective.discriminator_depth=1"]}
+SMALL = {
+    objective: ["objective.discriminator_width=32", "objective.discriminator_depth=1"]
+    for objective in ("factor_vae", "adversarial_autoencoder", "vae_gan")
+}
+SMALL["vae_gan"].append("objective.feature_layer=1")
 
 #: (objective, model, posterior) → what the one-line refusal must say (a regular expression);
 #: every other combination must train
@@ -39,6 +43,8 @@ REFUSED = {
             "wae_mmd",
             "factor_vae",
             "joint_capacity",
+            "adversarial_autoencoder",
+            "vae_gan",
         )
     },
     **{

@@ -3,8 +3,8 @@ regime, chosen once when the module is built (:func:`choose_regime`), to which t
 Lightning hooks delegate.
 
 - :class:`GradientRegime`: gradient descent with Lightning's automatic optimisation;
-- :class:`AdversarialRegime`: manual optimisation, the model's optimiser and the adversary's
-  (FactorVAE's discriminator) stepped in turn;
+- :class:`AdversarialRegime`: manual optimisation, the objective's optimiser groups stepped
+  in turn (FactorVAE's model and discriminator; VAE-GAN's encoder, decoder, discriminator);
 - :class:`ClosedFormRegime`: a one-pass fit from the training split (PCA, PPCA), no
   optimiser; training stops after the first epoch.
 """
@@ -84,8 +84,10 @@ class GradientRegime(Regime):
     needs_optimizer: ClassVar[bool] = True
 
     def configure_optimizers(self, module: TrainingModule) -> Any:
-        parameters = [p for p in module.model.parameters() if p.requires_grad]
-        return optimizer_config(parameters, module.optimizer_factory, module.lr_scheduler_factory)
+        (group,) = module.objective.optimiser_groups(module.model)
+        return optimizer_config(
+            group.parameters, module.optimizer_factory, module.lr_scheduler_factory
+        )
 
     def training_step(
         self, module: TrainingModule, x: Tensor, y: Tensor | None, batch_idx: int
@@ -115,21 +117,35 @@ class GradientRegime(Regime):
 
 
 class AdversarialRegime(GradientRegime):
-    """Manual optimisation with two optimisers: one step of the model's on the loss, then one
-    of the adversary's on the objective's adversary loss, each clipped by the module's
-    ``gradient_clip_val`` (Lightning refuses to clip under manual optimisation)."""
+    """Manual optimisation over the objective's optimiser groups
+    (:meth:`~vaelab.objectives.base.Objective.optimiser_groups`: FactorVAE's model and
+    discriminator, VAE-GAN's encoder, decoder and discriminator): on each batch, one step of
+    each group's optimiser in order, on the loss the objective gives for that group after the
+    earlier groups stepped, each clipped by the module's ``gradient_clip_val`` (Lightning
+    refuses to clip under manual optimisation). Every optimiser's state is in the checkpoint
+    (Lightning saves and restores all that ``configure_optimizers`` returns, in order); the
+    ``lr_scheduler=`` steps every group that uses the module's ``optimizer=``."""
 
     automatic_optimization: ClassVar[bool] = False
 
+    def __init__(self) -> None:
+        self.group_names: tuple[str, ...] = ()
+
     def configure_optimizers(self, module: TrainingModule) -> Any:
-        main = super().configure_optimizers(module)
-        adversary = module.objective.adversary_optimizer
-        if adversary is None:
-            raise VaelabError(
-                f"{type(module.objective).__name__} has an adversary but no adversary optimizer"
-            )
-        main = main if isinstance(main, dict) else {"optimizer": main}
-        return [main, {"optimizer": adversary(params=module.objective.adversary_parameters())}]
+        configured = []
+        groups = module.objective.optimiser_groups(module.model)
+        for group in groups:
+            factory = group.optimizer or module.optimizer_factory
+            if factory is None:
+                raise VaelabError(
+                    f"{type(module.objective).__name__}'s optimiser group {group.name} has no "
+                    "optimizer: set optimizer="
+                )
+            scheduler = module.lr_scheduler_factory if group.optimizer is None else None
+            built = optimizer_config(group.parameters, factory, scheduler)
+            configured.append(built if isinstance(built, dict) else {"optimizer": built})
+        self.group_names = tuple(group.name for group in groups)
+        return configured
 
     def training_step(
         self, module: TrainingModule, x: Tensor, y: Tensor | None, batch_idx: int
@@ -143,18 +159,25 @@ class AdversarialRegime(GradientRegime):
         x: Tensor,
         y: Tensor | None,
         out: ObjectiveOutput,
-        loss: Tensor,
+        loss: Tensor,  # noqa: ARG002 - the first group's loss comes from the objective
     ) -> dict[str, Tensor]:
-        """The two steps; returns the adversary's terms for logging."""
-        model_optimizer, adversary_optimizer = module.optimizers()
-        self._step(module, model_optimizer, loss)
-        adversary = module.objective.adversary_step(module.model, x, y, out)
-        self._step(module, adversary_optimizer, adversary.loss)
+        """One step of each group in turn; returns the later groups' losses
+        (``<name>_loss``) and every group's terms, for logging."""
+        optimizers = module.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        logged: dict[str, Tensor] = {}
+        for index, (name, optimizer) in enumerate(zip(self.group_names, optimizers, strict=True)):
+            group = module.objective.group_loss(name, module.model, x, y, out)
+            self._step(module, optimizer, group.loss)
+            if index > 0:
+                logged[f"{name}_loss"] = group.loss.detach()
+            logged.update({term: value.detach() for term, value in group.terms.items()})
         if module.trainer.is_last_batch:
-            scheduler = module.lr_schedulers()
-            if scheduler is not None:
-                scheduler.step()
-        return {"adversary_loss": adversary.loss.detach(), **adversary.terms}
+            schedulers = module.lr_schedulers()
+            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+                if scheduler is not None:
+                    scheduler.step()
+        return logged
 
     @staticmethod
     def _step(module: TrainingModule, optimizer: Any, loss: Tensor) -> None:
@@ -193,9 +216,10 @@ class ClosedFormRegime(Regime):
 def choose_regime(model: LatentVariableModel, objective: Objective) -> Regime:
     """The regime for ``model`` trained on ``objective``, from what they declare: a model with
     ``trains_by_gradient = False`` is fitted in closed form; an objective with an adversary
-    is trained adversarially; everything else by plain gradient descent."""
+    (or any objective with several optimiser groups) is trained adversarially; everything
+    else by plain gradient descent."""
     if not model.trains_by_gradient:
         return ClosedFormRegime()
-    if objective.has_adversary:
+    if len(objective.optimiser_groups(model)) > 1:
         return AdversarialRegime()
     return GradientRegime()

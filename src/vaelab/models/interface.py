@@ -305,6 +305,23 @@ class LatentVariableModel(nn.Module, ABC):
         """log p(x) [B] in closed form, for models that have it."""
         raise MissingCapability(f"{type(self).__name__} has no closed-form log p(x)")
 
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters of p(x|z): the ``decoder`` network's and the
+        ``likelihood``'s own, for objectives that step the decoder apart from the encoder
+        (VAE-GAN's three optimisers, RAE-L2's decoder-only weight decay)."""
+        parts = [self._modules.get(name) for name in ("decoder", "likelihood")]
+        if parts[0] is None:
+            raise MissingCapability(f"{type(self).__name__} has no single decoder network")
+        return [
+            p for part in parts if part is not None for p in part.parameters() if p.requires_grad
+        ]
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """Every trainable parameter not in :meth:`decoder_parameters` (the encoder, the
+        posterior's and the prior's own)."""
+        decoder = {id(p) for p in self.decoder_parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in decoder]
+
     def default_objective(self) -> nn.Module:
         """The objective of a model that does not use the ``objective=`` group (an
         autoencoder's reconstruction loss, PCA's squared error)."""

@@ -29,15 +29,38 @@ class ObjectiveOutput:
     bound: Tensor | None
     terms: dict[str, Tensor] = field(default_factory=dict)
     per_dimension: dict[str, Tensor] = field(default_factory=dict)
+    #: tensors of this forward pass that the objective's later optimiser groups reuse
+    #: (VAE-GAN's codes and decoded images, detached), never logged
+    intermediates: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
-class AdversaryStep:
-    """A second network trained against the model (FactorVAE's discriminator, say): the
-    module steps the adversary's optimiser on ``loss`` after the model's step."""
+class GroupLoss:
+    """The loss one optimiser group steps on (a scalar), computed after the earlier groups
+    of the same batch stepped, and the terms it logs as ``train/<name>`` (scalars)."""
 
     loss: Tensor
     terms: dict[str, Tensor] = field(default_factory=dict)
+
+
+#: a second network trained against the model (FactorVAE's discriminator): its group's loss
+AdversaryStep = GroupLoss
+
+#: torch's parameter groups: tensors, or dicts {"params": [...], option: value} (a
+#: decoder-only weight decay)
+ParameterGroups = list[nn.Parameter] | list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class OptimiserGroup:
+    """One optimiser of a model trained by several (manual optimisation): ``name`` (its loss
+    is logged as ``train/<name>_loss`` for every group after the first), the ``parameters``
+    it steps (or torch parameter-group dicts with their own options), and ``optimizer``, a
+    partial (None: the module's ``optimizer=``, with its ``lr_scheduler=``)."""
+
+    name: str
+    parameters: ParameterGroups
+    optimizer: Callable[..., torch.optim.Optimizer] | None = None
 
 
 class Objective(nn.Module):
@@ -48,7 +71,9 @@ class Objective(nn.Module):
     depend on the model, the weighting or the data, e.g. analytic vs Monte-Carlo KL, dataset
     size); then :meth:`forward` every step. Objectives with an adversary override
     :meth:`adversary_parameters` and :meth:`adversary_step`; the module then optimises the
-    two parameter sets in turn with two optimisers.
+    two parameter sets in turn with two optimisers. Objectives with more optimisers (VAE-GAN:
+    encoder, decoder, discriminator) override :meth:`optimiser_groups` and
+    :meth:`group_loss`.
     """
 
     #: the name the bound is logged under (``<stage>/<bound_name>``); "elbo" only for the ELBO
@@ -104,3 +129,31 @@ class Objective(nn.Module):
     @property
     def has_adversary(self) -> bool:
         return self.adversary_parameters() is not None
+
+    # -- optimiser groups -----------------------------------------------------------------
+    def optimiser_groups(self, model: LatentVariableModel) -> tuple[OptimiserGroup, ...]:
+        """The optimisers that train ``model`` on this objective, stepped in this order on
+        each batch. Default: one group ``model`` (every trainable parameter of the model,
+        the module's optimiser), followed by ``adversary`` (:meth:`adversary_parameters`,
+        :attr:`adversary_optimizer`) for an objective with an adversary. More than one group
+        makes the module optimise manually (``regimes.AdversarialRegime``)."""
+        groups = [OptimiserGroup("model", [p for p in model.parameters() if p.requires_grad])]
+        adversary = self.adversary_parameters()
+        if adversary is not None:
+            groups.append(OptimiserGroup("adversary", list(adversary), self.adversary_optimizer))
+        return tuple(groups)
+
+    def group_loss(
+        self,
+        name: str,
+        model: LatentVariableModel,
+        x: Tensor,
+        y: Tensor | None,
+        output: ObjectiveOutput,
+    ) -> GroupLoss:
+        """The loss of the optimiser group ``name`` on the batch whose forward gave
+        ``output``, asked for after the earlier groups stepped. Default: the batch's mean
+        ``loss`` for the first group, :meth:`adversary_step` for ``adversary``."""
+        if name == "adversary":
+            return self.adversary_step(model, x, y, output)
+        return GroupLoss(loss=output.loss.mean())
