@@ -66,7 +66,7 @@ def test_descending_the_sliced_distance_moves_codes_towards_the_prior():
     prior = torch.randn(64, 3)
     optimizer = torch.optim.Adam([codes], lr=0.1)
     distances = []
-    for _ in range(60):
+    for _ in range(40):
         distance = sliced_wasserstein(codes, prior, random_directions(20, 3, codes), 2.0)
         optimizer.zero_grad()
         distance.backward()
