@@ -48,7 +48,7 @@ def test_an_objective_option_is_refused_in_one_line(make_config):
 @pytest.mark.slow
 @pytest.mark.parametrize("option", ["rae_l2", "rae_gp"])
 def test_a_short_mnist_run_lowers_its_loss(mnist_data_dir, tmp_path, option):
-    trained = training_lowers_the_validation_loss(
+    _, trained = training_lowers_the_validation_loss(
         [f"model={option}"], mnist_data_dir, tmp_path, train_batches=100, min_gain=200
     )
     assert trained["val/code_penalty"] > 0

@@ -10,6 +10,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from tests.conftest import MODEL_OF_OPTION
+from tests.feature_classifier_run import write_feature_classifier_run
 from vaelab.builders import (
     MODEL_PART_GROUPS,
     build_module,
@@ -71,6 +72,8 @@ def test_option_composes_and_instantiates(group, option, make_config, tmp_path):
     if group == "data" and option == "npz":  # the user's own file: a tiny one where it points
         Path(cfg.data.path).parent.mkdir(parents=True)
         np.savez(cfg.data.path, x=np.zeros((4, 8, 8), np.uint8))
+    if (group, option) == ("likelihood", "perceptual"):  # the classifier it reads: a tiny one
+        write_feature_classifier_run(Path(cfg.model.likelihood.feature_network.run))
     datamodule = instantiate(cfg.data)
     dims = datamodule.dims
     assert len(dims) == 3

@@ -8,6 +8,8 @@ import math
 
 import pytest
 import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 
 from tests.conftest import FAST, MODEL_OF_OPTION, compose_config
 from vaelab.builders import build_module
@@ -18,7 +20,13 @@ from vaelab.plots.pictures import PictureSettings, make_pictures
 from vaelab.posteriors.structure import factorised_marginals
 
 IMAGE_SHAPE = (1, 28, 28)
-LIKELIHOODS = sorted(p.stem for p in (CONFIG_DIR / "likelihood").glob("*.yaml"))
+#: the normalised likelihoods; a reconstruction loss in p(x|z)'s place (is_normalised False:
+#: MS-SSIM, LogCosh, perceptual) has no log p(x) and gets its own test below
+LIKELIHOODS, LOSSES = [], []
+for _path in sorted((CONFIG_DIR / "likelihood").glob("*.yaml")):
+    _target = OmegaConf.load(_path).get("_target_")  # None: a variant of another option
+    _normalised = _target is None or get_class(_target).is_normalised
+    (LIKELIHOODS if _normalised else LOSSES).append(_path.stem)
 #: the posteriors of the plain VAE (one that needs its own model and prior, such as a
 #: categorical or a vMF posterior, is tested with it in its family's test file)
 POSTERIORS = sorted(
@@ -58,6 +66,22 @@ def test_every_likelihood_gives_finite_consistent_metrics(likelihood, tmp_path):
     assert summary["likelihood_is_continuous"] == vae.likelihood.is_continuous
     assert summary["elbo"] == pytest.approx(-(summary["recon"] + summary["kl"]))
     assert summary["bits_per_dim"] == pytest.approx(summary["iw_nll"] / (784 * math.log(2)))
+
+
+@pytest.mark.parametrize("likelihood", ["ms_ssim", "log_cosh"])
+def test_a_reconstruction_loss_gets_its_loss_and_no_log_likelihood(likelihood, tmp_path):
+    assert {"ms_ssim", "log_cosh", "perceptual"} <= set(LOSSES)
+    vae = _vae(tmp_path, f"likelihood={likelihood}")
+    assert not vae.likelihood_is_normalised
+    result = evaluate_test_set(vae, _batches(), num_samples=16, chunk_size=8, elbo_samples=2)
+    assert result.iw_log_likelihood is None
+    summary = summarize(result)
+    assert summary["loss"] == pytest.approx(summary["recon"] + summary["kl"])
+    assert summary["recon"] > 0
+    assert summary["kl"] == pytest.approx(float(result.kl.mean()))
+    for name in ("elbo", "neg_elbo", "iw_nll", "bits_per_dim", "bits_per_dim_elbo", "iw_gap"):
+        assert summary[name] is None, name
+    assert summary["likelihood_is_normalised"] is False
 
 
 @pytest.mark.parametrize(("posterior", "latent_dim"), [(p, d) for p in POSTERIORS for d in (2, 3)])

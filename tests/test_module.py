@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from vaelab.builders import build_module
+from vaelab.errors import VaelabError
 from vaelab.module import TrainingEpochMeans
 
 
@@ -70,3 +71,32 @@ def test_the_epoch_mean_of_the_loss_is_the_mean_of_the_step_losses(make_config):
     names = {"train/loss_epoch", "train/recon_epoch", "train/kl_epoch", "train/elbo_epoch"}
     assert set(recorder.epoch_metrics) == names
     assert names <= module.logged_metric_names()
+
+
+def test_a_reconstruction_loss_is_never_logged_as_a_bound(make_config):
+    """likelihood=log_cosh (a loss, not a normalised p(x|z)): recon + KL is no ELBO, so the
+    module logs loss, recon and kl only, checkpoints watch val/loss, and a bound-only objective
+    refuses in one line."""
+    module = build_module(make_config("data=digits", "likelihood=log_cosh"), (1, 8, 8))
+    assert module.metric_names == ("loss", "recon", "kl")
+    assert not module.has_bound
+    assert module.redirected_monitor("val/elbo") == "val/loss"
+    x = torch.rand(4, 1, 8, 8)
+    values = module._per_point_values(module(x))
+    assert set(values) == {"recon", "kl"}
+    wae = make_config(
+        "data=digits",
+        "likelihood=log_cosh",
+        "objective=wae_mmd",
+        "objective.deterministic_encoder=false",
+    )
+    module = build_module(wae, (1, 8, 8))
+    assert "elbo" in module(x).terms  # the objective computes it ...
+    assert set(module._per_point_values(module(x))) == {"recon", "kl", "mmd"}  # ... unlogged
+    with pytest.raises(VaelabError) as refused:
+        build_module(make_config("data=digits", "likelihood=log_cosh", "objective=iwae"), (1, 8, 8))
+    assert str(refused.value) == (
+        "objective=iwae is an importance-weighted bound on log p(x), but VAE's likelihood is a "
+        "reconstruction loss, not a normalised p(x|z): use objective=elbo (its loss is recon + "
+        "β·KL) or a normalised likelihood="
+    )

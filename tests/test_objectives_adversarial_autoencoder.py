@@ -112,7 +112,7 @@ def test_a_beta_is_refused_in_one_line():
 
 @pytest.mark.slow
 def test_a_short_mnist_run_lowers_the_reconstruction(mnist_data_dir, tmp_path):
-    trained = training_lowers_the_validation_loss(
+    _, trained = training_lowers_the_validation_loss(
         ["objective=adversarial_autoencoder", "model.latent_dim=10"],
         mnist_data_dir,
         tmp_path,

@@ -41,6 +41,7 @@ REFUSED = {
             "dip_vae_ii",
             "info_vae",
             "wae_mmd",
+            "swae",
             "factor_vae",
             "joint_capacity",
             "adversarial_autoencoder",

@@ -58,6 +58,13 @@ TENSORBOARD_SCALARS = (
 )
 
 
+#: why a run whose p(x|z) is a reconstruction loss gets no IW-NLL, ELBO or bits/dim (one line)
+LOSS_NOTE = (
+    "the likelihood is a reconstruction loss (MS-SSIM, LogCosh, perceptual), not a normalised "
+    "p(x|z): there is no log p(x), so no IW-NLL, ELBO or bits/dim; recon is the loss, kl the KL"
+)
+
+
 def choose_device(name: str) -> torch.device:
     """``auto`` (CUDA when there is one), ``cpu``, ``cuda``, ``cuda:1`` … as a device."""
     if name == "auto":
@@ -97,6 +104,8 @@ def _iw_stage(run: LoadedRun, device: torch.device, limit: int | None, num_sampl
     batches = len(run.datamodule.test_dataloader())
     batches = batches if limit is None else min(batches, int(limit))
     where = "this CPU" if device.type == "cpu" else str(device)
+    if not run.module.model.likelihood_is_normalised:  # a reconstruction loss: no log p(x)
+        return stage("the loss and KL", batches, "test batches", where=where)
     return stage(f"IW-NLL (k = {num_samples:,}) and ELBO", batches, "test batches", where=where)
 
 
@@ -126,11 +135,14 @@ def _notes(summary: dict, config: DictConfig) -> dict[str, str]:
                 "convention), which is not a normalised distribution of grey-level images, so "
                 f"the NLL is not comparable with published NLLs of binarized {dataset}"
             )
-    notes["iw_nll"] = (
-        f"−log p(x) estimated with k = {summary['num_importance_samples']} "
-        "importance samples from q(z|x) (Burda et al. 2015); an upper bound on "
-        "the true NLL in expectation"
-    )
+    if summary.get("likelihood_is_normalised") is False:
+        notes["bits_per_dim"] = notes["iw_nll"] = LOSS_NOTE
+    else:
+        notes["iw_nll"] = (
+            f"−log p(x) estimated with k = {summary['num_importance_samples']} "
+            "importance samples from q(z|x) (Burda et al. 2015); an upper bound on "
+            "the true NLL in expectation"
+        )
     notes["kl"] = "KL(q(z|x) || p(z)) at β = 1; closed form where torch.distributions has it"
     if summary["kl_per_dim"] is None:
         notes["kl_per_dim"] = "the posterior does not factorise over dimensions"
@@ -203,6 +215,7 @@ def _print_summary(metrics: dict) -> None:
         ("test points", metrics["num_points"]),
         ("importance samples k", metrics["num_importance_samples"]),
         ("ELBO", metrics["elbo"]),
+        ("loss (recon + KL)", metrics.get("loss")),
         ("  recon", metrics["recon"]),
         ("  KL", metrics["kl"]),
         ("IW-NLL", metrics["iw_nll"]),
@@ -217,7 +230,8 @@ def _print_summary(metrics: dict) -> None:
             continue
         text = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"  {label:<22} {text}")
-    print(f"  {'IW samples/s':<22} {metrics['iw_samples_per_second']:,.0f}")
+    if metrics["iw_samples_per_second"] is not None:
+        print(f"  {'IW samples/s':<22} {metrics['iw_samples_per_second']:,.0f}")
     if metrics["sampler"]["name"] != "prior":
         how = "fitted" if metrics["sampler"]["fitted_now"] else "reused"
         print(f"  {'samples from':<22} sampler={metrics['sampler']['name']} ({how})")

@@ -151,6 +151,8 @@ class LatentVariableModule(L.LightningModule):
         self.logs_beta = weighting is not None
         self.weighting = weighting if weighting is not None else ConstantBeta(1.0)
         self.objective.setup(model, self.weighting, dict(data_info or {}))
+        if not model.likelihood_is_normalised:  # a loss in p(x|z)'s place: no bound to log
+            self.objective.for_reconstruction_loss(model)
         self.regime = choose_regime(model, self.objective)
         if self.regime.needs_optimizer and optimizer is None:
             raise VaelabError(f"{type(model).__name__} trains by gradient: it needs optimizer=")
@@ -299,7 +301,8 @@ class LatentVariableModule(L.LightningModule):
             self.log(name, float(value), on_step=True)
 
     def _per_point_values(self, out: ObjectiveOutput) -> dict[str, Tensor]:
-        values = dict(out.terms)
+        # only the declared names: a loss's value is never logged under a bound's name
+        values = {name: value for name, value in out.terms.items() if name in self.metric_names}
         if self.objective.bound_name is not None and out.bound is not None:
             values[self.objective.bound_name] = out.bound
         return values

@@ -127,6 +127,18 @@ def locate_checkpoint(path: str | Path) -> CheckpointLocation:
     )
 
 
+def own_overrides(config: DictConfig) -> DictConfig:
+    """The saved run's config to build from: its groups were checked when it trained, and the
+    command line of this process (a run whose likelihood loads a classifier run, vaelab-eval)
+    is not its own, so a config without its overrides gets an empty list of them."""
+    if OmegaConf.select(config, "hydra.overrides.task", default=None) is not None:
+        return config
+    copy = config.copy()
+    with open_dict(copy):
+        copy.hydra = {"overrides": {"task": []}}
+    return copy
+
+
 def load_run(
     location: CheckpointLocation,
     device: torch.device,
@@ -142,7 +154,9 @@ def load_run(
                 config.data[key] = value
     checkpoint = load_checkpoint(location.checkpoint)
     datamodule = instantiate(config.data)
-    module = build_module(config, datamodule.dims, data_info_before_setup(datamodule))
+    module = build_module(
+        own_overrides(config), datamodule.dims, data_info_before_setup(datamodule)
+    )
     check_compatible(checkpoint, module, location.checkpoint)
     module.load_state_dict(checkpoint["state_dict"])
     module.to(device).eval()

@@ -117,10 +117,12 @@ def load_classifier_features(
     return ClassifierFeatures(model, f"feature classifier {run_dir}")
 
 
-def load_feature_classifier(run: str | Path, device: torch.device) -> tuple[nn.Module, Path]:
+def load_feature_classifier(
+    run: str | Path, device: torch.device, setup_data: bool = True
+) -> tuple[nn.Module, Path]:
     """The trained classifier of a ``vaelab-train experiment=feature_classifier_*`` run dir
     (or .ckpt) and its run dir; a run of anything else is refused in one line. Weights are
-    read with ``torch.load(weights_only=True)``."""
+    read with ``torch.load(weights_only=True)``; ``setup_data=False`` reads no data file."""
     from vaelab.baselines.feature_classifier import FeatureClassifier
     from vaelab.evaluation.checkpoint import load_run, load_run_config, locate_checkpoint
 
@@ -131,5 +133,5 @@ def load_feature_classifier(run: str | Path, device: torch.device) -> tuple[nn.M
             f"{location.run_dir} is a {str(target).rsplit('.', 1)[-1]} run, not a feature "
             "classifier; train one with vaelab-train experiment=feature_classifier_mnist"
         )
-    loaded = load_run(location, device, {"download": False, "num_workers": 0})
+    loaded = load_run(location, device, {"download": False, "num_workers": 0}, setup_data)
     return loaded.module.model, location.run_dir

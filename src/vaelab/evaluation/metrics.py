@@ -31,7 +31,7 @@ ELBO_SAMPLES = 100
 class TestSetEvaluation:
     """Per-data-point results over the evaluated test points (N of them), float64 nats."""
 
-    iw_log_likelihood: Tensor  # [N] log p(x) estimated with k importance samples
+    iw_log_likelihood: Tensor | None  # [N] log p(x) from k importance samples (None: a loss)
     recon: Tensor  # [N] −E_q log p(x|z) of the training ELBO (Monte Carlo)
     kl: Tensor  # [N] KL(q(z|x) || p(z)), closed form where torch knows it, else Monte Carlo
     kl_per_dim: Tensor | None  # [N, D] when the posterior factorises
@@ -48,7 +48,12 @@ class TestSetEvaluation:
 
     @property
     def num_points(self) -> int:
-        return len(self.iw_log_likelihood)
+        return len(self.recon)
+
+    @property
+    def is_normalised(self) -> bool:
+        """False when p(x|z) is a reconstruction loss: no log p(x), ELBO or bits/dim."""
+        return self.iw_log_likelihood is not None
 
 
 def bits_per_dim(nll: float, data_dims: int) -> float:
@@ -84,13 +89,14 @@ def evaluate_test_set(
     }
     iw_seconds = 0.0
     for x, labels in batches:
-        _synchronize(x.device)
-        start = time.perf_counter()
-        estimate = importance_weighted_log_likelihood(model, x, num_samples, chunk_size, labels)
-        _synchronize(x.device)
-        iw_seconds += time.perf_counter() - start
+        if model.likelihood_is_normalised:  # a reconstruction loss has no log p(x) to estimate
+            _synchronize(x.device)
+            start = time.perf_counter()
+            estimate = importance_weighted_log_likelihood(model, x, num_samples, chunk_size, labels)
+            _synchronize(x.device)
+            iw_seconds += time.perf_counter() - start
+            columns["iw"].append(estimate.log_likelihood.cpu())
         out = elbo(model, x, labels, unit_weight, 0)
-        columns["iw"].append(estimate.log_likelihood.cpu())
         columns["recon"].append(out.terms["recon"].double().cpu())
         columns["kl"].append(out.terms["kl"].double().cpu())
         if "kl" in out.per_dimension:
@@ -101,7 +107,7 @@ def evaluate_test_set(
         columns["mean"].append(codes.mean.float().cpu())
         columns["stddev"].append(marginal_stddev(codes).float().cpu())
         columns["labels"].append(labels.cpu())
-    if not columns["iw"]:
+    if not columns["recon"]:
         raise ValueError("no test batches to evaluate; check eval.limit_batches and the test split")
     joined = {name: torch.cat(parts) if parts else None for name, parts in columns.items()}
     return TestSetEvaluation(
@@ -128,6 +134,8 @@ def summarize(
     result: TestSetEvaluation, threshold: float = ACTIVITY_THRESHOLD
 ) -> dict[str, object]:
     """The scalars of metrics.json (and TensorBoard): nats per data point, bits/dim, counts."""
+    if not result.is_normalised:
+        return _summarize_loss(result, threshold)
     iw_nll, iw_nll_stderr = _mean_and_stderr(-result.iw_log_likelihood)
     elbo, elbo_stderr = _mean_and_stderr(result.elbo)
     units = active_units(result.encodings.mean, threshold) if result.num_points > 1 else None
@@ -167,3 +175,34 @@ def summarize(
         summary["exact_bits_per_dim"] = bits_per_dim(exact_nll, result.data_dims)
         summary["iw_nll_minus_exact"] = iw_nll - exact_nll
     return summary
+
+
+def _summarize_loss(result: TestSetEvaluation, threshold: float) -> dict[str, object]:
+    """The scalars of a model whose p(x|z) is a reconstruction loss: ``recon`` (the loss),
+    ``kl`` and their sum ``loss`` at β = 1; no log p(x), ELBO or bits/dim exist for it."""
+    units = active_units(result.encodings.mean, threshold) if result.num_points > 1 else None
+    recon, kl = float(result.recon.mean()), float(result.kl.mean())
+    skipped = ("elbo", "elbo_stderr", "neg_elbo", "iw_nll", "iw_nll_stderr", "iw_gap")
+    return {
+        "num_points": result.num_points,
+        "num_importance_samples": None,
+        "data_dims": result.data_dims,
+        "latent_dim": int(result.encodings.mean.shape[1]),
+        "loss": recon + kl,
+        "recon": recon,
+        "kl": kl,
+        "kl_per_dim": (
+            result.kl_per_dim.mean(0).tolist() if result.kl_per_dim is not None else None
+        ),
+        **dict.fromkeys(skipped),
+        "bits_per_dim": None,
+        "bits_per_dim_elbo": None,
+        "likelihood_is_continuous": result.is_continuous,
+        "likelihood_is_normalised": False,
+        "active_units": units.count if units is not None else None,
+        "active_unit_threshold": float(threshold),
+        "posterior_mean_variance": units.activity.tolist() if units is not None else None,
+        "exact_nll": None,
+        "iw_seconds": None,
+        "iw_samples_per_second": None,
+    }

@@ -26,6 +26,10 @@ class Likelihood(nn.Module):
     params_per_channel: int = 1
     #: True for densities over continuous pixel values (bits/dim is then a density too)
     is_continuous: bool = False
+    #: False for a reconstruction loss in p(x|z)'s place (MS-SSIM, LogCosh, perceptual):
+    #: ``log_prob`` is then −loss, not a normalised log-density, so −(recon + KL) bounds
+    #: nothing (no ELBO, IW-NLL or bits/dim is logged or reported for it)
+    is_normalised: bool = True
 
     def setup(self, input_shape: Sequence[int]) -> None:
         """Called once with the data's (C, H, W) before the networks are built; a no-op

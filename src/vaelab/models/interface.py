@@ -297,6 +297,14 @@ class LatentVariableModel(nn.Module, ABC):
 
     #: True when p(x|z) is a density over continuous values (bits/dim is then a density too)
     likelihood_is_continuous: bool = False
+
+    @property
+    def likelihood_is_normalised(self) -> bool:
+        """False when the model's ``likelihood`` part is a reconstruction loss, not a
+        normalised p(x|z) (its ``is_normalised``): the module then logs no bound on log p(x)
+        and vaelab-eval reports no IW-NLL or bits/dim. True for a model without such a part."""
+        return bool(getattr(getattr(self, "likelihood", None), "is_normalised", True))
+
     #: True for models whose marginal log p(x) is tractable (PPCA)
     has_exact_log_likelihood: ClassVar[bool] = False
 

@@ -12,6 +12,9 @@ from torch import Tensor, nn
 from vaelab.models.interface import LatentVariableModel
 from vaelab.schedules.base import Weighting
 
+#: logged names that mean a bound on log p(x): never given to a reconstruction loss's value
+BOUND_NAMES = frozenset({"elbo", "iwae_bound", "miwae_bound", "ciwae_bound", "piwae_bound"})
+
 
 @dataclass
 class ObjectiveOutput:
@@ -111,6 +114,15 @@ class Objective(nn.Module):
         """The per-data-point quantities logged for each stage (besides ``loss``)."""
         bound = (self.bound_name,) if self.bound_name else ()
         return bound + tuple(name for name in self.term_names if name != self.bound_name)
+
+    def for_reconstruction_loss(self, model: LatentVariableModel) -> None:  # noqa: ARG002
+        """Called once by the module when the model's p(x|z) is a reconstruction loss, not a
+        normalised likelihood (``model.likelihood_is_normalised`` is False): −(recon + KL)
+        then bounds nothing, so no bound and no term named like one is logged (``recon`` is
+        the loss, ``kl`` the KL) and checkpoints watch ``val/loss``. An objective that is
+        nothing but a bound on log p(x) overrides this to refuse in one line."""
+        self.bound_name = None
+        self.term_names = tuple(name for name in self.term_names if name not in BOUND_NAMES)
 
     # -- adversaries ----------------------------------------------------------------------
     def adversary_parameters(self) -> Iterator[nn.Parameter] | None:

@@ -86,6 +86,14 @@ class ImportanceWeightedObjective(Objective):
     def resolved_choices(self) -> dict[str, Any]:
         return {"gradient": self.gradient}
 
+    @override
+    def for_reconstruction_loss(self, model: LatentVariableModel) -> None:
+        raise VaelabError(
+            f"objective={self.config_name} is an importance-weighted bound on log p(x), but "
+            f"{type(model).__name__}'s likelihood is a reconstruction loss, not a normalised "
+            "p(x|z): use objective=elbo (its loss is recon + β·KL) or a normalised likelihood="
+        )
+
     def coefficients(self, log_weights: Tensor) -> GradientCoefficients:
         """The three paths' coefficients of this bound under this estimator (detached)."""
         log_weights = log_weights.detach()
