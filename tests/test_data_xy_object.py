@@ -59,7 +59,8 @@ def test_the_corners_of_the_grid_stay_inside_the_image():
     datamodule = XYObjectDataModule("unused")
     corner = torch.tensor([[0, 3, 27, 27]])  # the largest square at the last position
     image = datamodule.observations_from_factors(corner)[0]
-    assert image[0, 54:64, 54:64].eq(1).all() and int((image[0] > 0).sum()) == 100
+    assert image[0, 54:64, 54:64].eq(1).all()
+    assert int((image[0] > 0).sum()) == 100
 
 
 def test_greys_palette_is_one_channel_of_six_intensities():
@@ -82,7 +83,8 @@ def test_noise_background_keeps_the_square_and_draws_uniform_noise_per_image():
     outside = a.clone()
     outside[:, :, 14:20, 10:16] = float("nan")
     noise = outside[~outside.isnan()]
-    assert noise.min() >= 0 and noise.max() < 1
+    assert noise.min() >= 0
+    assert noise.max() < 1
     assert abs(noise.mean().item() - 0.5) < 0.01  # U(0, 1): s.e. 0.29 / √24,000
     assert not torch.equal(a[0], a[1])  # drawn per image
 
@@ -94,7 +96,8 @@ def test_batches_are_images_and_factor_indices(tmp_path):
     assert info["factor_sizes"] == [6, 4, 28, 28]
     assert (info["num_train"], info["num_val"], info["num_test"]) == (18_616, 100, 100)
     x, factors = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
-    assert x.shape == (8, 3, 64, 64) and factors.shape == (8, 4)
+    assert x.shape == (8, 3, 64, 64)
+    assert factors.shape == (8, 4)
     assert torch.equal(x, datamodule.observations_from_factors(factors))
 
 
