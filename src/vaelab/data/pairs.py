@@ -1,7 +1,8 @@
 """Pairs of observations that share all but k factors: the weak supervision of Locatello et al.
-2020, "Weakly-Supervised Disentanglement Without Compromises" (ICML), §3 (the pair's generative
-model: z̃ redraws the factors in a set S of size k, x₂ = g(f(z, z̃, S))) and §5 (k = 1, or
-k = Rnd drawn uniformly from 1 … d − 1 per pair).
+2020, "Weakly-Supervised Disentanglement Without Compromises" (ICML): their pair model redraws
+the factors of a set S of size k (x₂ = g(f(z, z̃, S))); their experiments take k = 1, or k = Rnd
+drawn uniformly from 1 … d − 1 per pair (disentanglement_lib's ``simple_dynamics``, k = −1).
+Section and equation numbers are not quoted: they were not checked against the paper here.
 
 :func:`sample_pairs` works on any :class:`~vaelab.data.ground_truth.GroundTruthData` (only its
 ``factor_sizes``): each first factor vector gets a partner in which exactly k factors, chosen

@@ -1,6 +1,6 @@
 """Ada-GVAE and Ada-ML-VAE: weakly supervised disentanglement from pairs of observations that
 share an unknown set of factors (Locatello et al. 2020, "Weakly-Supervised Disentanglement
-Without Compromises", ICML, §4.2).
+Without Compromises", ICML, §4).
 
 For a pair (x₁, x₂) with diagonal Gaussian posteriors q(z|x₁), q(z|x₂), the shared latent
 dimensions are estimated from δᵢ = KL(q(zᵢ|x₁) ‖ q(zᵢ|x₂)) with the adaptive threshold
@@ -9,12 +9,13 @@ unknown k; disentanglement_lib's two equal-width bins between min δ and max δ)
 dimensions both views' posteriors are replaced by one aggregate a(q(zᵢ|x₁), q(zᵢ|x₂)) — the
 arithmetic mean of the two Gaussians' moments for the Group-VAE (Ada-GVAE; Hosoya 2019), their
 normalised product of experts for the ML-VAE (Ada-ML-VAE; Bouchacourt et al. 2018) — and each
-view is trained on the β-VAE objective of its modified posterior q̃ (eq. 5):
+view is trained on the β-VAE objective of its modified posterior q̃ (§4; the paper's equation
+numbers were not checked against its text here, so none is quoted):
 
     E_q̃(z|x₁) log p(x₁|z) + E_q̃(z|x₂) log p(x₂|z) − β KL(q̃(z|x₁) ‖ p(z)) − β KL(q̃(z|x₂) ‖ p(z)).
 
 ``changed_dimensions=<k>`` replaces the threshold by the known-k rule (the k dimensions of
-largest δ keep their own posteriors; §4.2 before the heuristic); k = the latent size averages
+largest δ keep their own posteriors; §4 before the heuristic); k = the latent size averages
 nothing and is the β-VAE. The batch is a datamodule's batch of pairs (data/pairs.py: the B
 first views, then their B partners); data without pairs are refused in one line. Every logged
 term is per observation (each view is a data point): ``recon`` = −E_q̃ log p(x|z), ``kl`` =
@@ -206,7 +207,7 @@ class AdaptiveGroupObjective(Objective):
 
 
 class AdaGVAE(AdaptiveGroupObjective):
-    """Ada-GVAE (Locatello et al. 2020, §4.2 with the Group-VAE's aggregate, Hosoya 2019): the
+    """Ada-GVAE (Locatello et al. 2020, §4 with the Group-VAE's aggregate, Hosoya 2019): the
     shared dimensions take the average of the two Gaussians, mean ½(μ₁ + μ₂) and variance
     ½(σ₁² + σ₂²) (disentanglement_lib's ``GroupVAEArgmax``)."""
 
@@ -220,7 +221,7 @@ class AdaGVAE(AdaptiveGroupObjective):
 
 
 class AdaMLVAE(AdaptiveGroupObjective):
-    """Ada-ML-VAE (Locatello et al. 2020, §4.2 with the ML-VAE's aggregate, Bouchacourt et al.
+    """Ada-ML-VAE (Locatello et al. 2020, §4 with the ML-VAE's aggregate, Bouchacourt et al.
     2018): the product of the two Gaussians' experts, each to the power ½ and normalised —
     precision ½(1/σ₁² + 1/σ₂²), mean the precision-weighted ½(μ₁/σ₁² + μ₂/σ₂²)·σ̃²
     (disentanglement_lib's ``MLVaeArgmax``); identical views keep their posterior."""
