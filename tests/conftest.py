@@ -222,4 +222,7 @@ MODEL_OF_OPTION = {
     ("prior", "spherical_uniform"): "model=hyperspherical_mlp",
     ("posterior", "wrapped_normal"): "model=poincare_mlp",
     ("prior", "wrapped_normal"): "model=poincare_mlp",
+    # weak supervision trains on pairs of observations: a factor data set that gives them
+    ("objective", "ada_gvae"): "data=xy_object data.changed_factors=random",
+    ("objective", "ada_ml_vae"): "data=xy_object data.changed_factors=random",
 }

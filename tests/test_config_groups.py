@@ -52,7 +52,7 @@ def test_every_built_group_has_options():
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
 def test_option_composes_and_instantiates(group, option, make_config, tmp_path):
-    model = [MODEL_OF_OPTION[group, option]] if (group, option) in MODEL_OF_OPTION else []
+    model = MODEL_OF_OPTION[group, option].split() if (group, option) in MODEL_OF_OPTION else []
     cfg = make_config(*model, f"{group}={option}", data_dir=tmp_path / "no_data_needed")
     # the model's parts compose under model.<group>, every other group at the top level
     node = cfg.model[group] if group in MODEL_PART_GROUPS else cfg[group]

@@ -39,8 +39,9 @@ MODULE_GROUPS = ("objective", "beta", "optimizer", "lr_scheduler")
 #: what a model may condition on (its ``conditions_on``) → the ``data_info`` key that provides
 #: it (None there: the data do not), and what to name in the refusal
 PROVIDED_BY = {"classes": ("num_classes", "class labels")}
-#: the data_info keys a datamodule may know before its set-up, besides input_shape
-DATA_FACTS = ("num_classes", "factor_sizes", "factor_names")
+#: the data_info keys a datamodule may know before its set-up, besides input_shape (``pairs``:
+#: how many factors the two views of a pair differ in, data/pairs.py; absent: single views)
+DATA_FACTS = ("num_classes", "factor_sizes", "factor_names", "pairs")
 
 
 def model_class(cfg: DictConfig) -> type:

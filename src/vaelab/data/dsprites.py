@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from typing_extensions import override
 
 from vaelab.data.device_loader import ShardedPermutation
+from vaelab.data.pairs import ChangedFactors, check_changed_factors, sample_pairs
 from vaelab.data.sprites import (
     DSPRITES_FACTOR_NAMES,
     DSPRITES_FACTOR_SIZES,
@@ -146,6 +147,7 @@ class DSpritesDataModule(L.LightningDataModule):
         on_device: bool = False,
         shuffle: bool = True,
         download: bool = False,
+        changed_factors: ChangedFactors | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
@@ -160,6 +162,10 @@ class DSpritesDataModule(L.LightningDataModule):
         self.on_device = bool(on_device)
         self.shuffle = bool(shuffle)
         self.download = bool(download)
+        if changed_factors is not None:
+            check_changed_factors(changed_factors, self.factor_sizes)
+        #: batches of pairs sharing all but this many factors (data/pairs.py); None: single views
+        self.pairs = changed_factors
         self.splits: dict[str, Tensor] = {}
         self.packed: Tensor | None = None
         self._device_batches: dict[str, GridBatches] = {}
@@ -181,6 +187,7 @@ class DSpritesDataModule(L.LightningDataModule):
         info["factor_sizes"] = list(self.factor_sizes)
         info["factor_names"] = list(self.factor_names)
         info["source"] = "generated" if self.packed is None else "original"
+        info["pairs"] = self.pairs
         return info
 
     # -- the original file ------------------------------------------------------------------
@@ -348,11 +355,22 @@ class DSpritesDataModule(L.LightningDataModule):
         del generator  # no randomness in plain dSprites
         return sprites
 
+    def draw(
+        self, source: Tensor, factors: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The observations [B, C, side, side] of a batch's source and factors (a data set
+        drawn otherwise, data/xy_object.py, overrides this)."""
+        return self.paint(self.binary_images(source, factors), generator)
+
     @override
     def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> list[Tensor]:
         """[source, factors] → [images in [0, 1], factors], drawn on the device."""
         source, factors = batch
-        x = self.paint(self.binary_images(source, factors))
+        x = self.draw(source, factors)
+        if self.pairs is not None:  # each first view's partner, after the first views
+            partners = sample_pairs(self.factor_sizes, factors, self.pairs).second
+            x = torch.cat([x, self.observations_from_factors(partners)])
+            factors = torch.cat([factors, partners])
         if self.trainer is not None:
             x = self.trainer.precision_plugin.convert_input(x)
         return [x, factors]
@@ -373,11 +391,9 @@ class DSpritesDataModule(L.LightningDataModule):
         if (factors < 0).any() or (factors >= sizes).any():
             raise ValueError(f"factor indices outside the grid {tuple(self.factor_sizes)}")
         if self.packed is None:
-            sprites = self.binary_images(factors, factors)
-        else:
-            rows = self.packed.index_select(0, ravel(factors, self.factor_sizes).cpu())
-            sprites = unpack_rows(rows.to(factors.device), self.side)
-        return self.paint(sprites, generator)
+            return self.draw(factors, factors, generator)
+        rows = self.packed.index_select(0, ravel(factors, self.factor_sizes).cpu())
+        return self.paint(unpack_rows(rows.to(factors.device), self.side), generator)
 
 
 def _uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
