@@ -51,8 +51,10 @@ class LinearFactorModel(LatentVariableModel):
         return Independent(Bernoulli(logits=logits), len(SHAPE))
 
     @override
-    def sample(self, num: int, y: Tensor | None = None) -> Tensor:
-        return self.decode(self.prior.sample(num)).mean
+    def sample(
+        self, num: int, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        return self.decode(self.prior.sample(num, y, generator)).mean
 
 
 def binary_patterns(num: int = 256, seed: int = 0) -> Tensor:
