@@ -17,6 +17,7 @@ from vaelab.errors import VaelabError
 from vaelab.eval import evaluate
 from vaelab.evaluation.checkpoint import load_run, locate_checkpoint
 from vaelab.evaluation.conditional import SampleQualityMetric
+from vaelab.evaluation.encodings import prepare_batch
 from vaelab.evaluation.feature_extractors import CLASSIFIER_DIR
 from vaelab.evaluation.sample_quality import model_samples
 from vaelab.evaluation.sampler_fit import sampler_file
@@ -187,3 +188,32 @@ def test_fid_with_gmm_is_computed_on_mnist(mnist_data_dir, tmp_path):
     assert 0 <= metrics["precision"] <= 1
     assert 0 <= metrics["recall"] <= 1
     assert metrics["samplers"]["gmm"]["fid"] == metrics["fid"]
+
+
+def test_a_model_without_a_prior_is_evaluated_and_sampled_through_its_fitted_sampler(tmp_path):
+    """An RAE (no p(z)): vaelab-eval reports its reconstruction −log p(x|z = code), says why
+    there is no IW-NLL, ELBO or KL, and draws its samples from the sampler fitted to its codes
+    (Ghosh et al.'s ex-post density estimation), the fit stored beside the checkpoint."""
+    run_dir = tmp_path / "rae"
+    train(
+        compose_config(
+            [*FAST, "data=digits", "model=rae_l2", "trainer.max_epochs=1", "test=false"], run_dir
+        )
+    )
+    overrides = ["sampler=gmm", *OPTIONS["gmm"], *QUICK]
+    metrics = evaluate(eval_config(run_dir, tmp_path, *overrides))
+    assert metrics["has_prior"] is False
+    assert metrics["iw_nll"] is None
+    assert metrics["elbo"] is None
+    assert metrics["kl"] is None
+    assert "no prior p(z)" in metrics["notes"]["iw_nll"]
+    run = load_run(locate_checkpoint(run_dir), torch.device("cpu"))
+    model = run.module.model
+    batch = next(iter(run.datamodule.test_dataloader()))
+    x = prepare_batch(run.datamodule, batch, torch.device("cpu"))[0][: metrics["num_points"]]
+    by_hand = -model.decode(model.encode(x).mean).log_prob(x)
+    assert metrics["recon"] == pytest.approx(float(by_hand.mean()), rel=1e-4)
+    assert metrics["loss"] == metrics["recon"]
+    assert metrics["sampler"]["fitted_now"]
+    assert metrics["sampler"]["num_codes"] == 1437
+    assert sampler_file(Path(metrics["checkpoint"]), "gmm").is_file()

@@ -64,6 +64,12 @@ LOSS_NOTE = (
     "p(x|z): there is no log p(x), so no IW-NLL, ELBO or bits/dim; recon is the loss, kl the KL"
 )
 
+#: why a model without a prior p(z) (an autoencoder, an RAE) gets no IW-NLL, ELBO or KL
+NO_PRIOR_NOTE = (
+    "the model has no prior p(z) (an autoencoder): there is no log p(x), ELBO or KL; recon is "
+    "−log p(x|z) at the encoder's code, and its samples come from sampler= (N(0, I) for prior)"
+)
+
 
 def choose_device(name: str) -> torch.device:
     """``auto`` (CUDA when there is one), ``cpu``, ``cuda``, ``cuda:1`` … as a device."""
@@ -104,6 +110,8 @@ def _iw_stage(run: LoadedRun, device: torch.device, limit: int | None, num_sampl
     batches = len(run.datamodule.test_dataloader())
     batches = batches if limit is None else min(batches, int(limit))
     where = "this CPU" if device.type == "cpu" else str(device)
+    if not run.module.model.has_prior:
+        return stage("the reconstruction", batches, "test batches", where=where)
     if not run.module.model.likelihood_is_normalised:  # a reconstruction loss: no log p(x)
         return stage("the loss and KL", batches, "test batches", where=where)
     return stage(f"IW-NLL (k = {num_samples:,}) and ELBO", batches, "test batches", where=where)
@@ -135,7 +143,9 @@ def _notes(summary: dict, config: DictConfig) -> dict[str, str]:
                 "convention), which is not a normalised distribution of grey-level images, so "
                 f"the NLL is not comparable with published NLLs of binarized {dataset}"
             )
-    if summary.get("likelihood_is_normalised") is False:
+    if summary.get("has_prior") is False:
+        notes["bits_per_dim"] = notes["iw_nll"] = NO_PRIOR_NOTE
+    elif summary.get("likelihood_is_normalised") is False:
         notes["bits_per_dim"] = notes["iw_nll"] = LOSS_NOTE
     else:
         notes["iw_nll"] = (
@@ -215,7 +225,7 @@ def _print_summary(metrics: dict) -> None:
         ("test points", metrics["num_points"]),
         ("importance samples k", metrics["num_importance_samples"]),
         ("ELBO", metrics["elbo"]),
-        ("loss (recon + KL)", metrics.get("loss")),
+        ("loss (recon + KL)" if metrics.get("kl") is not None else "loss", metrics.get("loss")),
         ("  recon", metrics["recon"]),
         ("  KL", metrics["kl"]),
         ("IW-NLL", metrics["iw_nll"]),

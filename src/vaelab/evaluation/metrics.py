@@ -33,7 +33,7 @@ class TestSetEvaluation:
 
     iw_log_likelihood: Tensor | None  # [N] log p(x) from k importance samples (None: a loss)
     recon: Tensor  # [N] −E_q log p(x|z) of the training ELBO (Monte Carlo)
-    kl: Tensor  # [N] KL(q(z|x) || p(z)), closed form where torch knows it, else Monte Carlo
+    kl: Tensor | None  # [N] KL(q(z|x) || p(z)), closed form or Monte Carlo (None: no p(z))
     kl_per_dim: Tensor | None  # [N, D] when the posterior factorises
     exact_log_likelihood: Tensor | None  # [N] when the model has a tractable log p(x)
     encodings: Encodings
@@ -80,15 +80,25 @@ def evaluate_test_set(
     ELBO` at β = 1 (closed-form KL where torch.distributions has one, chosen as in training),
     with ``elbo_samples`` samples per point; the IW estimate from the model's
     ``sample_latents``; the exact log p(x) from the model when it has one."""
+    has_prior = model.has_prior
     elbo = ELBO(kl="auto", num_samples=elbo_samples)
     unit_weight = ConstantBeta(1.0)
-    elbo.setup(model, unit_weight, {})
+    if has_prior:
+        elbo.setup(model, unit_weight, {})
     columns: dict[str, list[Tensor]] = {
         name: []
         for name in ("iw", "recon", "kl", "kl_per_dim", "exact", "mean", "stddev", "labels")
     }
     iw_seconds = 0.0
     for x, labels in batches:
+        if not has_prior:  # an autoencoder: −log p(x|z = its code), nothing else is defined
+            code = model.encode(x, labels).mean
+            recon = -model.decode(code, labels).log_prob(x)
+            columns["recon"].append(recon.double().cpu())
+            columns["mean"].append(code.float().cpu())
+            columns["stddev"].append(torch.zeros_like(code).float().cpu())
+            columns["labels"].append(labels.cpu())
+            continue
         if model.likelihood_is_normalised:  # a reconstruction loss has no log p(x) to estimate
             _synchronize(x.device)
             start = time.perf_counter()
@@ -179,16 +189,20 @@ def summarize(
 
 def _summarize_loss(result: TestSetEvaluation, threshold: float) -> dict[str, object]:
     """The scalars of a model whose p(x|z) is a reconstruction loss: ``recon`` (the loss),
-    ``kl`` and their sum ``loss`` at β = 1; no log p(x), ELBO or bits/dim exist for it."""
+    ``kl`` and their sum ``loss`` at β = 1; no log p(x), ELBO or bits/dim exist for it. A model
+    without a prior (``kl`` None): ``recon`` = −log p(x|z) at its code is the loss."""
     units = active_units(result.encodings.mean, threshold) if result.num_points > 1 else None
-    recon, kl = float(result.recon.mean()), float(result.kl.mean())
+    has_prior = result.kl is not None
+    recon = float(result.recon.mean())
+    kl = float(result.kl.mean()) if has_prior else None
     skipped = ("elbo", "elbo_stderr", "neg_elbo", "iw_nll", "iw_nll_stderr", "iw_gap")
     return {
         "num_points": result.num_points,
         "num_importance_samples": None,
         "data_dims": result.data_dims,
         "latent_dim": int(result.encodings.mean.shape[1]),
-        "loss": recon + kl,
+        "loss": recon + (kl or 0.0),
+        "has_prior": has_prior,
         "recon": recon,
         "kl": kl,
         "kl_per_dim": (

@@ -299,6 +299,17 @@ class LatentVariableModel(nn.Module, ABC):
     likelihood_is_continuous: bool = False
 
     @property
+    def has_prior(self) -> bool:
+        """False for a model without p(z) (an autoencoder, an RAE): it has no ELBO or log p(x),
+        so vaelab-eval reports its reconstruction, and its samples come from ``sample`` or a
+        sampler fitted to its codes."""
+        try:
+            self.prior  # noqa: B018 (asking is the capability test)
+        except MissingCapability:
+            return False
+        return True
+
+    @property
     def likelihood_is_normalised(self) -> bool:
         """False when the model's ``likelihood`` part is a reconstruction loss, not a
         normalised p(x|z) (its ``is_normalised``): the module then logs no bound on log p(x)
