@@ -1,7 +1,6 @@
 """FID and precision/recall (k = 3) of trained runs' samples, one markdown row per run, in a
-feature classifier's space — for every run with a ``sample``, autoencoders included
-(``vaelab-eval`` computes the same numbers, but only after its IW-NLL stage, which a model
-without a prior p(z) refuses).
+feature classifier's space — for every run with a ``sample``, autoencoders included, without
+the rest of ``vaelab-eval`` (which computes the same numbers after its test-set stage).
 
   python scripts/sample_quality_table.py --classifier <log dir>/feature_classifiers/mnist \
       [--sampler gmm] RUN_DIR…
