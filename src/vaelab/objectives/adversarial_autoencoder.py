@@ -14,10 +14,10 @@ from typing_extensions import override
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel, MissingCapability
 from vaelab.objectives.base import GroupLoss, ObjectiveOutput, OptimiserGroup
+from vaelab.objectives.code_matching import has_mean
 from vaelab.objectives.evidence import KLEstimator, LatentProbe
 from vaelab.objectives.factor_vae import discriminator_loss, discriminator_network
 from vaelab.objectives.regularised import RegularisedELBO, distribution_name
-from vaelab.objectives.wae_mmd import has_mean
 from vaelab.schedules.base import Weighting
 from vaelab.schema import Range, checked_arguments
 

@@ -3,19 +3,13 @@ Autoencoder: An Embarrassingly Simple Generative Model", ICLR)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
-from typing_extensions import override
 
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel
-from vaelab.objectives.base import ObjectiveOutput
-from vaelab.objectives.evidence import KLEstimator, LatentProbe
-from vaelab.objectives.regularised import RegularisedELBO, batch_constant, distribution_name
-from vaelab.objectives.wae_mmd import has_mean
-from vaelab.schedules.base import Weighting
+from vaelab.objectives.code_matching import CodeMatchingObjective
+from vaelab.objectives.evidence import KLEstimator
 from vaelab.schema import NonNegativeFloat, PositiveFloat, PositiveInt, checked_arguments
 
 
@@ -45,21 +39,18 @@ def sliced_wasserstein(samples: Tensor, reference: Tensor, directions: Tensor, p
 
 
 @checked_arguments("objective")
-class SWAE(RegularisedELBO):
+class SWAE(CodeMatchingObjective):
     """SWAE (Kolouri et al. 2019, eq. 14 and Algorithm 1): minimise
     E[c(x, ψ(φ(x)))] + λ·SW_p^p(q(z), p(z)), the cost c = −log p(x|z) of the model's
     likelihood (or the reconstruction loss in its place) and the sliced distance between the
     batch's codes and as many prior draws along ``num_projections`` = L fresh random
     directions per step (:func:`sliced_wasserstein`; the paper's p = 2 and L = 50 on MNIST).
-
-    ``deterministic_encoder: true`` (the paper's encoder φ) codes each x as the mean of q(z|x):
-    there is no ELBO then, nothing is logged as ``elbo`` and checkpoints watch ``val/loss``;
-    the logged terms are ``recon`` and ``sliced_wasserstein`` (SW_p^p of the batch). With a
-    stochastic encoder the code is one draw of q(z|x) and that draw's ELBO and KL are logged as
-    terms, never trained on. λ replaces β: only ``beta=constant beta.value=1.0`` is accepted.
-    """
+    ``deterministic_encoder: true`` is the paper's encoder φ (see
+    :class:`~vaelab.objectives.code_matching.CodeMatchingObjective` for what is logged)."""
 
     option_name = "swae"
+    divergence_name = "sliced_wasserstein"
+    weighting_reason = "λ weights the sliced Wasserstein distance, β does not"
 
     def __init__(
         self,
@@ -69,63 +60,12 @@ class SWAE(RegularisedELBO):
         deterministic_encoder: bool = True,
         kl: KLEstimator = "auto",
     ) -> None:
-        super().__init__(kl)
-        self.lambda_ = float(lambda_)
+        super().__init__(lambda_, deterministic_encoder, kl)
         self.num_projections = int(num_projections)
         self.p = float(p)
-        self.deterministic_encoder = bool(deterministic_encoder)
-        # instance attributes: what is logged depends on the encoder
-        self.bound_name = None
-        self.term_names = (
-            ("recon", "sliced_wasserstein")
-            if deterministic_encoder
-            else ("recon", "sliced_wasserstein", "elbo", "kl")
-        )
 
-    @override
-    def check_latent(self, probe: LatentProbe) -> None:
-        if self.deterministic_encoder and not has_mean(probe.posterior):
-            raise VaelabError(
-                f"{self.option} objective.deterministic_encoder=true codes each x by the mean "
-                f"of q(z|x); {distribution_name(probe.posterior)} has none in closed form: use "
-                "objective.deterministic_encoder=false or posterior=diagonal"
-            )
-
-    @override
-    def check_weighting(self, weighting: Weighting) -> None:
-        self.refuse_weighting(weighting, "λ weights the sliced Wasserstein distance, β does not")
-
-    @override
-    def resolved_choices(self) -> dict[str, Any]:
-        return {} if self.deterministic_encoder else super().resolved_choices()
-
-    def distance(self, model: LatentVariableModel, z: Tensor) -> Tensor:
+    def divergence(self, model: LatentVariableModel, z: Tensor) -> Tensor:
         """SW_p^p between the codes z [B, D] and B prior draws, along fresh directions."""
         prior_codes = model.prior.sample(z.shape[0]).to(z.dtype)
         directions = random_directions(self.num_projections, z.shape[-1], z)
         return sliced_wasserstein(z, prior_codes, directions, self.p)
-
-    @override
-    def forward(
-        self,
-        model: LatentVariableModel,
-        x: Tensor,
-        y: Tensor | None,
-        weighting: Weighting,
-        step: int,
-        split: str = "train",
-    ) -> ObjectiveOutput:
-        if self.deterministic_encoder:  # no ELBO: the code is the mean of q(z|x)
-            z = model.encode(x, y).mean
-            recon = -model.decode(z, y).log_prob(x)
-            terms = {"recon": recon}
-        else:
-            evidence = self.evidence(model, x, y)
-            z, recon = evidence.samples.z, evidence.recon
-            terms = {"recon": recon, "elbo": evidence.elbo, "kl": evidence.kl}
-        distance = batch_constant(self.distance(model, z), recon.shape[0])
-        return ObjectiveOutput(
-            loss=recon + self.lambda_ * distance,
-            bound=None,
-            terms={**terms, "sliced_wasserstein": distance},
-        )
