@@ -63,8 +63,8 @@ class MSSSIMLoss(ReconstructionLoss):
     (torchmetrics' option for training: raw contrast terms can
     be negative, whose fractional powers are NaN; ``relu`` clips them, zeroing the gradient
     of a blank decoder). MS-SSIM is 1 for x̂ = x whichever is chosen, so the loss is 0 there.
-    ``weight`` scales the loss against the KL (null: the number of values C·H·W of an image,
-    784 on MNIST, so the loss is on the scale of a per-pixel sum). A loss, not a normalised
+    ``weight`` scales the loss against the KL (null: the number of values C·H·W of the data's
+    image shape, so the loss is on the scale of a per-pixel sum). A loss, not a normalised
     likelihood.
     """
 

@@ -14,10 +14,10 @@ from typing_extensions import override
 from vaelab.errors import VaelabError
 from vaelab.models.interface import LatentVariableModel, MissingCapability
 from vaelab.objectives.base import GroupLoss, ObjectiveOutput, OptimiserGroup
-from vaelab.objectives.code_matching import has_mean
+from vaelab.objectives.code_matching import refuse_a_code_without_mean
 from vaelab.objectives.evidence import KLEstimator, LatentProbe
 from vaelab.objectives.factor_vae import discriminator_loss, discriminator_network
-from vaelab.objectives.regularised import RegularisedELBO, distribution_name
+from vaelab.objectives.regularised import RegularisedELBO
 from vaelab.schedules.base import Weighting
 from vaelab.schema import Range, checked_arguments
 
@@ -97,12 +97,7 @@ class AdversarialAutoencoder(RegularisedELBO):
 
     @override
     def check_latent(self, probe: LatentProbe) -> None:
-        if self.deterministic_encoder and not has_mean(probe.posterior):
-            raise VaelabError(
-                f"{self.option} objective.deterministic_encoder=true codes each x by the mean "
-                f"of q(z|x); {distribution_name(probe.posterior)} has none in closed form: use "
-                "objective.deterministic_encoder=false or posterior=diagonal"
-            )
+        refuse_a_code_without_mean(self.option, self.deterministic_encoder, probe)
 
     @override
     def check_weighting(self, weighting: Weighting) -> None:

@@ -27,6 +27,17 @@ def has_mean(distribution: Distribution) -> bool:
     return True
 
 
+def refuse_a_code_without_mean(option: str, deterministic_encoder: bool, probe: LatentProbe):
+    """One line when a deterministic encoder (the mean of q(z|x)) is asked of a posterior whose
+    mean has no closed form."""
+    if deterministic_encoder and not has_mean(probe.posterior):
+        raise VaelabError(
+            f"{option} objective.deterministic_encoder=true codes each x by the mean "
+            f"of q(z|x); {distribution_name(probe.posterior)} has none in closed form: use "
+            "objective.deterministic_encoder=false or posterior=diagonal"
+        )
+
+
 class CodeMatchingObjective(RegularisedELBO):
     """E[−log p(x|z)] + λ·D(q(z), p(z)), D estimated between the batch's codes and as many
     prior draws (:meth:`divergence`, logged under :attr:`divergence_name`).
@@ -56,12 +67,7 @@ class CodeMatchingObjective(RegularisedELBO):
 
     @override
     def check_latent(self, probe: LatentProbe) -> None:
-        if self.deterministic_encoder and not has_mean(probe.posterior):
-            raise VaelabError(
-                f"{self.option} objective.deterministic_encoder=true codes each x by the mean "
-                f"of q(z|x); {distribution_name(probe.posterior)} has none in closed form: use "
-                "objective.deterministic_encoder=false or posterior=diagonal"
-            )
+        refuse_a_code_without_mean(self.option, self.deterministic_encoder, probe)
 
     @override
     def check_weighting(self, weighting: Weighting) -> None:
